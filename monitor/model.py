@@ -1,0 +1,215 @@
+"""The domain: sites, links, terminals, SNMP auths and the readiness policy (pydantic, strict, frozen)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MEDIA = ("fiber", "microwave", "lte", "vsat", "adsl", "copper", "radio")
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors and nothing changes after loading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _ident(value: str) -> str:
+    if not ID_RE.match(value):
+        raise ValueError("must be 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return value
+
+
+def _address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+
+
+Ident = Annotated[str, AfterValidator(_ident)]
+Address = Annotated[str, AfterValidator(_address)]
+Medium = Literal["fiber", "microwave", "lte", "vsat", "adsl", "copper", "radio"]
+
+
+class Location(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class SnmpInterface(Strict):
+    """Where SNMP reads the interface that carries a link."""
+
+    device: Address
+    port: int = Field(161, ge=1, le=65535)
+    auth: Ident
+    if_index: int | None = Field(None, ge=1)
+    if_name: str | None = None
+    rx_sensor: int | None = Field(None, ge=1, description="entPhysicalIndex of the receive power sensor")
+    tx_sensor: int | None = Field(None, ge=1, description="entPhysicalIndex of the transmit power sensor")
+    neighbours: bool = Field(False, description="walk this device's ARP/neighbour table for terminals")
+
+    @model_validator(mode="after")
+    def _one_interface(self) -> SnmpInterface:
+        if (self.if_index is None) == (self.if_name is None):
+            raise ValueError("give exactly one of if_index or if_name")
+        return self
+
+
+class Link(Strict):
+    role: Literal["primary", "backup"]
+    medium: Medium
+    address: Address
+    source: str | None = Field(None, description="address or interface to send probes from")
+    snmp: SnmpInterface | None = None
+
+
+class Terminal(Strict):
+    id: Ident
+    address: Address
+    port: int | None = Field(None, ge=1, le=65535)
+
+
+class Site(Strict):
+    id: Ident
+    name: str = Field(min_length=1, max_length=200)
+    county: str = Field(min_length=1, max_length=100)
+    area: Literal["urban", "rural"]
+    location: Location | None = None
+    upstream: Ident | None = None
+    kind: Literal["polling", "node"] = "polling"
+    links: tuple[Link, ...] = ()
+    terminals: tuple[Terminal, ...] = ()
+
+    @field_validator("links")
+    @classmethod
+    def _roles(cls, links: tuple[Link, ...]) -> tuple[Link, ...]:
+        roles = [link.role for link in links]
+        for role in ("primary", "backup"):
+            if roles.count(role) > 1:
+                raise ValueError(f"more than one {role} link")
+        if links and "primary" not in roles:
+            raise ValueError("a site with links needs a primary link")
+        by_role = {link.role: link for link in links}
+        if "backup" in by_role and by_role["backup"].address == by_role["primary"].address:
+            raise ValueError(
+                f"backup address {by_role['backup'].address} is the primary's: the backup would prove nothing"
+            )
+        return links
+
+    def link(self, role: str) -> Link | None:
+        """Return the link with ``role``, if the site has one."""
+        return next((link for link in self.links if link.role == role), None)
+
+
+class SnmpAuth(Strict):
+    """SNMP credentials, declared once and referenced by name. Secrets redact themselves."""
+
+    version: Literal["2c", "3"] = "2c"
+    community: SecretStr | None = None
+    community_env: str | None = None
+    user: str | None = None
+    auth_protocol: Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"] | None = None
+    auth_key: SecretStr | None = None
+    auth_key_env: str | None = None
+    priv_protocol: Literal["DES", "AES", "AES192", "AES256"] | None = None
+    priv_key: SecretStr | None = None
+    priv_key_env: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SnmpAuth:
+        if self.version == "2c" and not (self.community or self.community_env):
+            raise ValueError("v2c needs community or community_env")
+        if self.version == "3":
+            if not self.user:
+                raise ValueError("v3 needs user")
+            if self.priv_protocol and not self.auth_protocol:
+                raise ValueError("v3 privacy (priv_protocol) needs authentication (auth_protocol)")
+            if self.auth_protocol and not (self.auth_key or self.auth_key_env):
+                raise ValueError("auth_protocol needs auth_key or auth_key_env")
+            if self.priv_protocol and not (self.priv_key or self.priv_key_env):
+                raise ValueError("priv_protocol needs priv_key or priv_key_env")
+        return self
+
+
+class MediumPolicy(Strict):
+    """What a healthy link of one medium looks like."""
+
+    loss_max_ratio: float = Field(0.02, ge=0, le=1)
+    rtt_max_seconds: float = Field(0.1, gt=0)
+    jitter_max_seconds: float = Field(0.03, ge=0)
+    rx_power_min_dbm: float | None = Field(None, ge=-60, le=20, description="below: link degraded")
+    rx_power_warn_dbm: float | None = Field(None, ge=-60, le=20, description="below: warning band")
+    errors_max_per_second: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _bands(self) -> MediumPolicy:
+        if (
+            self.rx_power_min_dbm is not None
+            and self.rx_power_warn_dbm is not None
+            and self.rx_power_warn_dbm < self.rx_power_min_dbm
+        ):
+            raise ValueError("rx_power_warn_dbm must not be below rx_power_min_dbm")
+        return self
+
+
+def _default_media() -> dict[str, MediumPolicy]:
+    return {
+        "fiber": MediumPolicy(loss_max_ratio=0.01, rtt_max_seconds=0.05, jitter_max_seconds=0.01,
+                              rx_power_min_dbm=-25, rx_power_warn_dbm=-23),
+        "microwave": MediumPolicy(loss_max_ratio=0.02, rtt_max_seconds=0.08, jitter_max_seconds=0.02),
+        "lte": MediumPolicy(loss_max_ratio=0.05, rtt_max_seconds=0.15, jitter_max_seconds=0.05),
+        "vsat": MediumPolicy(loss_max_ratio=0.05, rtt_max_seconds=0.9, jitter_max_seconds=0.15),
+        "adsl": MediumPolicy(loss_max_ratio=0.03, rtt_max_seconds=0.1, jitter_max_seconds=0.03),
+        "copper": MediumPolicy(loss_max_ratio=0.02, rtt_max_seconds=0.05, jitter_max_seconds=0.02),
+        "radio": MediumPolicy(loss_max_ratio=0.05, rtt_max_seconds=0.15, jitter_max_seconds=0.05),
+    }
+
+
+class Policy(Strict):
+    """What a site needs to be ready."""
+
+    media: dict[Medium, MediumPolicy] = Field(default_factory=_default_media)
+    require_backup: bool = True
+    terminals_min_ratio: float = Field(1.0, ge=0, le=1, description="share of terminals that must be up")
+    stale_after_intervals: float = Field(3.0, ge=1, description="data older than this many intervals: unknown")
+    sustain_seconds: float = Field(0.0, ge=0, description="healthy this long before ready (history)")
+    sustain_availability_ratio: float = Field(0.99, ge=0, le=1)
+
+    @field_validator("media")
+    @classmethod
+    def _all_media(cls, media: dict[str, MediumPolicy]) -> dict[str, MediumPolicy]:
+        return {**_default_media(), **media}
+
+
+class Programme(Strict):
+    name: str = "Election readiness"
+    deadline: datetime
+    timezone: str = "Asia/Tehran"
+    calendar: Literal["jalali", "gregorian"] = "jalali"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _aware(self) -> Programme:
+        if self.deadline.tzinfo is None:
+            object.__setattr__(self, "deadline", self.deadline.replace(tzinfo=ZoneInfo(self.timezone)))
+        return self
+
+
+class Listen(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, le=65535)

@@ -1,0 +1,10 @@
+"""Probe kinds. The one registry: kind -> probe. Config validation takes the allowed kinds from here."""
+
+from __future__ import annotations
+
+from probes import icmp, tcp
+from probes.base import Observation, Probe, ProbeSettings, Target
+
+PROBES: dict[str, Probe] = {probe.kind: probe for probe in (icmp.PROBE, tcp.PROBE)}
+
+__all__ = ["PROBES", "Observation", "Probe", "ProbeSettings", "Target"]
