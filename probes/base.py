@@ -67,6 +67,7 @@ class Observation:
     values: Mapping[str, float] = field(default_factory=dict)  # unit in the name: rtt_avg_seconds
     failure: str = ""  # short machine word: timeout, refused, unreachable, no_such_object, error
     reason: str = ""  # one short human line, never a secret
+    details: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. {"missing": ("T3",)}
 
     @classmethod
     def failed(cls, target: Target, kind: str, failure: str, reason: str, **values: float) -> Observation:
