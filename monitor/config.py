@@ -41,6 +41,14 @@ class Config(Strict):
     # Filled by the loader: where the config came from and a hash of everything it read.
     source: str = ""
     version: str = ""
+    # With --shard: upstream nodes this instance evaluates for its sites' sake but another shard reports.
+    watch_only: frozenset[str] = frozenset()
+
+    def reported_sites(self) -> tuple[Site, ...]:
+        """Return the sites this instance reports (all of them unless sharded)."""
+        if not self.watch_only:
+            return self.sites
+        return tuple(s for s in self.sites if s.id not in self.watch_only)
 
     def probe_settings(self, kind: str) -> ProbeSettings:
         """Return the settings of probe ``kind``."""
@@ -129,7 +137,7 @@ def _cross_check(sites: list[Site], raws: dict[str, RawSite], auths: dict[str, A
         node = site
         while node.upstream is not None and node.upstream in seen:
             if node.upstream in chain:
-                cycle = chain[chain.index(node.upstream):] + [node.upstream]
+                cycle = [*chain[chain.index(node.upstream):], node.upstream]
                 if not reported & set(cycle):
                     file, line = at(node.id, ("upstream",))
                     problems.append(Problem(file, "upstream cycle: " + " -> ".join(cycle), line, node.id,

@@ -20,7 +20,8 @@ CSV_COLUMNS = (
     "primary_medium", "primary_address", "backup_medium", "backup_address", "terminals",
 )
 CSV_REQUIRED = ("site_id", "name", "county", "area", "primary_medium", "primary_address")
-_TERMINAL_RE = re.compile(r"^(?P<id>[^@\s]+)@(?:\[(?P<v6>[^\]]+)\]|(?P<addr>[^:\s]+|[0-9a-fA-F:]+?))(?::(?P<port>\d+))?$")
+# ID@ADDRESS[:PORT]; an IPv6 address with a port goes in brackets: T1@[2001:db8::5]:8443
+_TERMINAL_RE = re.compile(r"^(?P<id>[^@\s]+)@(?:\[(?P<v6>[^\]]+)\]|(?P<addr>[^\s\[\]]+?))(?::(?P<port>\d+))?$")
 
 
 @dataclass
@@ -71,10 +72,12 @@ def _split_terminal(text: str) -> dict[str, Any]:
     m = _TERMINAL_RE.match(text.strip())
     if not m:
         raise ValueError(f"terminal {text.strip()!r} is not ID@ADDRESS[:PORT]")
-    address = m.group("v6") or m.group("addr")
+    address, port = m.group("v6") or m.group("addr"), m.group("port")
+    if m.group("addr") and address.count(":") >= 1 and port is not None and ":" in address:
+        address, port = f"{address}:{port}", None  # bare IPv6: every colon belongs to the address
     out: dict[str, Any] = {"id": m.group("id"), "address": address}
-    if m.group("port"):
-        out["port"] = int(m.group("port"))
+    if port:
+        out["port"] = int(port)
     return out
 
 

@@ -159,7 +159,7 @@ class MediumPolicy(Strict):
         return self
 
 
-def _default_media() -> dict[str, MediumPolicy]:
+def _default_media() -> dict[Medium, MediumPolicy]:
     return {
         "fiber": MediumPolicy(loss_max_ratio=0.01, rtt_max_seconds=0.05, jitter_max_seconds=0.01,
                               rx_power_min_dbm=-25, rx_power_warn_dbm=-23),
@@ -184,7 +184,7 @@ class Policy(Strict):
 
     @field_validator("media")
     @classmethod
-    def _all_media(cls, media: dict[str, MediumPolicy]) -> dict[str, MediumPolicy]:
+    def _all_media(cls, media: dict[Medium, MediumPolicy]) -> dict[Medium, MediumPolicy]:
         return {**_default_media(), **media}
 
 

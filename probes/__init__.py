@@ -5,6 +5,7 @@ from __future__ import annotations
 from probes import icmp, tcp
 from probes.base import Observation, Probe, ProbeSettings, Target
 
-PROBES: dict[str, Probe] = {probe.kind: probe for probe in (icmp.PROBE, tcp.PROBE)}
+_ALL: tuple[Probe, ...] = (icmp.PROBE, tcp.PROBE)
+PROBES: dict[str, Probe] = {probe.kind: probe for probe in _ALL}
 
 __all__ = ["PROBES", "Observation", "Probe", "ProbeSettings", "Target"]

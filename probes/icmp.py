@@ -32,8 +32,8 @@ class IcmpSettings(ProbeSettings):
 
 
 class IcmpProbe:
-    kind = KIND
-    settings_model = IcmpSettings
+    kind: str = KIND
+    settings_model: type[ProbeSettings] = IcmpSettings
 
     def targets(self, config: Config) -> list[Target]:
         """Return every link address, and every terminal without a service port."""

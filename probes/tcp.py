@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import time
 from collections.abc import Sequence
@@ -32,8 +33,8 @@ def _failure(exc: OSError) -> tuple[str, str]:
 
 
 class TcpProbe:
-    kind = KIND
-    settings_model = TcpSettings
+    kind: str = KIND
+    settings_model: type[ProbeSettings] = TcpSettings
 
     def targets(self, config: Config) -> list[Target]:
         """Return one target per terminal that declares a service port."""
@@ -61,10 +62,8 @@ class TcpProbe:
                 return Observation.failed(target, KIND, failure, reason)
             connect = time.perf_counter() - start
             writer.close()
-            try:
+            with contextlib.suppress(OSError, TimeoutError):  # proven open; how it closes is not our concern
                 await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
-            except (OSError, TimeoutError):
-                pass  # the connection was proven; how it closes is not our concern
             return Observation(target.key, KIND, True, time.time(), {"connect_seconds": connect})
 
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:

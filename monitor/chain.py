@@ -1,0 +1,172 @@
+"""The event store's hash chain: the canonical row form, `row_hash`, and `verify_store`.
+
+Every row of the ``events`` table in ``<data-dir>/events.db`` carries the SHA-256 of the row before
+it, so a changed, inserted or deleted row breaks the chain. This module is the whole definition of
+that chain; the store writes it and ``readiness audit verify`` / the export code re-compute it.
+
+Canonical form of a row (exactly what `row_hash` hashes)::
+
+    hash = sha256(json.dumps(fields, sort_keys=True, separators=(",", ":"),
+                             ensure_ascii=False).encode("utf-8")).hexdigest()
+
+``fields`` is a JSON object with exactly these ten keys (every column except ``hash``), holding the
+column values as stored in SQLite:
+
+=============== =======================================================================================
+seq             integer; 1 for the first row, then +1 per row, no gaps
+at              number, unix seconds, a float written as Python writes floats: the shortest decimal
+                that reads back to the same double, always with a fraction or exponent
+                (``1714000000.0``, ``1714000000.25``)
+kind            string: ``transition`` | ``snapshot`` | ``config`` | ``marker``
+entity          string, e.g. ``site:ILM-001``
+old             string, or null
+new             string
+reasons         string: the column text, itself canonical JSON (same dumps options) of a list of
+                strings, e.g. ``["backup.down","terminals 3/5"]``; ``[]`` when there are none
+config_version  string
+payload         string: the column text, canonical JSON of an object; ``{}`` when empty
+prev_hash       string, 64 lowercase hex digits: the ``hash`` of row ``seq - 1``; 64 zeros for row 1
+=============== =======================================================================================
+
+Because ``reasons`` and ``payload`` enter the hash as the exact text stored, a verifier never has to
+re-serialise them; only ``at`` depends on float formatting. Non-ASCII text (Persian site names) is
+hashed as raw UTF-8, not as ``\\u`` escapes.
+
+What the chain cannot show on its own: rows cut off the *end* (the last row is as valid as any). An
+auditor closes that gap with an anchor — a ``(seq, hash)`` head recorded earlier, e.g. printed in an
+export bundle — passed to `verify_store`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monitor.errors import StoreError
+
+DB_FILENAME = "events.db"
+GENESIS_HASH = "0" * 64
+HASHED_COLUMNS = (
+    "seq", "at", "kind", "entity", "old", "new", "reasons", "config_version", "payload", "prev_hash",
+)
+TRIGGERS = ("events_no_update", "events_no_delete", "events_extend_chain")
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise ``value`` the one way the chain accepts (sorted keys, no spaces, raw UTF-8)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def row_hash(fields: Mapping[str, Any]) -> str:
+    """Return the chain hash of one row given its columns (a ``hash`` key, if present, is ignored).
+
+    ``reasons`` and ``payload`` may be given as the stored JSON text or as a list/tuple and a dict;
+    the latter are serialised canonically first, so both spellings hash the same.
+    """
+    keys = set(fields) - {"hash"}
+    if keys != set(HASHED_COLUMNS):
+        missing, extra = set(HASHED_COLUMNS) - keys, keys - set(HASHED_COLUMNS)
+        raise ValueError(f"row fields must be exactly {HASHED_COLUMNS}: missing {missing}, unexpected {extra}")
+    doc = {key: fields[key] for key in HASHED_COLUMNS}
+    for key in ("reasons", "payload"):
+        if not isinstance(doc[key], str):
+            doc[key] = canonical_json(list(doc[key]) if key == "reasons" else doc[key])
+    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """What walking the chain found: ok, or the first bad row and why."""
+
+    ok: bool
+    rows: int  # rows checked (up to and including the first bad one)
+    first_bad_seq: int | None = None
+    reason: str = ""
+    head_seq: int = 0  # last good row
+    head_hash: str = GENESIS_HASH
+    warnings: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        if self.ok:
+            text = f"ok: {self.rows} rows, chain head {self.head_seq} {self.head_hash}"
+        else:
+            text = f"FAILED after {self.rows} rows: {self.reason}"
+        return "\n".join([text, *(f"warning: {w}" for w in self.warnings)])
+
+
+def verify_rows(
+    rows: Iterable[tuple[Any, ...]], anchor: tuple[int, str] | None = None
+) -> VerifyResult:
+    """Walk rows (HASHED_COLUMNS then hash, in seq order) and report the first one that breaks the chain."""
+    expected, prev, checked = 1, GENESIS_HASH, 0
+
+    def bad(seq: int, reason: str) -> VerifyResult:
+        return VerifyResult(False, checked, seq, reason, expected - 1, prev)
+
+    for row in rows:
+        fields = dict(zip(HASHED_COLUMNS, row[:-1], strict=True))
+        seq, stored = fields["seq"], row[-1]
+        checked += 1
+        if seq != expected:
+            if isinstance(seq, int) and seq > expected:
+                return bad(expected, f"row {expected} missing (deleted)")
+            return bad(seq, f"row {seq}: unexpected sequence number, expected {expected} (inserted)")
+        if fields["prev_hash"] != prev:
+            if seq == 1:
+                return bad(1, "row 1: prev_hash is not the genesis hash (rows before it deleted, or inserted)")
+            return bad(seq, f"row {seq}: prev_hash does not match row {seq - 1} (inserted or reordered)")
+        try:
+            computed = row_hash(fields)
+        except (TypeError, ValueError):  # a blob, NaN or infinity put in by hand: cannot be ours
+            computed = ""
+        if computed != stored:
+            return bad(seq, f"row {seq}: hash mismatch (content changed)")
+        if anchor is not None and seq == anchor[0] and stored != anchor[1]:
+            return bad(seq, f"row {seq}: hash differs from the anchor {anchor[1]} (history rewritten)")
+        expected, prev = seq + 1, stored
+    if anchor is not None and anchor[0] >= expected:
+        missing = expected
+        return VerifyResult(
+            False, checked, missing, f"row {missing} missing (deleted; the anchor says the chain reached row "
+            f"{anchor[0]})", expected - 1, prev,
+        )
+    return VerifyResult(True, checked, None, "", expected - 1, prev)
+
+
+def connect_readonly(data_dir: str | Path) -> sqlite3.Connection:
+    """Open the store of ``data_dir`` for reading; StoreError if there is none."""
+    path = Path(data_dir) / DB_FILENAME
+    if not path.is_file():
+        raise StoreError(f"no event store at {path}")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        conn.execute("SELECT 1 FROM events LIMIT 1")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    return conn
+
+
+def verify_store(data_dir: str | Path, *, anchor: tuple[int, str] | None = None) -> VerifyResult:
+    """Walk the whole chain of the store in ``data_dir``; name the first bad row and why.
+
+    Safe while a writer is running (it reads one consistent WAL snapshot). ``anchor`` is a
+    ``(seq, hash)`` recorded earlier; with it, rows cut off the end are caught too.
+    """
+    conn = connect_readonly(data_dir)
+    try:
+        present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        warnings = tuple(f"trigger {t} is missing (someone disabled append-only)" for t in TRIGGERS
+                         if t not in present)
+        cursor = conn.execute(f"SELECT {', '.join(HASHED_COLUMNS)}, hash FROM events ORDER BY seq")
+        result = verify_rows(cursor, anchor)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read {Path(data_dir) / DB_FILENAME}: {exc}") from exc
+    finally:
+        conn.close()
+    return VerifyResult(result.ok, result.rows, result.first_bad_seq, result.reason,
+                        result.head_seq, result.head_hash, warnings)

@@ -1,0 +1,159 @@
+"""The `readiness` command line. Exit codes: 0 ok, 1 runtime failure, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from monitor.errors import ConfigError, Problem, ReadinessError
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+log = logging.getLogger("readiness")
+
+
+def _print_problems(exc: ConfigError) -> None:
+    print(f"error: {len(exc.problems)} problem(s):", file=sys.stderr)
+    for p in exc.problems:
+        print(f"  {p}", file=sys.stderr)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from monitor.config import load_config
+    from monitor.report import config_summary
+
+    warnings: list[Problem] = []
+    config = load_config(args.config, warnings)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(config_summary(config))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.config import load_config
+
+    config = load_config(args.config)
+    if args.shard:
+        from monitor.shard import select_shard
+        config = select_shard(config, args.shard)
+    return asyncio.run(_run(config, args))
+
+
+async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from monitor.scheduler import Runner
+    from monitor.service import Service
+
+    service = Service(config)
+    if args.once:
+        try:
+            snap = await service.run_once()
+        finally:
+            await service.close()
+        _report(snap, args.json)
+        return EXIT_OK
+    runner = Runner(service, args.config)
+    host = args.listen_host or config.listen.host
+    port = config.listen.port if args.listen_port is None else args.listen_port
+    await runner.run(host, port)
+    return EXIT_OK
+
+
+def _report(snap, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    if as_json:
+        from monitor.api import sites_json
+        print(json.dumps(sites_json(snap), ensure_ascii=False, indent=1))
+    else:
+        from monitor.report import print_table
+        print_table(snap)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    return run_demo(once=args.once, as_json=args.json, port=args.port, report=_report)
+
+
+def cmd_inventory_import(args: argparse.Namespace) -> int:
+    from monitor.importer import import_csv
+
+    warnings: list[Problem] = []
+    text = import_csv(Path(args.csv), warnings)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="readiness", description="Election site readiness monitor.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="validate a config and its inventories")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("run", help="run the service (or one cycle with --once)")
+    p.add_argument("config")
+    p.add_argument("--once", action="store_true", help="probe once, print the report, exit")
+    p.add_argument("--json", action="store_true", help="with --once: JSON as /api/v1/sites")
+    p.add_argument("--listen-host", help="override listen.host")
+    p.add_argument("--listen-port", type=int, help="override listen.port (0: any free port)")
+    p.add_argument("--shard", help="K/N: monitor only shard K of N (rendezvous hashing on site id)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="bring up the simulated Ilam province and run the service on it")
+    p.add_argument("--once", action="store_true", help="one cycle, print the report, tear down")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--port", type=int, default=9108, help="HTTP port (default 9108)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("inventory", help="inventory tools")
+    isub = p.add_subparsers(dest="inventory_command", required=True)
+    q = isub.add_parser("import", help="convert a spreadsheet CSV export to inventory YAML")
+    q.add_argument("csv")
+    q.add_argument("-o", "--output")
+    q.set_defaults(func=cmd_inventory_import)
+
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions():  # type: ignore[no-untyped-def]
+    """Yield the add_parser functions of command modules that live elsewhere."""
+    import importlib
+
+    for name in ("monitor.cli_extra",):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        yield from module.REGISTER
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EXIT_BAD_INPUT
+    except ReadinessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
