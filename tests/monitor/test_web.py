@@ -1,0 +1,158 @@
+"""The HTTP surface against a real server on loopback: /metrics, the API, health, reload."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.config import load_config
+from monitor.metrics import SnapshotCollector
+from monitor.scheduler import Runner
+from monitor.service import Service
+from probes.base import Observation
+from probes.tcp import PROBE as TCP
+from tests.monitor.fixtures import SNMP_OK, obs, site, write_config
+
+CATALOGUE = Path(__file__).parents[2] / "docs" / "metrics.md"
+
+
+def catalogue() -> set[str]:
+    return set(re.findall(r"^\| `(readiness_[a-z0-9_]+)`", CATALOGUE.read_text(), re.M))
+
+
+def scrape_names(text: str) -> set[str]:
+    names = set()
+    for fam in text_string_to_metric_families(text):
+        names.add(fam.name + ("_total" if fam.type == "counter" else ""))
+    return names
+
+
+@pytest.fixture
+async def running(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A Runner with TCP terminals on real listeners (one closed), serving on a free port."""
+    listeners = [await asyncio.start_server(lambda r, w: w.close(), f"127.23.1.{k}", 18080) for k in (1, 2)]
+    path = write_config(tmp_path, [site("S1"), site("S2", n=2)], probes={"tcp": {"interval_seconds": 5}})
+    service = Service(load_config(path), probes={"tcp": TCP})
+    runner = Runner(service, path)
+    url = await runner.start_http("127.0.0.1", 0)
+    await service.run_once()
+    yield runner, url, path
+    await runner._app_runner.cleanup()  # type: ignore[union-attr]
+    for server in listeners:
+        server.close()
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        return r.status, await r.text()
+
+
+async def test_metrics_match_the_catalogue(running) -> None:  # type: ignore[no-untyped-def]
+    """Every family a real scrape returns is in docs/metrics.md."""
+    _, url, _ = running
+    status, text = await get(url + "/metrics")
+    assert status == 200
+    names = scrape_names(text)
+    assert names - catalogue() == set(), "metrics missing from docs/metrics.md"
+    # Only TCP runs here, so the links have no data: unknown, never ready.
+    states = {(smp.labels["site"], smp.labels["state"]): smp.value for fam in text_string_to_metric_families(text)
+              for smp in fam.samples if smp.name == "readiness_site_state"}
+    assert states[("S1", "unknown")] == 1.0 and states[("S1", "ready")] == 0.0
+
+
+def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
+    """With every kind of data present, the collector emits exactly the catalogue."""
+    s = site("S1", snmp=True)
+    s["location"] = {"lat": 33.6, "lon": 46.4}
+    service = Service(load_config(write_config(tmp_path, [s])), clock=lambda: 1000.0)
+    service.latest.update({
+        "S1/primary": obs("S1/primary"), "S1/backup": obs("S1/backup"),
+        "S1/primary/snmp": Observation("S1/primary/snmp", "snmp", True, 1000.0, SNMP_OK),
+        "S1/terminal/T1": Observation("S1/terminal/T1", "tcp", True, 1000.0, {"connect_seconds": 0.001}),
+        "S1/terminal/T2": Observation("S1/terminal/T2", "icmp", True, 1000.0, {"rtt_avg_seconds": 0.001}),
+        "S1/neighbours": Observation("S1/neighbours", "snmp", True, 1000.0,
+                                     {"terminals_expected": 2, "terminals_seen": 1, "unexpected_devices": 0}),
+    })
+    snap = service.evaluate()
+    emitted = {f.name + ("_total" if f.type == "counter" else "") for f in SnapshotCollector(lambda: snap).collect()}
+    assert emitted == catalogue()
+
+
+async def test_api_sites(running) -> None:  # type: ignore[no-untyped-def]
+    """The API gives state, reasons, since and per-terminal measurements; filters by query."""
+    _, url, _ = running
+    status, text = await get(url + "/api/v1/sites")
+    doc = json.loads(text)
+    assert status == 200 and {s["id"] for s in doc["sites"]} == {"S1", "S2"}
+    s1 = next(s for s in doc["sites"] if s["id"] == "S1")
+    assert s1["name"] == "مدرسه S1" and s1["terminals_up"] == 2 and s1["since"]
+    s2 = next(s for s in doc["sites"] if s["id"] == "S2")
+    assert s2["state"] == "not_ready" and "terminals 0/2" in s2["reasons"]
+    assert {t["reason"] for t in s2["terminals"]} == {"refused"}
+    status, text = await get(url + "/api/v1/sites/S2")
+    assert status == 200 and json.loads(text)["id"] == "S2"
+    status, _ = await get(url + "/api/v1/sites/NOPE")
+    assert status == 404
+    status, text = await get(url + "/")
+    assert status == 200 and "مدرسه S1" in text
+
+
+async def test_health_and_ready(running) -> None:  # type: ignore[no-untyped-def]
+    _, url, _ = running
+    assert (await get(url + "/-/healthy"))[0] == 200
+    assert (await get(url + "/-/ready"))[0] == 200
+
+
+async def test_bad_reload_keeps_the_old_config(running) -> None:  # type: ignore[no-untyped-def]
+    """A broken config is rejected and logged; the old one keeps running; the metric says 0."""
+    runner, url, path = running
+    good = path.read_text(encoding="utf-8")
+    doc = yaml.safe_load(good)
+    doc["sites"][0]["links"][0]["address"] = "not-an-address"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    async with aiohttp.ClientSession() as s, s.post(url + "/-/reload") as r:
+        assert r.status == 400
+        assert "not-an-address" in await r.text()
+    _, text = await get(url + "/metrics")
+    assert "readiness_config_last_reload_success 0.0" in text
+    assert len(runner.service.config.sites) == 2
+    doc["sites"][0]["links"][0]["address"] = "127.21.0.1"
+    doc["sites"].append(site("S3", n=3))
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    async with aiohttp.ClientSession() as s, s.post(url + "/-/reload") as r:
+        assert r.status == 200
+    _, text = await get(url + "/metrics")
+    assert "readiness_config_last_reload_success 1.0" in text
+    assert 'site="S3"' in text
+
+
+async def test_secrets_never_leave(running) -> None:  # type: ignore[no-untyped-def]
+    """The configured community appears in no HTTP answer."""
+    _, url, _ = running
+    for path in ("/metrics", "/api/v1/sites", "/", "/api/v1/sites/S1"):
+        _, text = await get(url + path)
+        assert "s3cret-community" not in text
+
+
+async def test_listens_on_loopback_by_default(tmp_path: Path) -> None:
+    """With no listen section, the service binds 127.0.0.1, never 0.0.0.0."""
+    config = load_config(write_config(tmp_path, [site("S1")]))
+    assert config.listen.host == "127.0.0.1"
+    runner = Runner(Service(config, probes={"tcp": TCP}))
+    url = await runner.start_http(config.listen.host, 0)
+    port = int(url.rsplit(":", 1)[1])
+    other = socket.socket()
+    try:
+        # The port is only bound on 127.0.0.1: binding the same port on another loopback address works.
+        other.bind(("127.0.0.2", port))
+    finally:
+        other.close()
+        await runner._app_runner.cleanup()  # type: ignore[union-attr]
