@@ -55,11 +55,31 @@ async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-unty
             await service.close()
         _report(snap, args.json)
         return EXIT_OK
+    store = None if args.no_store else open_store(service, args.data_dir or config.data_dir)
     runner = Runner(service, args.config)
     host = args.listen_host or config.listen.host
     port = config.listen.port if args.listen_port is None else args.listen_port
-    await runner.run(host, port)
+    try:
+        await runner.run(host, port)
+    finally:
+        if store is not None:
+            store.close()
     return EXIT_OK
+
+
+def open_store(service, data_dir: str):  # type: ignore[no-untyped-def]
+    """Open the event store in ``data_dir``, resume states from it and record every snapshot into it."""
+    from monitor.recorder import Recorder
+    from monitor.store import EventStore
+
+    store = EventStore(data_dir)
+    store.open()
+    recorder = Recorder(store)
+    service.resume(recorder.resume_sites())
+    service.on_snapshot(recorder)
+    service.add_extra("store", lambda: store.status)
+    log.info("recording to %s (chain head %s)", data_dir, store.chain_head()[0])
+    return store
 
 
 def _report(snap, as_json: bool) -> None:  # type: ignore[no-untyped-def]
@@ -108,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen-host", help="override listen.host")
     p.add_argument("--listen-port", type=int, help="override listen.port (0: any free port)")
     p.add_argument("--shard", help="K/N: monitor only shard K of N (rendezvous hashing on site id)")
+    p.add_argument("--data-dir", help="event store directory (default: data_dir from the config, ./data)")
+    p.add_argument("--no-store", action="store_true", help="do not record history")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="bring up the simulated Ilam province and run the service on it")

@@ -199,6 +199,28 @@ class SnapshotCollector(Collector):
             errors.add_metric([name], c.errors_total)
         yield from (build, cfg, ok, at, started, evaluated, duration, last, targets, failed, interval, cycles,
                     skipped, errors)
+        yield from self._store(snap)
+
+    def _store(self, snap: Snapshot) -> Iterator[Metric]:
+        status = snap.extra.get("store")
+        if status is None:
+            return
+        ok = _gauge("readiness_store_ok", "The event store accepts writes (1) or reports an error (0).", [])
+        ok.add_metric([], 1.0 if status.ok else 0.0)  # type: ignore[attr-defined]
+        queued = _gauge("readiness_store_queued_events", "Events accepted but not yet committed.", [])
+        queued.add_metric([], status.queued)  # type: ignore[attr-defined]
+        lag = _gauge("readiness_store_lag_seconds", "Age of the oldest event not yet committed.", [])
+        lag.add_metric([], status.lag_seconds)  # type: ignore[attr-defined]
+        seq = _gauge("readiness_store_committed_sequence", "Sequence number of the chain's last row.", [])
+        seq.add_metric([], status.committed_seq)  # type: ignore[attr-defined]
+        dropped = CounterMetricFamily("readiness_store_dropped_events", "Events refused because the queue "
+                                      "was full.", labels=[])
+        dropped.add_metric([], status.dropped)  # type: ignore[attr-defined]
+        yield from (ok, queued, lag, seq, dropped)
+        if status.last_commit_at:  # type: ignore[attr-defined]
+            last = _gauge("readiness_store_last_commit_timestamp_seconds", "When the store last committed.", [])
+            last.add_metric([], status.last_commit_at)  # type: ignore[attr-defined]
+            yield last
 
 
 def make_registry(get: Callable[[], Snapshot]) -> CollectorRegistry:

@@ -42,6 +42,7 @@ class Service:
         self._sites: Mapping[str, SiteReadiness] = {}
         self._reload = (True, 0.0, "")
         self._listeners: list[Callable[[Snapshot, Snapshot | None], None]] = []
+        self._extra: dict[str, Callable[[], object]] = {}
         self.apply(config)
         self.snapshot = Snapshot(self.started_at, config, MappingProxyType({}), MappingProxyType(dict(self.cycles)),
                                  self.started_at)
@@ -64,6 +65,20 @@ class Service:
     def on_snapshot(self, listener: Callable[[Snapshot, Snapshot | None], None]) -> None:
         """Call ``listener(new, old)`` after every evaluation (the store, for instance)."""
         self._listeners.append(listener)
+
+    def add_extra(self, name: str, provider: Callable[[], object]) -> None:
+        """Put ``provider()`` into every snapshot's ``extra[name]`` (e.g. the store's status)."""
+        self._extra[name] = provider
+
+    def resume(self, states: Mapping[str, tuple[str, float]]) -> None:
+        """Start from states recorded before a restart, so `since` carries over."""
+        self._sites = MappingProxyType({
+            site: SiteReadiness(site, state, (), since) for site, (state, since) in states.items()  # type: ignore[arg-type]
+        })
+
+    def warm(self) -> bool:
+        """Return whether every enabled kind has finished a cycle (before that, sites would look unknown)."""
+        return all(self.cycles[k].cycles_total > 0 for k in self.kinds())
 
     def note_reload(self, success: bool, error: str = "") -> None:
         """Record the outcome of a config reload for /metrics."""
@@ -103,16 +118,19 @@ class Service:
         )
         self.evaluate()
 
-    def evaluate(self, now: float | None = None) -> Snapshot:
-        """Judge every site from the latest observations and publish a new snapshot."""
+    def evaluate(self, now: float | None = None, *, force: bool = False) -> Snapshot:
+        """Judge every site from the latest observations (once warm) and publish a new snapshot."""
         now = self.clock() if now is None else now
         config = self.config
-        sites = evaluate(config.sites, config.policy, self.latest, now, freshness(config), self._sites)
-        self._sites = MappingProxyType(sites)
+        warm = force or self.warm()
+        if warm:  # before every kind has reported once, sites would look unknown for no reason
+            sites = evaluate(config.sites, config.policy, self.latest, now, freshness(config), self._sites)
+            self._sites = MappingProxyType(sites)
         ok, at, error = self._reload
         old = self.snapshot
+        extra = MappingProxyType({name: provider() for name, provider in self._extra.items()})
         self.snapshot = Snapshot(now, config, self._sites, MappingProxyType(dict(self.cycles)), self.started_at,
-                                 True, ok, at, error)
+                                 warm, ok, at, error, extra)
         for listener in self._listeners:
             try:
                 listener(self.snapshot, old)

@@ -17,6 +17,7 @@ from monitor.config import load_config
 from monitor.metrics import SnapshotCollector
 from monitor.scheduler import Runner
 from monitor.service import Service
+from monitor.store import EventStore
 from probes.base import Observation
 from probes.tcp import PROBE as TCP
 from tests.monitor.fixtures import SNMP_OK, obs, site, write_config
@@ -81,7 +82,13 @@ def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
         "S1/neighbours": Observation("S1/neighbours", "snmp", True, 1000.0,
                                      {"terminals_expected": 2, "terminals_seen": 1, "unexpected_devices": 0}),
     })
-    snap = service.evaluate()
+    store = EventStore(tmp_path / "data")
+    store.open()
+    store.append_config(1000.0, "v1")
+    assert store.flush()
+    service.add_extra("store", lambda: store.status)
+    snap = service.evaluate(force=True)
+    store.close()
     emitted = {f.name + ("_total" if f.type == "counter" else "") for f in SnapshotCollector(lambda: snap).collect()}
     assert emitted == catalogue()
 

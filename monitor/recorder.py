@@ -1,0 +1,72 @@
+"""Glue between snapshots and the event store: transitions of sites, links and targets, and periodic
+snapshots. It resumes from the store, so a restart records no spurious "recovered" transitions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from monitor.readiness import SiteReadiness
+from monitor.snapshot import Snapshot
+from monitor.store import EventStore, Transition
+
+log = logging.getLogger(__name__)
+Entity = tuple[str, tuple[str, ...]]
+
+
+def entity_states(sites: dict[str, SiteReadiness] | object) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    """Yield (entity, state, reasons) for every site, link and terminal in a snapshot's sites."""
+    assert hasattr(sites, "values")
+    for r in sites.values():
+        yield f"site:{r.site}", r.state, r.reasons
+        for h in r.links:
+            yield f"link:{r.site}/{h.role}", h.state, h.reasons
+        for t in r.terminals:
+            yield f"target:{r.site}/terminal/{t.id}", t.state, (t.reason,) if t.reason else ()
+
+
+class Recorder:
+    """A snapshot listener that appends what changed to the store, and a snapshot every so often."""
+
+    def __init__(self, store: EventStore, snapshot_every_seconds: float = 3600.0) -> None:
+        self.store = store
+        self.every = snapshot_every_seconds
+        self.last: dict[str, Entity] = {k: (v[0], v[2]) for k, v in store.last_states().items()}
+        self.last_snapshot_at = 0.0
+        self.version = ""
+        for event in store.events(kinds=["snapshot", "config"]):
+            if event.kind == "snapshot":
+                self.last_snapshot_at = event.at
+            else:
+                self.version = event.new
+
+    def resume_sites(self) -> dict[str, tuple[str, float]]:
+        """Return site id -> (state, since) as the store last recorded them."""
+        out = {}
+        for entity, (state, since, _) in self.store.last_states().items():
+            if entity.startswith("site:"):
+                out[entity[5:]] = (state, since)
+        return out
+
+    def __call__(self, new: Snapshot, old: Snapshot | None) -> None:
+        version = new.config.version
+        if version != self.version:  # which config was in force is part of the record
+            self.store.append_config(new.at, version, {"sites": len(new.config.sites), "source": new.config.source})
+            self.version = version
+        if not new.evaluated:
+            return
+        changes = []
+        for entity, state, reasons in entity_states(new.sites):
+            before = self.last.get(entity)
+            if before is None or before[0] != state or (entity.startswith("site:") and before[1] != reasons):
+                changes.append(Transition(new.at, entity, before[0] if before else None, state, reasons, version))
+                self.last[entity] = (state, reasons)
+        if changes:
+            self.store.append(changes)
+        if new.at - self.last_snapshot_at >= self.every:
+            self.last_snapshot_at = new.at
+            body = {r.site: {"state": r.state, "since": r.since, "reasons": list(r.reasons),
+                             "terminals_up": r.terminals_up, "terminals": len(r.terminals),
+                             "links": {h.role: h.state for h in r.links}}
+                    for r in new.sites.values()}
+            self.store.append_snapshot(new.at, body, version)
