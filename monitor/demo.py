@@ -21,6 +21,7 @@ from typing import Any
 
 from monitor import demo_province as dp
 from monitor.config import load_config
+from monitor.errors import ReadinessError
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 60.0
@@ -41,7 +42,13 @@ class Terminals:
                 server = self.servers.pop(address)
                 server.close()
             elif address not in down and address not in self.servers:
-                self.servers[address] = await asyncio.start_server(_answer, address, dp.TERMINAL_PORT)
+                try:
+                    self.servers[address] = await asyncio.start_server(_answer, address, dp.TERMINAL_PORT)
+                except OSError as exc:
+                    raise ReadinessError(
+                        f"cannot open the demo terminal {address}:{dp.TERMINAL_PORT}: {exc.strerror} "
+                        "(is another `readiness demo` running?)"
+                    ) from None
 
     async def close(self) -> None:
         for server in self.servers.values():
