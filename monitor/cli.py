@@ -112,6 +112,16 @@ def cmd_inventory_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from monitor.status import render_status, status_from_url
+
+    doc = status_from_url(args.url.rstrip("/") + "/api/v1/sites")
+    render_status(doc, Console(), worst=args.worst)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="readiness", description="Election site readiness monitor.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -137,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--port", type=int, default=9108, help="HTTP port (default 9108)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("status", help="province, county and urban/rural summary and the worst sites")
+    p.add_argument("--url", default="http://127.0.0.1:9108", help="a running readiness service")
+    p.add_argument("--worst", type=int, default=20, help="how many of the worst sites to list")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("inventory", help="inventory tools")
     isub = p.add_subparsers(dest="inventory_command", required=True)
