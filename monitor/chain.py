@@ -1,4 +1,4 @@
-"""The event store's hash chain: the canonical row form, `row_hash`, and `verify_store`.
+"""The event store's on-disk format: schema, hash chain and canonical row form, `row_hash`, `verify_store`.
 
 Every row of the ``events`` table in ``<data-dir>/events.db`` carries the SHA-256 of the row before
 it, so a changed, inserted or deleted row breaks the chain. This module is the whole definition of
@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,52 @@ HASHED_COLUMNS = (
     "seq", "at", "kind", "entity", "old", "new", "reasons", "config_version", "payload", "prev_hash",
 )
 TRIGGERS = ("events_no_update", "events_no_delete", "events_extend_chain")
+SCHEMA_VERSION = 1  # PRAGMA user_version
+# The store creates this; verification needs only the events table.
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,          -- 1, 2, 3, ... no gaps: a deleted row shows
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    old TEXT,
+    new TEXT NOT NULL,
+    reasons TEXT NOT NULL,            -- canonical JSON list of strings
+    config_version TEXT NOT NULL,
+    payload TEXT NOT NULL,            -- canonical JSON object
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE INDEX IF NOT EXISTS events_entity ON events (entity);
+-- Derived, not part of the record: the latest transition per entity, so a restart reads
+-- one row per entity instead of scanning the whole history.
+CREATE TABLE IF NOT EXISTS latest (entity TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS events_latest AFTER INSERT ON events WHEN NEW.kind = 'transition'
+BEGIN INSERT OR REPLACE INTO latest (entity, seq) VALUES (NEW.entity, NEW.seq); END;
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events is append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_extend_chain BEFORE INSERT ON events
+WHEN NEW.seq IS NOT (SELECT IFNULL(MAX(seq), 0) + 1 FROM events)
+  OR NEW.prev_hash IS NOT IFNULL((SELECT hash FROM events WHERE seq = NEW.seq - 1), '{GENESIS_HASH}')
+BEGIN SELECT RAISE(ABORT, 'events is a hash chain: an INSERT must extend it'); END;
+"""
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_KEY_ORDER = tuple((key, HASHED_COLUMNS.index(key)) for key in sorted(HASHED_COLUMNS))
 
 
 def canonical_json(value: Any) -> str:
     """Serialise ``value`` the one way the chain accepts (sorted keys, no spaces, raw UTF-8)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)
+
+
+def hash_values(values: Sequence[Any]) -> str:
+    """Hash a row given as its HASHED_COLUMNS values in order, reasons and payload as stored text."""
+    return hashlib.sha256(_ENCODER.encode({key: values[i] for key, i in _KEY_ORDER}).encode("utf-8")).hexdigest()
 
 
 def row_hash(fields: Mapping[str, Any]) -> str:
@@ -72,11 +114,12 @@ def row_hash(fields: Mapping[str, Any]) -> str:
     if keys != set(HASHED_COLUMNS):
         missing, extra = set(HASHED_COLUMNS) - keys, keys - set(HASHED_COLUMNS)
         raise ValueError(f"row fields must be exactly {HASHED_COLUMNS}: missing {missing}, unexpected {extra}")
-    doc = {key: fields[key] for key in HASHED_COLUMNS}
+    values = [fields[key] for key in HASHED_COLUMNS]
     for key in ("reasons", "payload"):
-        if not isinstance(doc[key], str):
-            doc[key] = canonical_json(list(doc[key]) if key == "reasons" else doc[key])
-    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+        i = HASHED_COLUMNS.index(key)
+        if not isinstance(values[i], str):
+            values[i] = canonical_json(list(values[i]) if key == "reasons" else values[i])
+    return hash_values(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,19 +152,18 @@ def verify_rows(
         return VerifyResult(False, checked, seq, reason, expected - 1, prev)
 
     for row in rows:
-        fields = dict(zip(HASHED_COLUMNS, row[:-1], strict=True))
-        seq, stored = fields["seq"], row[-1]
+        seq, prev_hash, stored = row[0], row[9], row[10]
         checked += 1
         if seq != expected:
             if isinstance(seq, int) and seq > expected:
                 return bad(expected, f"row {expected} missing (deleted)")
             return bad(seq, f"row {seq}: unexpected sequence number, expected {expected} (inserted)")
-        if fields["prev_hash"] != prev:
+        if prev_hash != prev:
             if seq == 1:
                 return bad(1, "row 1: prev_hash is not the genesis hash (rows before it deleted, or inserted)")
             return bad(seq, f"row {seq}: prev_hash does not match row {seq - 1} (inserted or reordered)")
         try:
-            computed = row_hash(fields)
+            computed = hash_values(row)
         except (TypeError, ValueError):  # a blob, NaN or infinity put in by hand: cannot be ours
             computed = ""
         if computed != stored:
@@ -143,8 +185,11 @@ def connect_readonly(data_dir: str | Path) -> sqlite3.Connection:
     path = Path(data_dir) / DB_FILENAME
     if not path.is_file():
         raise StoreError(f"no event store at {path}")
+    # On a read-only mount SQLite cannot create the WAL index; nothing can write there either,
+    # so the file may be read as immutable.
+    frozen = "&immutable=1" if os.statvfs(path).f_flag & os.ST_RDONLY else ""
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{frozen}", uri=True, timeout=10)
         conn.execute("SELECT 1 FROM events LIMIT 1")
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read {path}: {exc}") from exc
