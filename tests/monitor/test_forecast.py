@@ -1,0 +1,148 @@
+"""Deadline forecast: Theil–Sen trend, the date every site is ready, and the share history."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from monitor.forecast import PROVINCE, Forecast, ShareHistory, forecast, theil_sen
+
+DAY = 86400.0
+T0 = 1_760_000_000.0  # a Unix time in 2025: the fit must not lose digits on real timestamps
+
+
+def climb(days: float, start: float = 0.5, per_day: float = 0.05, step: float = 3600.0) -> list[tuple[float, float]]:
+    """Hourly ready shares on a straight line from ``start``, ``per_day`` more each day."""
+    n = int(days * DAY / step)
+    return [(T0 + k * step, start + per_day * k * step / DAY) for k in range(n + 1)]
+
+
+def test_theil_sen_recovers_a_line() -> None:
+    """Points on y = 2 + 0.5x give slope 0.5 and intercept 2."""
+    assert theil_sen([(x, 2 + 0.5 * x) for x in range(10)]) == pytest.approx((0.5, 2.0))
+
+
+def test_outliers_do_not_move_theil_sen() -> None:
+    """A fifth of the samples at 0% (a county PoP down for an hour) leave the trend where it was."""
+    clean = climb(7)
+    dirty = [(t, 0.0 if k % 5 == 0 else y) for k, (t, y) in enumerate(clean)]
+    slope, intercept = theil_sen(dirty)
+    assert slope * DAY == pytest.approx(0.05, rel=0.02)
+    assert intercept + slope * clean[-1][0] == pytest.approx(clean[-1][1], abs=0.01)
+
+
+def test_theil_sen_needs_two_times() -> None:
+    """One time, however many samples, has no trend."""
+    with pytest.raises(ValueError, match="two different times"):
+        theil_sen([(1.0, 0.5), (1.0, 0.6)])
+
+
+def test_theil_sen_subsamples_large_inputs_deterministically() -> None:
+    """5,000 samples are thinned to 2,000 evenly spread ones: same answer every time, quickly."""
+    points = [(T0 + k * 60.0, 0.2 + 1e-6 * k) for k in range(5000)]
+    started = time.perf_counter()
+    first = theil_sen(points)
+    assert time.perf_counter() - started < 10
+    assert first == theil_sen(list(reversed(points)))
+    assert first[0] == pytest.approx(1e-6 / 60)
+
+
+NOW = T0 + 7 * DAY
+
+FORECASTS = [
+    # (scenario, points, deadline, expected share at deadline, at risk, all ready at (None or days after T0))
+    ("a linear climb reaches 100% on day 10, before a deadline on day 20", climb(7), T0 + 20 * DAY, 1.0, False, 10),
+    ("the same climb is at risk for a deadline on day 9", climb(7), T0 + 9 * DAY, 0.95, True, 10),
+    ("a flat 90% never gets there", climb(7, 0.9, 0.0), T0 + 20 * DAY, 0.9, True, None),
+    ("a falling share never gets there", climb(7, 0.9, -0.01), T0 + 20 * DAY, 0.7, True, None),
+    ("everyone is ready already", climb(7, 1.0, 0.0), T0 + 20 * DAY, 1.0, False, 7),
+    ("one sample: the current share stands", [(NOW - 60, 0.8)], T0 + 20 * DAY, 0.8, True, None),
+    ("one sample of 100%", [(NOW - 60, 1.0)], T0 + 20 * DAY, 1.0, False, 7),
+    ("no samples: nothing shows the sites are ready", [], T0 + 20 * DAY, 0.0, True, None),
+    ("the deadline has passed: the current share", climb(7), T0 + 6 * DAY, 0.85, True, 10),
+    ("samples after now are not used", [*climb(7), (NOW + DAY, 0.0)], T0 + 9 * DAY, 0.95, True, 10),
+]
+
+
+@pytest.mark.parametrize(("scenario", "points", "deadline", "share", "at_risk", "all_ready_day"), FORECASTS,
+                         ids=[c[0] for c in FORECASTS])
+def test_forecast(scenario: str, points: list[tuple[float, float]], deadline: float, share: float, at_risk: bool,
+                  all_ready_day: float | None) -> None:
+    """Each history, forecast at day 7, gives a share at the deadline, a risk and an all-ready date."""
+    f = forecast(points, deadline, NOW)
+    assert f.share_at_deadline == pytest.approx(share, abs=1e-6), scenario
+    assert f.at_risk is at_risk
+    if all_ready_day is None:
+        assert f.all_ready_at is None
+    else:
+        assert f.all_ready_at == pytest.approx(T0 + all_ready_day * DAY, abs=60)
+
+
+def test_forecast_uses_the_last_14_days() -> None:
+    """A month-old plateau does not drag the trend of the last two weeks."""
+    old = [(NOW - 30 * DAY + k * 3600, 0.1) for k in range(24 * 10)]
+    recent = [(NOW - 14 * DAY + k * 3600, 0.3 + 0.05 * k / 24) for k in range(24 * 14 + 1)]
+    f = forecast(old + recent, NOW + 5 * DAY, NOW)
+    assert f.points == 24 * 14 + 1
+    assert f.slope_per_day == pytest.approx(0.05)
+    assert f.share_now == pytest.approx(1.0)
+    assert f == Forecast(1.0, NOW, False, f.slope_per_day, 24 * 14 + 1, f.share_now)
+
+
+# -- share history ----------------------------------------------------------------------------------------
+
+def test_share_history_keeps_one_sample_per_resolution() -> None:
+    """Samples every minute become one per hour; the newest of each hour is kept."""
+    h = ShareHistory(resolution_seconds=3600)
+    base = 1_760_000_400.0 - 1_760_000_400.0 % 3600  # the start of an hour
+    for minute in range(150):
+        h.add(PROVINCE, base + minute * 60, ready=minute, total=200)
+    assert h.samples(PROVINCE) == [(base + 59 * 60, 59, 200), (base + 119 * 60, 119, 200),
+                                   (base + 149 * 60, 149, 200)]
+    h.add(PROVINCE, base, ready=1, total=200)  # late: ignored
+    assert h.samples(PROVINCE)[-1] == (base + 149 * 60, 149, 200)
+
+
+def test_share_history_is_bounded() -> None:
+    """Only the newest max_samples are kept per scope."""
+    h = ShareHistory(resolution_seconds=60, max_samples=10)
+    for k in range(100):
+        h.add(("county", "Ilam"), k * 60.0, 1, 2)
+    assert [t for t, _, _ in h.samples(("county", "Ilam"))] == [k * 60.0 for k in range(90, 100)]
+
+
+def test_record_counts_province_counties_and_areas() -> None:
+    """One call records the province, each county and urban/rural from the sites' states."""
+    h = ShareHistory()
+    h.record(100.0, [("ایلام", "urban", "ready"), ("ایلام", "rural", "degraded"), ("مهران", "rural", "ready")])
+    assert h.keys() == [("area", "rural"), ("area", "urban"), ("county", "ایلام"), ("county", "مهران"), PROVINCE]
+    assert h.samples(PROVINCE) == [(100.0, 2, 3)]
+    assert h.points(("county", "ایلام")) == [(100.0, 0.5)]
+    assert h.points(("area", "rural")) == [(100.0, 0.5)]
+
+
+def test_points_skip_empty_scopes_and_bad_counts_are_refused() -> None:
+    """A scope with no sites has no share; more ready than total is a programming error."""
+    h = ShareHistory()
+    h.record(0.0, [])
+    assert h.samples(PROVINCE) == [(0.0, 0, 0)] and h.points(PROVINCE) == []
+    with pytest.raises(ValueError):
+        h.add(PROVINCE, 10_000.0, 3, 2)
+
+
+def test_share_history_export_restore_and_forecasts() -> None:
+    """The history survives a JSON round trip and forecasts every scope."""
+    h = ShareHistory()
+    for t, share in climb(7):
+        h.add(PROVINCE, t, round(share * 100), 100)
+        h.add(("county", "Ilam"), t, 9, 10)
+    copy = ShareHistory()
+    copy.restore(json.loads(json.dumps(h.export())))
+    assert copy.export() == h.export()
+    forecasts = copy.forecasts(T0 + 20 * DAY, NOW)
+    assert forecasts[PROVINCE].all_ready_at == pytest.approx(T0 + 10 * DAY, abs=3600)
+    assert forecasts[("county", "Ilam")].at_risk
+    with pytest.raises(ValueError, match="version"):
+        copy.restore({"version": 0, "scopes": []})
