@@ -72,7 +72,9 @@ async def ours(probe: IcmpProbe, hosts: list[str], count: int, args: argparse.Na
 
 
 def fping(fping_path: str, target_file: str, n: int, count: int, args: argparse.Namespace) -> Run:
-    interval_ms = 1000 / args.rate if args.rate else 0
+    interval_ms = args.fping_interval_ms
+    if interval_ms is None:
+        interval_ms = 1000 / args.rate if args.rate else 0
     cmd = [fping_path, "-q", "-C", str(count), "-p", f"{args.spacing_ms:g}", "-i", f"{interval_ms:g}",
            "-t", f"{args.timeout_ms:g}", "-r", "0", "-f", target_file]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -122,6 +124,9 @@ async def sweep(args: argparse.Namespace) -> list[Row]:
 
 def table(rows: list[Row], args: argparse.Namespace) -> str:
     pace = f"{args.rate:,}/s (fping -i {1000 / args.rate:g} ms)" if args.rate else "unpaced (fping -i 0)"
+    if args.fping_interval_ms is not None:
+        pace = f"{args.rate:,}/s" if args.rate else "unpaced"
+        pace += f", fping -i {args.fping_interval_ms:g} ms"
     lines = [f"loopback sweep: spacing {args.spacing_ms:g} ms, timeout {args.timeout_ms:g} ms, rate {pace}, "
              f"median of {args.repeat}",
              f"{'targets':>8} {'count':>5} {'ours t/s':>10} {'fping t/s':>10} {'ours/fping':>10} "
@@ -142,6 +147,8 @@ def main() -> None:
     parser.add_argument("--spacing-ms", type=float, default=10.0, help="between two echoes to one target")
     parser.add_argument("--timeout-ms", type=float, default=1000.0, help="wait for a reply")
     parser.add_argument("--rate", type=int, default=20_000, help="echoes per second, both tools; 0 = unpaced")
+    parser.add_argument("--fping-interval-ms", type=float, default=None,
+                        help="fping -i; default: the same rate as ours (1000 / rate)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per cell (the median is shown)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args()

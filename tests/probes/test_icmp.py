@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ def settings(**overrides: Any) -> IcmpSettings:
 
 
 @pytest.fixture
-async def probe() -> Any:
+async def probe() -> AsyncIterator[IcmpProbe]:
     require(icmp_permitted(), "ICMP sockets are not permitted here: run as root, or allow datagram ICMP with "
                               'sysctl -w net.ipv4.ping_group_range="0 2147483647"')
     p = IcmpProbe()
@@ -151,7 +151,7 @@ async def test_probe_is_reused_across_cycles_and_after_close(probe: IcmpProbe) -
 
 # ---- network-namespace lab --------------------------------------------------------------------------------
 
-# Runs the probe inside a namespace: reads a JSON spec, prints the observations as JSON.
+# Runs the probe inside a namespace: reads a JSON spec on stdin, prints the observations as JSON.
 RUNNER = """
 import asyncio, dataclasses, json, sys, time
 from monitor.errors import ProbeUnavailable
@@ -169,7 +169,7 @@ async def main(spec):
     finally:
         await probe.close()
 
-print(json.dumps(asyncio.run(main(json.loads(sys.argv[1])))))
+print(json.dumps(asyncio.run(main(json.load(sys.stdin)))))
 """
 
 LOSSY = [f"192.0.2.{i}" for i in range(31, 35)]  # each drops 30% of echo requests
@@ -197,9 +197,9 @@ class Lab:
             **overrides: Any) -> dict[str, Any]:
         """Run the probe in the mon namespace and return its JSON answer."""
         spec = {"targets": targets, "settings": {**settings().model_dump(), **overrides}, "budget": budget}
-        cmd = ["ip", "netns", "exec", self.mon, *prefix, sys.executable, "-c", RUNNER, json.dumps(spec)]
-        out = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
-                             text=True, timeout=budget + 30, check=False)
+        cmd = ["ip", "netns", "exec", self.mon, *prefix, sys.executable, "-c", RUNNER]
+        out = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, input=json.dumps(spec),
+                             capture_output=True, text=True, timeout=budget + 30, check=False)
         assert out.returncode == 0, out.stderr
         return dict(json.loads(out.stdout))
 
@@ -316,6 +316,15 @@ def test_lab_unreachable_down_and_silent(lab: Lab, mode: str) -> None:
     quiet = result["QUIET/primary"]
     assert (quiet["ok"], quiet["failure"], quiet["reason"]) == (False, "timeout", "0/3 replies"), quiet
     assert quiet["values"] == {"sent": 3, "received": 0, "loss_ratio": 1.0}
+
+
+@pytest.mark.root
+def test_lab_datagram_sockets_past_one_sequence_space(lab: Lab) -> None:
+    """Datagram sockets: 22,000 loopback targets × 3 = 66,000 echoes need a second socket; none is lost."""
+    sh("ip", "netns", "exec", lab.mon, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
+    targets = [target(f"S{i}/primary", f"127.30.{i // 250}.{i % 250 + 1}") for i in range(22_000)]
+    result = lab.observe(targets, socket="datagram", rate_per_second=1_000_000, spacing_seconds=0.2)
+    assert sum(o["values"]["received"] for o in result.values()) == 66_000
 
 
 @pytest.mark.root
