@@ -1,8 +1,8 @@
 """Simulated SNMP agents for tests and the demo: write snmpsim recordings and run snmpsim on loopback.
 
 A device is one ``.snmprec`` file; its v2c community is the file's path below the data directory,
-without the extension. snmpsim serves SNMPv3 requests with an empty context name from the file named
-after the transport endpoint and the manager's address (:data:`V3_DEVICE`).
+without the extension. snmpsim serves SNMPv3 requests with an empty context name from the file
+``self.snmprec`` (:data:`V3_DEVICE`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,9 +22,10 @@ from pathlib import Path
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto.api import v2c
 
-# snmpsim picks the data file for a v3 request with an empty context name by transport domain
-# (UDP/IPv4 1.3.6.1.6.1.1 plus the endpoint number, 0 for the first) and the manager's address.
-V3_DEVICE = "1.3.6.1.6.1.1.0/127.0.0.1"
+# pysnmp 7's command responder looks the context name up before snmpsim can choose a file by the
+# manager's address, so a v3 request with an empty context name needs a file registered under "":
+# snmpsim strips a leading "self" from data file names, and "self.snmprec" becomes that file.
+V3_DEVICE = "self"
 
 # MIB objects the builders fill (RFC 3418, RFC 2863, RFC 6933, RFC 3433, RFC 4293).
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
@@ -341,10 +343,6 @@ def free_udp_port() -> int:
         return port
 
 
-def _communities(data_dir: Path) -> list[str]:
-    return sorted(str(p.relative_to(data_dir).with_suffix("")) for p in data_dir.rglob("*.snmprec"))
-
-
 def snmp_answers(port: int, community: str, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
     """Return whether a v2c GET of sysUpTime.0 on ``host:port`` gets an answer."""
     pdu = v2c.GetRequestPDU()
@@ -368,6 +366,24 @@ def snmp_answers(port: int, community: str, host: str = "127.0.0.1", timeout: fl
     return True
 
 
+# An SNMPv3 engine-ID discovery request (noAuthNoPriv, empty user, reportable): RFC 3414 section 4
+# obliges every SNMPv3 engine to answer it with a report, whatever its users and communities.
+_DISCOVERY = bytes.fromhex("303a020103300f02024a69020300ffe30401040201030410300e0400020100020100040004000400"
+                           "301204000400a00c020237f00201000201003000")
+
+
+def snmp_engine_answers(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """Return whether an SNMP engine on ``host:port`` answers an SNMPv3 discovery request."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendto(_DISCOVERY, (host, port))
+            data, _ = sock.recvfrom(65535)
+        except OSError:
+            return False
+    return data.startswith(b"\x30")
+
+
 def start_snmpsim(data_dir: str | Path, port: int | None = None, *, users: Iterable[V3User] = (),
                   engine_id: str | None = None, startup_timeout: float = 30.0,
                   work_dir: str | Path | None = None, log_level: str = "error") -> SnmpsimHandle:
@@ -375,12 +391,12 @@ def start_snmpsim(data_dir: str | Path, port: int | None = None, *, users: Itera
 
     snmpsim refuses to run as root unless SNMPSIM_ALLOW_ROOT is set; we set it for the child only.
     """
-    exe = shutil.which("snmpsim-command-responder")
+    exe = shutil.which("snmpsim-command-responder") or shutil.which(
+        "snmpsim-command-responder", path=str(Path(sys.executable).parent))
     if exe is None:
         raise FileNotFoundError("snmpsim-command-responder is not installed (pip install snmpsim)")
     data = Path(data_dir).resolve()
-    communities = _communities(data)
-    if not communities:
+    if not any(data.rglob("*.snmprec")):
         raise ValueError(f"{data} holds no .snmprec file")
     port = port or free_udp_port()
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="snmpsim-"))
@@ -411,7 +427,7 @@ def start_snmpsim(data_dir: str | Path, port: int | None = None, *, users: Itera
     while time.monotonic() < until:
         if process.poll() is not None:
             raise RuntimeError(f"snmpsim exited with {process.returncode}:\n{handle.log()[-2000:]}")
-        if snmp_answers(port, communities[0], timeout=0.2):
+        if snmp_engine_answers(port, timeout=0.2):
             return handle
         time.sleep(0.05)
     stop_snmpsim(handle)

@@ -1,0 +1,106 @@
+"""Real SNMP peers for the probe tests: snmpsim serving recorded devices, and Net-SNMP's snmpd.
+
+Every agent listens on 127.0.0.1 on a free high port and is stopped by its PID when the test ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from monitor.snmpsim import SnmpsimHandle, V3User, free_udp_port, snmp_answers, start_snmpsim
+from tests.helpers import require, require_tool
+
+RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "snmp"
+
+
+def _snmpsim_installed() -> bool:
+    try:
+        import snmpsim  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture
+def snmpsim_agents(tmp_path: Path) -> Iterator[Callable[..., SnmpsimHandle]]:
+    """Start snmpsim processes on demand (``start(data_dir, users=..., port=...)``); stop them all after."""
+    require(_snmpsim_installed(), "snmpsim is not installed (pip install snmpsim)")
+    handles: list[SnmpsimHandle] = []
+
+    def start(data_dir: Path, users: Iterable[V3User] = (), port: int | None = None) -> SnmpsimHandle:
+        handle = start_snmpsim(data_dir, port, users=users, work_dir=tmp_path / f"snmpsim-{len(handles)}")
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.stop()
+
+
+@pytest.fixture
+def recordings(tmp_path: Path) -> Path:
+    """Return a copy of tests/data/snmp (the slow agent left out: it needs a process of its own)."""
+    target = tmp_path / "recordings"
+    shutil.copytree(RECORDINGS, target, ignore=shutil.ignore_patterns("slow"))
+    return target
+
+
+@dataclass(frozen=True)
+class Snmpd:
+    """A running Net-SNMP agent and the credentials it accepts."""
+
+    port: int
+    pid: int
+    community: str
+    user: str
+    auth_key: str
+    priv_key: str
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
+    """Run Debian's snmpd on 127.0.0.1:<free port> with its own config: v2c, and v3 authPriv SHA-256/AES."""
+    exe = require_tool("snmpd")
+    work = tmp_path_factory.mktemp("snmpd")
+    port = free_udp_port()
+    agent = Snmpd(port, 0, "roXq7community", "readiness", "authZz9keySha256", "privKk3keyAes", work / "snmpd.log")
+    (work / "persist").mkdir()
+    (work / "snmpd.conf").write_text(
+        f"[snmp] persistentDir {work / 'persist'}\n"
+        f"agentaddress udp:127.0.0.1:{port}\n"
+        f"rocommunity {agent.community} 127.0.0.1\n"
+        f'createUser {agent.user} SHA-256 "{agent.auth_key}" AES "{agent.priv_key}"\n'
+        f"rouser {agent.user} priv\n"
+    )
+    env = {**os.environ, "MIBS": ""}  # no MIB files: answers stay numeric and startup quiet
+    process = subprocess.Popen([exe, "-f", "-C", "-c", str(work / "snmpd.conf"), "-Lf", str(agent.log),
+                                "-M", "/dev/null", "-m", "", "-p", str(work / "snmpd.pid")],
+                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    agent = dataclasses.replace(agent, pid=process.pid)
+    try:
+        until = time.monotonic() + 15
+        while not snmp_answers(port, agent.community, timeout=0.2):
+            if process.poll() is not None or time.monotonic() > until:
+                pytest.fail(f"snmpd did not start: {agent.log.read_text(errors='replace')[-1000:]}")
+            time.sleep(0.1)
+        yield agent
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(5)
