@@ -73,6 +73,8 @@ _Route = tuple[Callable[..., int], object, int, int, int]
 
 
 class IcmpSettings(ProbeSettings):
+    """ICMP settings. ``rate_per_second`` paces all echoes together; ``concurrency`` does not apply."""
+
     count: int = Field(3, ge=1, le=100, description="echo requests per target per cycle")
     spacing_seconds: float = Field(0.5, ge=0.001, description="between two echoes to one target")
     timeout_seconds: float = Field(1.0, gt=0, description="wait for the last reply")
