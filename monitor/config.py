@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import ErrorDetails
 
 from monitor.errors import ConfigError, Problem
 from monitor.inventory import RawSite, read_inventory, sites_from_yaml
 from monitor.model import Ident, Listen, Policy, Programme, Site, SnmpAuth, Strict
-from monitor.yamlsource import Path_, line_of, load_yaml
+from monitor.yamlsource import Path_, field_name, line_of, load_yaml
 from probes import PROBES
 from probes.base import ProbeSettings
 
@@ -60,100 +60,138 @@ class Config(Strict):
         return {site.id: site for site in self.sites}
 
 
-def _loc_text(loc: Iterable[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+# Fields the loader fills in: a config file that sets them is as wrong as one with a typo.
+_LOADER_FIELDS = ("source", "version", "watch_only")
 
 
-def _pydantic_problems(exc: ValidationError, file: str, lines: dict[Path_, int], prefix: Path_ = (),
-                       site: str | None = None, columns: dict[Path_, str] | None = None,
-                       line: int | None = None) -> list[Problem]:
+def _clean_loc(loc: Iterable[str | int]) -> Path_:
+    # pydantic puts validator and dict-key markers in the location ("function-after[...]", "[key]").
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+
+
+def _message(err: ErrorDetails) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required"
+    return err["msg"].removeprefix("Value error, ")
+
+
+def _config_problems(exc: ValidationError, file: str, lines: dict[Path_, int]) -> list[Problem]:
     problems = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required"
-        field = _loc_text(loc) or None
-        if columns is not None:
-            col = next((columns[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in columns), None)
-            field = col or field
-        where = line_of(lines, (*prefix, *loc)) if columns is None else line
-        problems.append(Problem(file, msg, where, site, field))
+        loc = _clean_loc(err["loc"])
+        msg = _message(err)
+        if err["type"] == "extra_forbidden" and len(loc) == 2 and loc[0] == "probes":
+            msg = f"unknown probe kind {loc[1]!r} (known: {', '.join(PROBES)})"
+        problems.append(Problem(file, msg, line_of(lines, loc), None, field_name(loc) or None))
     return problems
 
 
 def _validate_sites(raw_sites: list[RawSite]) -> tuple[list[Site], list[Problem]]:
+    """Validate each raw site; return the valid ones and every problem, the reader's included."""
     sites: list[Site] = []
     problems: list[Problem] = []
     for raw in raw_sites:
+        problems += raw.problems
         if not isinstance(raw.data, dict):
-            problems.append(Problem(raw.file, "a site must be a mapping", raw.line))
             continue
         try:
             sites.append(Site.model_validate(raw.data))
         except ValidationError as exc:
-            problems += _pydantic_problems(exc, raw.file, raw.lines, (), raw.site_id,
-                                           raw.columns if raw.columns or raw.file.endswith(".csv") else None,
-                                           raw.line)
+            for err in exc.errors():
+                loc = _clean_loc(err["loc"])
+                line, field = raw.locate(loc)
+                msg = _message(err)
+                cell = raw.cell(loc)
+                if cell is not None:
+                    msg += f" (in {cell!r})"
+                problems.append(Problem(raw.file, msg, line, raw.site_id, field))
     return sites, problems
 
 
-def _cross_check(sites: list[Site], raws: dict[str, RawSite], auths: dict[str, Any]) -> list[Problem]:
+def _get(data: Any, *path: str | int) -> Any:
+    for key in path:
+        if isinstance(data, dict):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data
+
+
+def _cross_check(raw_sites: list[RawSite], auths: Collection[str],
+                 unknown_upstreams: list[Problem] | None = None) -> list[Problem]:
+    """Check what no single site can: unique ids, declared auths, upstreams that exist and form no cycle.
+
+    Works on the raw data, so a site with an unrelated mistake is still checked and still counts as
+    existing (its downstream sites do not get a second, misleading error). An upstream that names no
+    site goes to ``unknown_upstreams`` when given (the site may be in a file not read here).
+    """
     problems: list[Problem] = []
 
-    def at(site_id: str, path: Path_) -> tuple[str, int | None]:
-        raw = raws[site_id]
-        return raw.file, (raw.lines.get(path, raw.line) if raw.lines else raw.line)
+    def at(raw: RawSite, loc: Path_, message: str) -> Problem:
+        line, field = raw.locate(loc)
+        return Problem(raw.file, message, line, raw.site_id, field)
 
-    seen: dict[str, Site] = {}
-    for site in sites:
-        if site.id in seen:
-            file, line = at(site.id, ("id",))
-            first = raws.get(f"{site.id}#first")
-            where = f" (first at {first.file}:{first.line})" if first else ""
-            problems.append(Problem(file, f"duplicate site id{where}", line, site.id, "id"))
-        seen.setdefault(site.id, site)
-        for tid, n in Counter(t.id for t in site.terminals).items():
-            if n > 1:
-                file, line = at(site.id, ("terminals",))
-                problems.append(Problem(file, f"duplicate terminal id {tid!r}", line, site.id, "terminals"))
-        for i, link in enumerate(site.links):
-            if link.snmp and link.snmp.auth not in auths:
-                file, line = at(site.id, ("links", i, "snmp", "auth"))
-                problems.append(Problem(file, f"auth {link.snmp.auth!r} is not declared under 'auths'", line,
-                                        site.id, f"links[{i}].snmp.auth"))
-    for site in seen.values():
-        if site.upstream is not None and site.upstream not in seen:
-            file, line = at(site.id, ("upstream",))
-            problems.append(Problem(file, f"upstream {site.upstream!r} names no site", line, site.id, "upstream"))
-    reported: set[str] = set()
-    for site in seen.values():
-        chain = [site.id]
-        node = site
-        while node.upstream is not None and node.upstream in seen:
-            if node.upstream in chain:
-                cycle = [*chain[chain.index(node.upstream):], node.upstream]
-                if not reported & set(cycle):
-                    file, line = at(node.id, ("upstream",))
-                    problems.append(Problem(file, "upstream cycle: " + " -> ".join(cycle), line, node.id,
-                                            "upstream"))
-                    reported |= set(cycle)
-                break
-            node = seen[node.upstream]
-            chain.append(node.id)
+    first: dict[str, RawSite] = {}
+    for raw in raw_sites:
+        site_id = raw.site_id
+        if site_id is None:
+            continue
+        if site_id in first:
+            other = first[site_id]
+            problems.append(at(raw, ("id",), f"duplicate site id, first defined at {other.file}:{other.line}"))
+        else:
+            first[site_id] = raw
+        terminals = _get(raw.data, "terminals")
+        seen: set[str] = set()
+        for j, terminal in enumerate(terminals if isinstance(terminals, list) else []):
+            tid = _get(terminal, "id")
+            if isinstance(tid, str):
+                if tid in seen:
+                    problems.append(at(raw, ("terminals", j, "id"), f"duplicate terminal id {tid!r}"))
+                seen.add(tid)
+        links = _get(raw.data, "links")
+        for j in range(len(links) if isinstance(links, list) else 0):
+            auth = _get(links, j, "snmp", "auth")
+            if isinstance(auth, str) and auth not in auths:
+                problems.append(at(raw, ("links", j, "snmp", "auth"), f"auth {auth!r} is not declared under 'auths'"))
+    upstream: dict[str, str] = {}
+    for site_id, raw in first.items():
+        up = _get(raw.data, "upstream")
+        if isinstance(up, str) and up in first:
+            upstream[site_id] = up
+        elif isinstance(up, str):
+            missing = at(raw, ("upstream",), f"upstream {up!r} names no site")
+            (problems if unknown_upstreams is None else unknown_upstreams).append(missing)
+    # Follow each chain once; a chain that comes back to a site on itself is a cycle, reported once.
+    done: set[str] = set()
+    for start in upstream:
+        chain: dict[str, int] = {}
+        node = start
+        while node in upstream and node not in done and node not in chain:
+            chain[node] = len(chain)
+            node = upstream[node]
+        if node in chain:
+            cycle = [*list(chain)[chain[node]:], node]
+            problems.append(at(first[node], ("upstream",), "upstream cycle: " + " -> ".join(cycle)))
+        done.update(chain)
     return problems
+
+
+def _in_order(problems: list[Problem], files: list[str]) -> list[Problem]:
+    """Sort problems by file (the config, then its inventories) and line, as a reader goes through them."""
+    rank = {f: i for i, f in reversed(list(enumerate(files)))}
+    return sorted(problems, key=lambda p: (rank.get(p.file, len(files)), p.line or 0))
 
 
 def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Config:
     """Load ``path`` and every inventory it names; raise ConfigError listing every problem."""
     path = Path(path)
-    data, lines = load_yaml(path)
     file = str(path)
+    data, lines = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, "the config must be a YAML mapping", 1)])
     problems: list[Problem] = []
@@ -163,45 +201,44 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
     if isinstance(inline, list):
         raw_sites += sites_from_yaml(inline, file, lines, ("sites",))
     else:
-        problems.append(Problem(file, "'sites' must be a list", lines.get(("sites",)), field="sites"))
+        problems.append(Problem(file, "must be a list of sites", lines.get(("sites",)), field="sites"))
     inventory = data.get("inventory") or []
     if isinstance(inventory, str):
-        inventory = [inventory]
+        inventory, lines[("inventory", 0)] = [inventory], lines[("inventory",)]
     if not isinstance(inventory, list):
-        problems.append(Problem(file, "'inventory' must be a list of files", lines.get(("inventory",)),
+        problems.append(Problem(file, "must be a list of file names", lines.get(("inventory",)),
                                 field="inventory"))
         inventory = []
+    files = [file]
     for i, name in enumerate(inventory):
-        inv_path = (path.parent / str(name))
+        line, field = lines.get(("inventory", i)), f"inventory[{i}]"
+        if not isinstance(name, str) or not name:
+            problems.append(Problem(file, "must be a file name", line, field=field))
+            continue
+        inv_path = path.parent / name
+        try:
+            digest.update(inv_path.read_bytes())
+        except OSError as exc:
+            problems.append(Problem(file, f"cannot read inventory file {str(inv_path)!r}: {exc.strerror or exc}",
+                                    line, field=field))
+            continue
+        files.append(str(inv_path))
         try:
             raw_sites += read_inventory(inv_path, warnings)
-            digest.update(inv_path.read_bytes())
         except ConfigError as exc:
-            if exc.problems and exc.problems[0].message.startswith("cannot read"):
-                problems.append(Problem(file, f"inventory file {str(inv_path)!r}: "
-                                              f"{exc.problems[0].message}", lines.get(("inventory", i)),
-                                        field=f"inventory[{i}]"))
-            else:
-                problems += exc.problems
+            problems += exc.problems
     sites, site_problems = _validate_sites(raw_sites)
     problems += site_problems
-    rest = {k: v for k, v in data.items() if k != "sites"}
-    rest["inventory"] = [str(x) for x in inventory]
+    problems += [Problem(file, "unknown key", lines.get((key,)), field=key) for key in _LOADER_FIELDS if key in data]
+    rest = {k: v for k, v in data.items() if k != "sites" and k not in _LOADER_FIELDS}
+    rest["inventory"] = [name for name in inventory if isinstance(name, str)]
     config: Config | None = None
     try:
         config = Config.model_validate({**rest, "sites": []})
     except ValidationError as exc:
-        problems += _pydantic_problems(exc, file, lines)
-    raws: dict[str, RawSite] = {}
-    for raw in raw_sites:
-        if raw.site_id:
-            if raw.site_id in raws:
-                raws.setdefault(f"{raw.site_id}#first", raws[raw.site_id])
-                raws[raw.site_id] = raw
-            else:
-                raws[raw.site_id] = raw
-    auths = config.auths if config else (data.get("auths") or {})
-    problems += _cross_check(sites, raws, auths if isinstance(auths, dict) else {})
+        problems += _config_problems(exc, file, lines)
+    auths = config.auths if config else data.get("auths")
+    problems += _cross_check(raw_sites, auths if isinstance(auths, dict) else {})
     if problems or config is None:
-        raise ConfigError(problems)
+        raise ConfigError(_in_order(problems, files))
     return config.model_copy(update={"sites": tuple(sites), "source": file, "version": digest.hexdigest()[:16]})

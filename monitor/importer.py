@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -10,15 +12,25 @@ from monitor.config import _cross_check, _validate_sites
 from monitor.errors import ConfigError, Problem
 from monitor.inventory import read_csv
 
+log = logging.getLogger(__name__)
+
 
 def import_csv(path: Path, warnings: list[Problem] | None = None) -> str:
     """Return inventory YAML for the CSV at ``path``; raise ConfigError naming every bad row and column."""
     raws = read_csv(path, warnings)
     sites, problems = _validate_sites(raws)
-    by_id = {r.site_id: r for r in raws if r.site_id}
-    problems += _cross_check(sites, by_id, auths={})  # type: ignore[arg-type]
+    # A CSV holds no auths, and an upstream may well live in another inventory file: `readiness check`
+    # on the config that names both decides; here it is a warning.
+    elsewhere: list[Problem] = []
+    problems += _cross_check(raws, auths=(), unknown_upstreams=elsewhere)
+    for p in elsewhere:
+        w = replace(p, message=f"{p.message} in this file (another inventory must have it)")
+        if warnings is None:
+            log.warning("%s", w)
+        else:
+            warnings.append(w)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(sorted(problems, key=lambda p: p.line or 0))
     doc = {"sites": [s.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | {"id": s.id}
                      for s in sites]}
     header = f"# Imported from {path.name} by `readiness inventory import`.\n"
