@@ -34,6 +34,8 @@ def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
     }
     if r is None:
         return out
+    out.update({"first_ready_at": iso(r.first_ready_at), "ever_ready": r.ever_ready, "regressions": r.regressions,
+                "maintenance": r.maintenance or None, "waivers": list(r.waivers)})
     out["links"] = [
         {"role": h.role, "medium": h.medium, "address": h.address, "state": h.state, "reasons": list(h.reasons),
          "warnings": list(h.warnings), "observed_at": iso(h.observed_at), "values": _clean(h.values)}
@@ -51,6 +53,16 @@ def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
     return out
 
 
+def forecast_json(snap: Snapshot) -> dict[str, Any]:
+    """Return the deadline forecast per scope (province, each county, urban/rural)."""
+    out: dict[str, Any] = {}
+    for (kind, name), f in sorted(snap.extra.get("forecast", {}).items()):  # type: ignore[attr-defined]
+        out[f"{kind}:{name}" if name else kind] = {
+            "share_now": round(f.share_now, 4), "share_at_deadline": round(f.share_at_deadline, 4),
+            "at_risk": f.at_risk, "all_ready_at": iso(f.all_ready_at), "slope_per_day": round(f.slope_per_day, 6)}
+    return out
+
+
 def sites_json(snap: Snapshot) -> dict[str, Any]:
     """Return the whole /api/v1/sites document."""
     summary: dict[str, int] = {"ready": 0, "degraded": 0, "not_ready": 0, "unknown": 0}
@@ -65,5 +77,6 @@ def sites_json(snap: Snapshot) -> dict[str, Any]:
         "evaluated_at": iso(snap.at) if snap.evaluated else None,
         "config_version": snap.config.version,
         "summary": summary,
+        "forecast": forecast_json(snap),
         "sites": sites,
     }

@@ -63,6 +63,7 @@ async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-unty
         await runner.run(host, port)
     finally:
         if store is not None:
+            service.timeline.save(Path(store.data_dir) / "timeline.json")
             store.close()
     return EXIT_OK
 
@@ -76,7 +77,10 @@ def open_store(service, data_dir: str):  # type: ignore[no-untyped-def]
     store.open()
     recorder = Recorder(store)
     service.resume(recorder.resume_sites())
+    memory = Path(data_dir) / "timeline.json"
+    service.timeline.load(memory)
     service.on_snapshot(recorder)
+    service.on_snapshot(lambda new, old: recorder.snapshot_due and service.timeline.save(memory))
     service.add_extra("store", lambda: store.status)
     log.info("recording to %s (chain head %s)", data_dir, store.chain_head()[0])
     return store

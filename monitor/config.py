@@ -13,6 +13,7 @@ from pydantic_core import ErrorDetails
 from monitor.errors import ConfigError, Problem
 from monitor.inventory import RawSite, read_inventory, sites_from_yaml
 from monitor.model import Ident, Listen, Policy, Programme, Site, SnmpAuth, Strict
+from monitor.schedule import MaintenanceWindow, Waiver
 from monitor.yamlsource import Path_, field_name, line_of, load_yaml
 from probes import PROBES
 from probes.base import ProbeSettings
@@ -36,6 +37,8 @@ class Config(Strict):
     probes: ProbesConfig = Field(default_factory=ProbesConfig)  # type: ignore[valid-type]
     policy: Policy = Field(default_factory=Policy)
     auths: dict[Ident, SnmpAuth] = Field(default_factory=dict)
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    waivers: tuple[Waiver, ...] = ()
     inventory: tuple[str, ...] = ()
     sites: tuple[Site, ...] = ()
     # Filled by the loader: where the config came from and a hash of everything it read.

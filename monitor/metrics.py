@@ -76,6 +76,14 @@ class SnapshotCollector(Collector):
         seen = _gauge("readiness_site_terminals_seen", "Expected terminals in the router's neighbour table.", SITE)
         unexpected = _gauge("readiness_site_unexpected_devices", "Unknown devices in the neighbour table.", SITE)
         counts = _gauge("readiness_sites", "Sites by county, area and state.", ["county", "area", "state"])
+        first = _gauge("readiness_site_first_ready_timestamp_seconds", "When the site was first (sustained) ready.",
+                       SITE)
+        ever = _gauge("readiness_site_ever_ready", "The site has been (sustained) ready at least once.", SITE)
+        regressions = CounterMetricFamily("readiness_site_regressions", "Times a ready site slipped back.",
+                                          labels=SITE)
+        maint = _gauge("readiness_site_maintenance", "The site is inside a maintenance window (1) or not (0).", SITE)
+        waiver = _gauge("readiness_site_waiver", "A waiver lifts a requirement of the site (1 per waiver).",
+                        [*SITE, "requirement"])
         for site in snap.config.reported_sites():
             labels = [site.id, site.county, site.area]
             info.add_metric([*labels, site.name, site.kind, site.upstream or ""], 1)
@@ -89,6 +97,13 @@ class SnapshotCollector(Collector):
             if r is None:
                 continue
             since.add_metric(labels, r.since)
+            if r.first_ready_at is not None:
+                first.add_metric(labels, r.first_ready_at)
+            ever.add_metric(labels, 1.0 if r.ever_ready else 0.0)
+            regressions.add_metric(labels, r.regressions)
+            maint.add_metric(labels, 1.0 if r.maintenance else 0.0)
+            for w in r.waivers:  # "waived backup until ..." -> requirement "backup"
+                waiver.add_metric([*labels, w.split(" ")[1]], 1)
             for code in sorted({reason_code(x) for x in r.reasons}):
                 reason.add_metric([*labels, code], 1)
             t_total.add_metric(labels, len(r.terminals))
@@ -100,7 +115,8 @@ class SnapshotCollector(Collector):
                     unexpected.add_metric(labels, r.neighbours.values["unexpected_devices"])
         for (county, area, st), n in sorted(snap.counts().items()):
             counts.add_metric([county, area, st], n)
-        yield from (info, state, since, reason, t_up, t_total, lat, lon, seen, unexpected, counts)
+        yield from (info, state, since, reason, t_up, t_total, lat, lon, seen, unexpected, counts, first, ever,
+                    regressions, maint, waiver)
 
     def _links(self, snap: Snapshot) -> Iterator[Metric]:
         state = _gauge("readiness_link_state", "Health of a link (1 for the current state).", [*LINK, "state"])
@@ -111,6 +127,11 @@ class SnapshotCollector(Collector):
         loss_max = _gauge("readiness_link_loss_max_ratio", "Loss above which the link is impaired.", LINK)
         rtt_max = _gauge("readiness_link_rtt_max_allowed_seconds", "Mean RTT above which the link is impaired.", LINK)
         values = {k: _gauge(name, doc, LINK) for k, (name, doc) in LINK_VALUES.items()}
+        flapping = _gauge("readiness_link_flapping", "The link changes state too often and is damped (1) or not.",
+                          LINK)
+        proven = _gauge("readiness_link_backup_proven", "The backup link has been seen carrying traffic (1) or "
+                                                        "never (0).", LINK)
+        proven_set = snap.extra.get("proven", frozenset())
         sites = {s.id: s for s in snap.config.reported_sites()}
         media = snap.config.policy.media
         for site_id, r in snap.sites.items():
@@ -123,6 +144,9 @@ class SnapshotCollector(Collector):
                     state.add_metric([*labels, s], 1.0 if s == h.state else 0.0)
                 if h.state != "unknown":
                     up.add_metric(labels, 0.0 if h.state == "down" else 1.0)
+                flapping.add_metric(labels, 1.0 if h.state == "flapping" else 0.0)
+                if h.role == "backup":
+                    proven.add_metric(labels, 1.0 if f"{site.id}/backup" in proven_set else 0.0)  # type: ignore[operator]
                 policy = media[h.medium]  # type: ignore[index]
                 loss_max.add_metric(labels, policy.loss_max_ratio)
                 rtt_max.add_metric(labels, policy.rtt_max_seconds)
@@ -134,7 +158,7 @@ class SnapshotCollector(Collector):
                 for key, family in values.items():
                     if key in h.values:
                         family.add_metric(labels, h.values[key])
-        yield from (state, up, rx_min, rx_warn, loss_max, rtt_max, *values.values())
+        yield from (state, up, rx_min, rx_warn, loss_max, rtt_max, flapping, proven, *values.values())
 
     def _terminals(self, snap: Snapshot) -> Iterator[Metric]:
         up = _gauge("readiness_terminal_up", "The terminal answers (1) or not (0); absent while unknown.", TERMINAL)
@@ -162,6 +186,23 @@ class SnapshotCollector(Collector):
         days = _gauge("readiness_days_to_deadline", "Days left until the deadline (negative once passed).", [])
         days.add_metric([], (deadline - snap.at) / 86400.0)
         yield from (d, days)
+        scope = ["scope", "county", "area"]
+        share = _gauge("readiness_forecast_ready_ratio", "Forecast share of ready sites at the deadline "
+                       "(Theil-Sen trend of the last days).", scope)
+        when = _gauge("readiness_forecast_all_ready_timestamp_seconds", "When the trend reaches every site ready.",
+                      scope)
+        risk = _gauge("readiness_forecast_at_risk", "The forecast at the deadline is below 100% (1) or not (0).",
+                      scope)
+        now_share = _gauge("readiness_ready_ratio", "Share of this instance's sites that are ready now.", scope)
+        forecasts = snap.extra.get("forecast", {})
+        for (kind, name), f in sorted(forecasts.items()):  # type: ignore[attr-defined]
+            labels = [kind, name if kind == "county" else "", name if kind == "area" else ""]
+            share.add_metric(labels, f.share_at_deadline)
+            risk.add_metric(labels, 1.0 if f.at_risk else 0.0)
+            now_share.add_metric(labels, f.share_now)
+            if f.all_ready_at is not None:
+                when.add_metric(labels, f.all_ready_at)
+        yield from (share, when, risk, now_share)
 
     def _monitor(self, snap: Snapshot) -> Iterator[Metric]:
         build = _gauge("readiness_build_info", "Version of this monitor (value 1).", ["version"])

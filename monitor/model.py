@@ -187,6 +187,11 @@ class Policy(Strict):
     stale_after_intervals: float = Field(3.0, ge=1, description="data older than this many intervals: unknown")
     sustain_seconds: float = Field(0.0, ge=0, description="healthy this long before ready (history)")
     sustain_availability_ratio: float = Field(0.99, ge=0, le=1)
+    flap_max_changes: int = Field(4, ge=1, description="more state changes than this within the window: flapping")
+    flap_window_seconds: float = Field(600.0, gt=0)
+    flap_hold_seconds: float = Field(600.0, ge=0, description="stable this long before flapping ends")
+    forecast_days: float = Field(14.0, gt=0, description="trend fitted over this many trailing days")
+    forecast_resolution_seconds: float = Field(3600.0, gt=0, description="one share sample per this long")
 
     @field_validator("media")
     @classmethod

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
 
 from monitor.model import Link, MediumPolicy, Policy, Site
 from probes.base import Observation
 
 SiteState = Literal["ready", "degraded", "not_ready", "unknown"]
-LinkState = Literal["up", "impaired", "down", "unknown"]
+LinkState = Literal["up", "impaired", "flapping", "down", "unknown"]
 SITE_STATES: tuple[SiteState, ...] = ("ready", "degraded", "not_ready", "unknown")
-LINK_STATES: tuple[LinkState, ...] = ("up", "impaired", "down", "unknown")
+LINK_STATES: tuple[LinkState, ...] = ("up", "impaired", "flapping", "down", "unknown")
 _SEVERITY = {"ready": 0, "degraded": 1, "unknown": 2, "not_ready": 3}
-_PRIMARY_EFFECT: dict[str, SiteState] = {"up": "ready", "impaired": "degraded", "down": "not_ready",
-                                         "unknown": "unknown"}
+_PRIMARY_EFFECT: dict[str, SiteState] = {"up": "ready", "impaired": "degraded", "flapping": "degraded",
+                                         "down": "not_ready", "unknown": "unknown"}
 # A missing backup does not stop the vote today; it is a requirement the site still owes.
-_BACKUP_EFFECT: dict[str, SiteState] = {"up": "ready", "impaired": "degraded", "down": "degraded",
-                                        "unknown": "unknown"}
+_BACKUP_EFFECT: dict[str, SiteState] = {"up": "ready", "impaired": "degraded", "flapping": "degraded",
+                                        "down": "degraded", "unknown": "unknown"}
 _CODE_RE = re.compile(r"^[a-z_]+(?:\.[a-z_]+)*")
 
 
@@ -67,6 +67,12 @@ class SiteReadiness:
     terminals: tuple[TerminalHealth, ...] = ()
     warnings: tuple[str, ...] = ()
     neighbours: Observation | None = None
+    # Readiness over time (monitor/timeline.py): filled after the instantaneous verdict.
+    first_ready_at: float | None = None
+    ever_ready: bool = False
+    regressions: int = 0
+    maintenance: str = ""
+    waivers: tuple[str, ...] = ()
 
     @property
     def terminals_up(self) -> int:
@@ -243,15 +249,33 @@ def upstream_down(result: SiteReadiness | None) -> bool:
     return "isolated" in result.reasons or any(r.startswith("upstream ") for r in result.reasons)
 
 
+class Damper(Protocol):
+    """Flap damping: maps a link's raw state to (state, flapping); see monitor/history.py."""
+
+    def update(self, entity: str, state: str, now: float) -> tuple[str, bool]: ...
+
+
+def _damped(h: LinkHealth, site_id: str, damper: Damper | None, now: float) -> LinkHealth:
+    if damper is None:
+        return h
+    _, flapping = damper.update(f"{site_id}/{h.role}", h.state, now)
+    if not flapping:
+        return h
+    # One stable "flapping" verdict instead of a transition per flap.
+    return replace(h, state="flapping", reasons=(f"{h.role}.flapping",))
+
+
 def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Observation], now: float,
-             fresh: Freshness, previous: Mapping[str, SiteReadiness] | None = None) -> dict[str, SiteReadiness]:
+             fresh: Freshness, previous: Mapping[str, SiteReadiness] | None = None,
+             damper: Damper | None = None) -> dict[str, SiteReadiness]:
     """Return the readiness of every site, upstream nodes first, in one consistent pass."""
     previous = previous or {}
     out: dict[str, SiteReadiness] = {}
     for site in _order(sites):
         links = tuple(
-            link_health(link, latest.get(f"{site.id}/{link.role}"), latest.get(f"{site.id}/{link.role}/snmp"),
-                        policy.media[link.medium], fresh, now)
+            _damped(link_health(link, latest.get(f"{site.id}/{link.role}"),
+                                latest.get(f"{site.id}/{link.role}/snmp"), policy.media[link.medium], fresh, now),
+                    site.id, damper, now)
             for link in site.links
         )
         terminals = terminal_health(site, latest, fresh, now)

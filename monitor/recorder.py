@@ -33,6 +33,7 @@ class Recorder:
         self.every = snapshot_every_seconds
         self.last: dict[str, Entity] = {k: (v[0], v[2]) for k, v in store.last_states().items()}
         self.last_snapshot_at = 0.0
+        self.snapshot_due = False  # True right after a periodic snapshot was written
         self.version = ""
         for event in store.events(kinds=["snapshot", "config"]):
             if event.kind == "snapshot":
@@ -63,7 +64,8 @@ class Recorder:
                 self.last[entity] = (state, reasons)
         if changes:
             self.store.append(changes)
-        if new.at - self.last_snapshot_at >= self.every:
+        self.snapshot_due = new.at - self.last_snapshot_at >= self.every
+        if self.snapshot_due:
             self.last_snapshot_at = new.at
             body = {r.site: {"state": r.state, "since": r.since, "reasons": list(r.reasons),
                              "terminals_up": r.terminals_up, "terminals": len(r.terminals),

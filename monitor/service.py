@@ -13,6 +13,7 @@ from monitor.config import Config
 from monitor.errors import ProbeUnavailable
 from monitor.readiness import Freshness, SiteReadiness, evaluate
 from monitor.snapshot import CycleStats, Snapshot
+from monitor.timeline import Timeline
 from probes import PROBES, Observation, Probe, Target
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Service:
         self._reload = (True, 0.0, "")
         self._listeners: list[Callable[[Snapshot, Snapshot | None], None]] = []
         self._extra: dict[str, Callable[[], object]] = {}
+        self.timeline = Timeline(config)
         self.apply(config)
         self.snapshot = Snapshot(self.started_at, config, MappingProxyType({}), MappingProxyType(dict(self.cycles)),
                                  self.started_at)
@@ -55,6 +57,8 @@ class Service:
         """Switch to ``config`` at once: new targets, old observations of vanished targets dropped."""
         targets = {kind: probe.targets(config) for kind, probe in self.probes.items()}
         keys = {t.key for ts in targets.values() for t in ts}
+        if hasattr(self, "timeline"):
+            self.timeline.reconfigure(config)
         self.config, self.targets = config, targets
         self.latest = {k: v for k, v in self.latest.items() if k in keys}
         for kind in self.probes:
@@ -124,11 +128,13 @@ class Service:
         config = self.config
         warm = force or self.warm()
         if warm:  # before every kind has reported once, sites would look unknown for no reason
-            sites = evaluate(config.sites, config.policy, self.latest, now, freshness(config), self._sites)
-            self._sites = MappingProxyType(sites)
+            raw = evaluate(config.sites, config.policy, self.latest, now, freshness(config), self._sites,
+                           self.timeline.damper)
+            self._sites = MappingProxyType(self.timeline.process(config, raw, self._sites, now))
         ok, at, error = self._reload
         old = self.snapshot
-        extra = MappingProxyType({name: provider() for name, provider in self._extra.items()})
+        extra = MappingProxyType({"forecast": dict(self.timeline.forecasts), "proven": frozenset(self.timeline.proven),
+                                  **{name: provider() for name, provider in self._extra.items()}})
         self.snapshot = Snapshot(now, config, self._sites, MappingProxyType(dict(self.cycles)), self.started_at,
                                  warm, ok, at, error, extra)
         for listener in self._listeners:

@@ -9,10 +9,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.api import site_json, sites_json
-from monitor.metrics import make_registry
+from monitor.exposition import RenderCache
+from monitor.metrics import SnapshotCollector
 from monitor.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -27,13 +28,13 @@ def _json(data: object, status: int = 200) -> web.Response:
 def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None
              ) -> web.Application:
     """Build the aiohttp application over the snapshot getter ``get``."""
-    registry = make_registry(get)
+    cache = RenderCache(get, lambda snap: SnapshotCollector(lambda: snap).collect())
     routes = web.RouteTableDef()
 
     @routes.get("/metrics")
     async def metrics(_: web.Request) -> web.Response:
-        # Rendering can take a while for a province; keep it off the event loop.
-        body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
+        # Rendering can take a while for a province; keep it off the event loop, once per snapshot.
+        body = await asyncio.get_running_loop().run_in_executor(None, cache.body)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @routes.get("/-/healthy")

@@ -163,3 +163,26 @@ async def test_listens_on_loopback_by_default(tmp_path: Path) -> None:
     finally:
         other.close()
         await runner._app_runner.cleanup()  # type: ignore[union-attr]
+
+
+def test_fast_renderer_matches_prometheus_client(tmp_path: Path) -> None:
+    """Our one-pass exposition parses to exactly what prometheus_client's generate_latest gives."""
+    from prometheus_client import generate_latest
+
+    from monitor.exposition import render
+    from monitor.metrics import make_registry
+
+    s = site("S1", snmp=True)
+    s["name"] = 'مدرسه "quoted" \\ back\nslash'
+    service = Service(load_config(write_config(tmp_path, [s])), clock=lambda: 1000.0)
+    service.latest.update({"S1/primary": obs("S1/primary"), "S1/backup": obs("S1/backup", ok=False),
+                           "S1/primary/snmp": Observation("S1/primary/snmp", "snmp", True, 1000.0, SNMP_OK)})
+    snap = service.evaluate(force=True)
+
+    def parsed(text: str) -> list[tuple[str, list[tuple[str, str]], float]]:
+        return sorted((smp.name, sorted(smp.labels.items()), smp.value) for fam in text_string_to_metric_families(text)
+                      for smp in fam.samples if smp.name != "readiness_exporter_collect_seconds")  # type: ignore[misc]
+
+    ours = render(SnapshotCollector(lambda: snap).collect()).decode()
+    theirs = generate_latest(make_registry(lambda: snap)).decode()
+    assert parsed(ours) == parsed(theirs)

@@ -1,0 +1,125 @@
+"""Readiness over simulated days (compressed time): sustained readiness, regressions, upstream blocking,
+maintenance, waivers, flap damping and the forecast, through the real Service pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monitor.config import load_config
+from monitor.service import Service
+from probes.base import Observation
+from tests.monitor.fixtures import obs, site, write_config
+
+HOUR = 3600.0
+T0 = 1_790_000_000.0  # 2026-09-21, well before the deadline
+
+
+class World:
+    """What the probes would see: every target answers unless told otherwise."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.down: set[str] = set()
+
+    def step(self, now: float) -> dict[str, object]:
+        latest = {}
+        for kind, targets in self.service.targets.items():
+            for t in targets:
+                ok = t.key not in self.down
+                if kind == "icmp":
+                    latest[t.key] = obs(t.key, at=now) if ok else obs(t.key, ok=False, at=now, loss_ratio=1.0)
+                else:
+                    latest[t.key] = Observation(t.key, kind, ok, now, {"connect_seconds": 0.001} if ok else {},
+                                                "" if ok else "refused")
+        self.service.latest = latest  # type: ignore[assignment]
+        snap = self.service.evaluate(now, force=True)
+        return {sid: r for sid, r in snap.sites.items()}
+
+
+def make(tmp_path: Path, **extra: object) -> tuple[Service, World]:
+    sites = [site("AGG", terminals=0, kind="node", n=9), site("S1", upstream="AGG"), site("S2", upstream="AGG", n=2)]
+    extra.setdefault("policy", {"sustain_seconds": 24 * HOUR, "sustain_availability_ratio": 0.95})
+    service = Service(load_config(write_config(tmp_path, sites, **extra)))
+    return service, World(service)
+
+
+def test_sustained_readiness_and_regression(tmp_path: Path) -> None:
+    """Ready only after 24 h healthy; first_ready_at kept; a slip back is a regression."""
+    _service, world = make(tmp_path)
+    r = world.step(T0)["S1"]
+    assert (r.state, r.reasons) == ("degraded", ("sustaining (0h of 24h)",))
+    r = world.step(T0 + 5 * HOUR)["S1"]
+    assert r.state == "degraded" and "sustaining (5h of 24h)" in r.reasons
+    for h in range(6, 25):
+        r = world.step(T0 + h * HOUR)["S1"]
+    assert (r.state, r.ever_ready, r.first_ready_at) == ("ready", True, T0 + 24 * HOUR)
+    assert r.since == T0 + 24 * HOUR
+    world.down |= {"S1/terminal/T1", "S1/terminal/T2"}
+    r = world.step(T0 + 25 * HOUR)["S1"]
+    assert (r.state, r.regressions, r.ever_ready) == ("not_ready", 1, True)
+    assert r.first_ready_at == T0 + 24 * HOUR
+
+
+def test_upstream_blocks_without_a_burst(tmp_path: Path) -> None:
+    """The node dies and its sites go dark: they are unknown (upstream AGG down) in the same evaluation."""
+    service, world = make(tmp_path, policy={"sustain_seconds": 0})
+    world.step(T0)
+    world.down |= {t.key for ts in service.targets.values() for t in ts if t.site in ("AGG", "S1", "S2")}
+    result = world.step(T0 + 60)
+    assert result["AGG"].state == "not_ready"
+    assert all(result[s].reasons == ("upstream AGG down",) and result[s].state == "unknown" for s in ("S1", "S2"))
+
+
+def test_maintenance_and_waiver(tmp_path: Path) -> None:
+    """A window for the county notes maintenance first; a backup waiver lifts backup.down until it expires."""
+    _service, world = make(
+        tmp_path, policy={"sustain_seconds": 0},
+        maintenance=[{"counties": ["Ilam"], "reason": "fiber splice", "start": "2026-09-21T10:00:00+03:30",
+                      "end": "2026-09-21T12:00:00+03:30"}],
+        waivers=[{"site": "S2", "requirement": "backup", "until": "2026-09-25", "approved_by": "ICT committee",
+                  "reason": "LTE tower due in October"}],
+    )
+    world.down.add("S2/backup")
+    r = world.step(T0)  # 2026-09-21 ~17:23 Tehran: no maintenance
+    assert r["S2"].state == "ready" and r["S2"].waivers and "backup.down" not in r["S2"].reasons
+    assert r["S1"].maintenance == ""
+    inside = 1_789_972_200.0 + 60  # 2026-09-21T10:01+03:30
+    r = world.step(inside)
+    assert r["S1"].maintenance == "fiber splice" and r["S1"].reasons[0] == "maintenance: fiber splice"
+    later = T0 + 5 * 24 * HOUR  # the waiver has expired by itself
+    r = world.step(later)
+    assert (r["S2"].state, r["S2"].waivers) == ("degraded", ()) and "backup.down" in r["S2"].reasons
+
+
+def test_flapping_link_is_damped(tmp_path: Path) -> None:
+    """A backup that changes state every minute is reported as flapping, not as a storm of transitions."""
+    _service, world = make(tmp_path, policy={"sustain_seconds": 0, "flap_max_changes": 3,
+                                            "flap_window_seconds": 600, "flap_hold_seconds": 600})
+    states = []
+    for minute in range(10):
+        if minute % 2:
+            world.down.add("S1/backup")
+        else:
+            world.down.discard("S1/backup")
+        r = world.step(T0 + minute * 60)["S1"]
+        states.append(r.link("backup").state)  # type: ignore[union-attr]
+    assert states[-1] == "flapping" and "backup.flapping" in r.reasons and r.state == "degraded"
+    assert states.count("flapping") >= 5
+
+
+def test_forecast_moves_with_the_data(tmp_path: Path) -> None:
+    """A province that gets better day by day is forecast to finish; a stuck one is at risk."""
+    service, world = make(tmp_path, policy={"sustain_seconds": 0})
+    world.down |= {"S1/terminal/T1", "S2/terminal/T1"}
+    for day in range(3):
+        world.step(T0 + day * 24 * HOUR)
+    stuck = service.timeline.forecasts[("province", "")]
+    assert stuck.at_risk and stuck.share_at_deadline < 1
+    world.down.discard("S1/terminal/T1")
+    for day in range(3, 6):
+        world.step(T0 + day * 24 * HOUR)
+    world.down.clear()
+    for day in range(6, 9):
+        world.step(T0 + day * 24 * HOUR)
+    better = service.timeline.forecasts[("province", "")]
+    assert better.share_now == 1.0 and better.share_at_deadline > stuck.share_at_deadline
