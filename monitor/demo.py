@@ -135,6 +135,19 @@ def faults(sites: list[dict[str, Any]], tick: int) -> tuple[set[str], set[str], 
     return down, lossy, terms
 
 
+def _start_agent(workdir: Path, sites: list[dict[str, Any]]) -> Any:
+    """Start the province's snmpsim agent; without snmpsim the demo runs on ICMP and TCP alone."""
+    from monitor import demo_snmp
+
+    try:
+        return demo_snmp.start(workdir, sites)
+    except FileNotFoundError as exc:
+        log.warning("no SNMP in this demo: %s", exc)
+    except (RuntimeError, TimeoutError) as exc:
+        raise ReadinessError(f"cannot start the demo's SNMP agent on 127.0.0.1:{dp.SNMP_PORT}: {exc}") from None
+    return None
+
+
 def run_demo(*, once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None]) -> int:
     """Bring the province up, run the service on it (or one cycle with ``once``), tear it all down."""
     return asyncio.run(_demo(once, as_json, port, report))
@@ -152,7 +165,9 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
     terminals = Terminals([t["address"] for s in sites for t in s.get("terminals", [])])
     links = LinkFaults()
     service = Service(config)
+    agent = None
     try:
+        agent = _start_agent(workdir, sites)
         links.start()
         tick = 0
 
@@ -191,6 +206,8 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
                 await mover
         return 0
     finally:
+        if agent is not None:
+            agent.stop()
         links.stop()
         await terminals.close()
         await service.close()

@@ -32,6 +32,8 @@ NAMES = ("شهید بهشتی", "امام خمینی", "فردوسی", "سعدی
 VILLAGES = ("چشمه‌کبود", "سرابله", "زرنه", "ارکواز", "مورموری", "ماژین", "موسیان", "پهله", "صالح‌آباد", "میمه",
             "هفت‌چشمه", "بانکول", "گنجوان", "توحید", "چوار")
 TERMINAL_PORT = 18080
+SNMP_PORT = 16161  # the demo's snmpsim agent on 127.0.0.1
+DEAD_SWITCH = "HLY"  # this county's fiber switch never answers SNMP
 DEADLINE = "2026-12-31T23:59:59+03:30"
 
 
@@ -45,6 +47,21 @@ def backup_address(i: int) -> str:
 
 def terminal_address(i: int, k: int) -> str:
     return f"127.13.{i % 250}.{k + 1 + 10 * (i // 250)}"
+
+
+def _port_ref(device: str, n: int) -> dict[str, Any]:
+    # Every site's port on its county's switch; half by name, half by ifIndex, as inventories come.
+    ref: dict[str, Any] = {"device": "127.0.0.1", "port": SNMP_PORT, "auth": device}
+    if n % 2:
+        ref["if_name"] = f"Gi0/{n}"
+    else:
+        ref["if_index"] = n
+    return ref
+
+
+def snmp_devices(sites: list[dict[str, Any]]) -> list[str]:
+    """Return the community (= device) names the province's links refer to."""
+    return sorted({link["snmp"]["auth"] for s in sites for link in s["links"] if "snmp" in link})
 
 
 def province(seed: int = 1405) -> list[dict[str, Any]]:
@@ -71,11 +88,13 @@ def province(seed: int = 1405) -> list[dict[str, Any]]:
                 "upstream": agg,
                 "location": {"lat": round(lat + rnd.uniform(-0.18, 0.18), 4),
                              "lon": round(lon + rnd.uniform(-0.22, 0.22), 4)},
-                "links": [{"role": "primary", "medium": "fiber", "address": primary_address(i)}],
+                "links": [{"role": "primary", "medium": "fiber", "address": primary_address(i),
+                           "snmp": _port_ref(f"sw-{code}", n)}],
             }
             if rnd.random() > 0.05:
                 medium = rnd.choice(("vsat", "lte")) if rural else rnd.choice(("lte", "microwave"))
-                site["links"].append({"role": "backup", "medium": medium, "address": backup_address(i)})
+                site["links"].append({"role": "backup", "medium": medium, "address": backup_address(i),
+                                      "snmp": _port_ref(f"bk-{code}", n)})
             terminals = rnd.randint(2, 4) if rural else rnd.randint(3, 5)
             site["terminals"] = [{"id": f"T{k + 1}", "address": terminal_address(i, k), "port": TERMINAL_PORT}
                                  for k in range(terminals)]
@@ -94,7 +113,10 @@ def config_doc(port: int = 9108, inventory: str = "demo-sites.yaml") -> dict[str
             "icmp": {"interval_seconds": 15, "count": 3, "spacing_seconds": 0.2, "timeout_seconds": 1.0,
                      "jitter_seconds": 1},
             "tcp": {"interval_seconds": 15, "timeout_seconds": 2.0, "jitter_seconds": 1},
+            "snmp": {"interval_seconds": 30, "timeout_seconds": 1.0, "retries": 1, "jitter_seconds": 1},
         },
+        # One auth per device: snmpsim picks the recording by community. Demo communities are not secret.
+        "auths": {name: {"version": "2c", "community": name} for name in snmp_devices(province())},
         "policy": {"require_backup": True, "terminals_min_ratio": 0.75},
         "inventory": [inventory],
     }

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from monitor import demo_province
 from monitor.demo import faults
+from monitor.readiness import reason_code
 from tests.helpers import require_root
 
 ROOT = Path(__file__).parents[2]
@@ -53,7 +54,12 @@ def test_demo_once_shows_a_mix_of_states() -> None:
     doc = json.loads(proc.stdout)
     summary = doc["summary"]
     assert all(summary[state] > 0 for state in ("ready", "degraded", "not_ready", "unknown")), summary
-    reasons = {r.split(" ")[0] for s in doc["sites"] for r in s["reasons"]}
+    reasons = {reason_code(r) for s in doc["sites"] for r in s["reasons"] + s["warnings"]}
     assert {"backup.down", "backup.missing", "upstream", "terminals"} <= reasons, reasons
+    # From the simulated switches: optics under and near the threshold, a port oper down, a dead agent.
+    assert {"primary.rx_power", "primary.rx_power_warning", "primary.oper_down",
+            "primary.snmp_unavailable"} <= reasons, reasons
+    fiber = next(s for s in doc["sites"] if s["id"] == "ILM-001")["links"][0]["values"]
+    assert {"rx_power_dbm", "oper_up", "uptime_seconds"} <= set(fiber)  # rates need a second cycle
     nft = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
     assert "readiness_demo" not in nft.stdout, "the demo must remove its nftables table"
