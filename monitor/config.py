@@ -124,6 +124,30 @@ def _get(data: Any, *path: str | int) -> Any:
     return data
 
 
+def _schedule_check(config: Config, sites: list[Site], file: str, lines: dict[Path_, int]) -> list[Problem]:
+    """Maintenance windows and waivers must name sites and counties that exist."""
+    ids = {s.id for s in sites}
+    counties = {s.county for s in sites}
+    problems = []
+    for i, window in enumerate(config.maintenance):
+        for j, site_id in enumerate(window.sites):
+            if site_id not in ids:
+                problems.append(Problem(file, f"maintenance names no site {site_id!r}",
+                                        line_of(lines, ("maintenance", i, "sites", j)), site_id,
+                                        f"maintenance[{i}].sites[{j}]"))
+        for j, county in enumerate(window.counties):
+            if county not in counties:
+                problems.append(Problem(file, f"maintenance names no county {county!r} "
+                                              f"(counties: {', '.join(sorted(counties))})",
+                                        line_of(lines, ("maintenance", i, "counties", j)), None,
+                                        f"maintenance[{i}].counties[{j}]"))
+    for i, waiver in enumerate(config.waivers):
+        if waiver.site not in ids:
+            problems.append(Problem(file, f"waiver names no site {waiver.site!r}",
+                                    line_of(lines, ("waivers", i, "site")), waiver.site, f"waivers[{i}].site"))
+    return problems
+
+
 def _cross_check(raw_sites: list[RawSite], auths: Collection[str],
                  unknown_upstreams: list[Problem] | None = None) -> list[Problem]:
     """Check what no single site can: unique ids, declared auths, upstreams that exist and form no cycle.
@@ -242,6 +266,8 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
         problems += _config_problems(exc, file, lines)
     auths = config.auths if config else data.get("auths")
     problems += _cross_check(raw_sites, auths if isinstance(auths, dict) else {})
+    if config is not None:
+        problems += _schedule_check(config, sites, file, lines)
     if problems or config is None:
         raise ConfigError(_in_order(problems, files))
     return config.model_copy(update={"sites": tuple(sites), "source": file, "version": digest.hexdigest()[:16]})

@@ -123,3 +123,19 @@ def test_forecast_moves_with_the_data(tmp_path: Path) -> None:
         world.step(T0 + day * 24 * HOUR)
     better = service.timeline.forecasts[("province", "")]
     assert better.share_now == 1.0 and better.share_at_deadline > stuck.share_at_deadline
+
+
+def test_schedule_must_name_real_sites_and_counties(tmp_path: Path) -> None:
+    """A waiver or window for a site or county that does not exist is a config error, placed precisely."""
+    import pytest
+
+    from monitor.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        make(tmp_path, maintenance=[{"counties": ["Ilaam"], "reason": "typo", "start": "2026-09-21T10:00:00",
+                                     "end": "2026-09-21T12:00:00"}],
+             waivers=[{"site": "S9", "requirement": "backup", "until": "2026-10-01", "approved_by": "x",
+                       "reason": "y"}])
+    text = str(err.value)
+    assert "maintenance[0].counties[0]: maintenance names no county 'Ilaam' (counties: Ilam)" in text
+    assert "site S9: waivers[0].site: waiver names no site 'S9'" in text
