@@ -1,0 +1,1 @@
+"""End-to-end tests: real Prometheus and Alertmanager around a real monitor."""

@@ -1,0 +1,277 @@
+"""End to end: a real `readiness run`, Prometheus and Alertmanager, and a site whose two links go down.
+
+Two network namespaces: "mon" holds the monitor, Prometheus, Alertmanager and the webhook sink (all on
+127.0.0.1 there), "site" holds the far ends of the veth pairs that stand for the links of S1 and S2
+(10.231.0.0/16, which exists only inside the lab). Prometheus uses the committed example config and the
+generated rules with every `for:` scaled by 0.02; Alertmanager uses the committed example with its
+webhooks pointed at the sink and its group timers cut to a second.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import yaml
+
+from tests.e2e.lab import Namespace, WebhookSink, http, sh, stop, tail, wait_for
+from tests.helpers import require_root, require_tool
+
+REPO = Path(__file__).resolve().parents[2]
+MONITOR_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, SINK_PORT = 19108, 19090, 19093, 19095
+FOR_SCALE = 0.02  # SiteIsolated 2.4s, PrimaryLinkDown 6s, BackupLinkDown 12s, ReadinessRegressed 18s
+# Site -> (link role, monitor end, site end, /30 prefix)
+LINKS = {
+    "S1": [("primary", "s1p", "10.231.1"), ("backup", "s1b", "10.231.2")],
+    "S2": [("primary", "s2p", "10.231.3"), ("backup", "s2b", "10.231.4")],
+}
+
+
+def readiness_config(tmp: Path) -> Path:
+    sites = []
+    for n, (site_id, links) in enumerate(LINKS.items()):
+        sites.append({
+            "id": site_id, "name": ["دبستان فردوسی", "مدرسه حافظ"][n], "county": "Ilam",
+            "area": ["urban", "rural"][n],
+            "links": [{"role": role, "medium": "fiber" if role == "primary" else "lte", "address": f"{net}.2"}
+                      for role, _, net in links],
+        })
+    doc = {
+        "programme": {"name": "e2e", "deadline": "2035-12-31T23:59:59+03:30"},
+        "listen": {"host": "127.0.0.1", "port": MONITOR_PORT},
+        "data_dir": str(tmp / "data"),
+        # One echo per link per cycle: a cycle that straddles a link change sees it down or up, never lossy.
+        "probes": {"icmp": {"interval_seconds": 2, "count": 1, "timeout_seconds": 0.5, "jitter_seconds": 0},
+                   "tcp": {"interval_seconds": 2, "timeout_seconds": 0.5, "jitter_seconds": 0}},
+        # Ready as soon as healthy (no sustain period), so the site is ready again the cycle its links return.
+        "policy": {"require_backup": True, "sustain_seconds": 0},
+        "sites": sites,
+    }
+    path = tmp / "readiness.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def prometheus_config(tmp: Path, rules: Path) -> Path:
+    """The committed example with test intervals, ports and rules; its replica label and relabelling stay."""
+    doc = yaml.safe_load((REPO / "config" / "prometheus" / "prometheus.yml").read_text())
+    doc["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    doc["rule_files"] = [str(rules)]
+    doc["alerting"]["alertmanagers"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{ALERTMANAGER_PORT}"]}]
+    (job,) = doc["scrape_configs"]
+    job["scrape_timeout"] = "1s"
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{MONITOR_PORT}"]}]
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def alertmanager_config(tmp: Path) -> Path:
+    """The committed example with every webhook pointed at the sink and group timers cut to a second."""
+    doc = yaml.safe_load((REPO / "config" / "alertmanager" / "alertmanager.yml").read_text())
+
+    def shorten(route: dict[str, Any]) -> None:
+        route.update(group_wait="1s", group_interval="1s")
+        for child in route.get("routes", []):
+            shorten(child)
+
+    shorten(doc["route"])
+    for receiver in doc["receivers"]:
+        for hook in receiver["webhook_configs"]:
+            hook["url"] = f"http://127.0.0.1:{SINK_PORT}/hook/{receiver['name']}"
+    path = tmp / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Stack:
+    mon: Namespace
+    site: Namespace
+    tmp: Path
+    sink: WebhookSink
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def get(self, port: int, path: str) -> Any:
+        return self.mon.call(http, f"http://127.0.0.1:{port}{path}")
+
+    def logs(self) -> str:
+        return "\n".join(tail(self.tmp / f"{name}.log") for name in ("readiness", "prometheus", "alertmanager"))
+
+    def start(self, name: str, cmd: list[str]) -> None:
+        self.procs[name] = self.mon.popen(cmd, self.tmp / f"{name}.log", cwd=REPO,
+                                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    def alive(self) -> None:
+        for name, proc in self.procs.items():
+            assert proc.poll() is None, f"{name} exited with {proc.returncode}\n{self.logs()}"
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        answer = self.get(PROMETHEUS_PORT, f"/api/v1/query?query={quote(promql)}")
+        assert answer["status"] == "success", answer
+        return list(answer["data"]["result"])
+
+    def prometheus_alerts(self) -> list[dict[str, Any]]:
+        return list(self.get(PROMETHEUS_PORT, "/api/v1/alerts")["data"]["alerts"])
+
+    def alertmanager_alerts(self) -> list[dict[str, Any]]:
+        return list(self.get(ALERTMANAGER_PORT, "/api/v2/alerts"))
+
+    def links(self, site_id: str, state: str) -> None:
+        """Set the site ends of both links of ``site_id`` up or down, in one ``ip -batch``, between two cycles.
+
+        Right after an ICMP cycle finishes there are more than a second until the next: the change (and the
+        kernel's deferred carrier handling, up to a second) lands between cycles, so both links change in the
+        same cycle, as they do when a site loses power.
+        """
+        def last_cycle() -> str:
+            text = self.get(MONITOR_PORT, "/metrics")
+            m = re.search(r'^readiness_probe_last_cycle_timestamp_seconds\{kind="icmp"\} (\S+)$', text, re.M)
+            return m.group(1) if m else ""
+
+        before = last_cycle()
+        wait_for("an ICMP cycle to finish", lambda: last_cycle() != before, 10, every=0.05)
+        self.site.ip(*(f"link set dev {dev}-s {state}" for _, dev, _ in LINKS[site_id]))
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    """The lab namespaces with their veths, and the webhook sink in the mon namespace; all torn down after."""
+    require_root("the alerting end-to-end test (network namespaces)")
+    for tool in ("ip", "prometheus", "prometheus-alertmanager"):
+        require_tool(tool)
+    tag = os.getpid() % 100000
+    mon, site = Namespace(f"rdy-e2e-mon-{tag}"), Namespace(f"rdy-e2e-site-{tag}")
+    sink = WebhookSink()
+    s = Stack(mon, site, tmp_path, sink)
+    try:
+        mon.create()
+        site.create()
+        for links in LINKS.values():
+            for _, dev, net in links:
+                # Both ends are created inside the namespaces: this machine never sees the lab's addresses.
+                sh("ip", "-n", mon.name, "link", "add", "name", f"{dev}-m", "type", "veth", "peer", "name",
+                   f"{dev}-s", "netns", site.name)
+                mon.ip(f"addr add {net}.1/30 dev {dev}-m", f"link set dev {dev}-m up")
+                site.ip(f"addr add {net}.2/30 dev {dev}-s", f"link set dev {dev}-s up")
+        sh("ip", "netns", "exec", mon.name, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
+        mon.call(sink.start, "127.0.0.1", SINK_PORT)
+        yield s
+    finally:
+        for proc in s.procs.values():
+            stop(proc)
+        sink.close()
+        mon.delete()
+        site.delete()
+
+
+def _alerts_of(notification: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(a["labels"]["alertname"], a["labels"].get("site", ""), a["status"]) for a in notification["alerts"]]
+
+
+@pytest.mark.root
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_isolated_site_pages_once_and_resolves(stack: Stack) -> None:
+    """Both links of S1 go down: exactly one SiteIsolated page for S1 (to Ilam's on-call), its link alerts
+    held back by inhibition; the links come back: the resolved notification arrives. S2 stays quiet."""
+    started = time.monotonic()
+    tmp = stack.tmp
+    rules = tmp / "readiness.rules.yml"
+    sh(sys.executable, "-m", "monitor", "rules", "--for-scale", str(FOR_SCALE), "-o", str(rules))
+    sh("promtool", "check", "rules", str(rules))
+
+    # 1. The monitor, then Prometheus; wait until both sites are ready in Prometheus and nothing is pending.
+    stack.start("readiness", [sys.executable, "-m", "monitor", "run", str(readiness_config(tmp))])
+    wait_for("the monitor's first evaluation", lambda: stack.get(MONITOR_PORT, "/-/ready"), 20,
+             on_timeout=stack.logs)
+    stack.start("prometheus", ["prometheus", f"--config.file={prometheus_config(tmp, rules)}",
+                               f"--storage.tsdb.path={tmp / 'tsdb'}",
+                               f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}", "--log.level=warn"])
+
+    def settled() -> bool:
+        stack.alive()
+        ready = stack.query('readiness_site_state{state="ready"} == 1')
+        ratio = [float(r["value"][1]) for r in stack.query("province:readiness_ready:ratio")]
+        return ({r["metric"]["site"] for r in ready} == {"S1", "S2"} and ratio == [1.0]
+                and not stack.prometheus_alerts())
+
+    wait_for("S1 and S2 ready in Prometheus, the province 100% ready, no alert pending", settled, 30,
+             on_timeout=stack.logs)
+
+    # 2. Alertmanager (the committed routes and inhibitions).
+    stack.start("alertmanager", ["prometheus-alertmanager", f"--config.file={alertmanager_config(tmp)}",
+                                 f"--storage.path={tmp / 'am'}", f"--web.listen-address=127.0.0.1:{ALERTMANAGER_PORT}",
+                                 "--cluster.listen-address=", "--log.level=warn"])
+    wait_for("Alertmanager ready", lambda: stack.get(ALERTMANAGER_PORT, "/-/ready"), 20, on_timeout=stack.logs)
+
+    # 3. Both links of S1 down.
+    stack.links("S1", "down")
+    down_at = time.monotonic()
+
+    def paged() -> list[tuple[str, dict[str, Any], float]]:
+        stack.alive()
+        return [n for n in stack.sink.received() if ("SiteIsolated", "S1", "firing") in _alerts_of(n[1])]
+
+    wait_for("the SiteIsolated notification for S1", paged, 30, on_timeout=stack.logs)
+    paged_after = time.monotonic() - down_at
+
+    # The link and regression alerts fire in Prometheus and reach Alertmanager, which holds them back
+    # (inhibited by SiteIsolated).
+    held = {"PrimaryLinkDown", "BackupLinkDown", "ReadinessRegressed"}
+
+    def held_back() -> list[dict[str, Any]]:
+        s1 = [a for a in stack.alertmanager_alerts() if a["labels"].get("site") == "S1"]
+        return s1 if held <= {a["labels"]["alertname"] for a in s1} else []
+
+    s1_alerts = wait_for(f"{', '.join(sorted(held))} for S1 in Alertmanager", held_back, 40, on_timeout=stack.logs)
+    time.sleep(2.5)  # two group intervals: time for a notification that should not exist to leak
+    for alert in s1_alerts:
+        if alert["labels"]["alertname"] == "SiteIsolated":
+            assert alert["status"]["state"] == "active", alert
+        else:
+            assert alert["status"]["state"] == "suppressed", alert
+            assert alert["status"]["inhibitedBy"], alert
+    assert {a["labels"]["alertname"] for a in s1_alerts} == {"SiteIsolated", *held}
+    firing = {a["labels"]["alertname"] for a in stack.prometheus_alerts() if a["state"] == "firing"}
+    assert {"SiteIsolated", *held} <= firing
+    assert stack.sink.received() == paged(), "only the page may have been sent while S1 is isolated"
+
+    # 4. Links back: the resolved notification.
+    stack.links("S1", "up")
+
+    def resolved() -> list[tuple[str, dict[str, Any], float]]:
+        stack.alive()
+        return [n for n in stack.sink.received() if ("SiteIsolated", "S1", "resolved") in _alerts_of(n[1])]
+
+    wait_for("the resolved SiteIsolated notification for S1", resolved, 30, on_timeout=stack.logs)
+    time.sleep(2.5)  # nothing else may follow (a link alert set free, a second page)
+
+    # 5. Exactly two notifications: the page and its resolution, both to Ilam's on-call, with the site's name.
+    received = stack.sink.received()
+    summary = [(receiver, payload["status"], _alerts_of(payload)) for receiver, payload, _ in received]
+    assert summary == [
+        ("ilam-oncall", "firing", [("SiteIsolated", "S1", "firing")]),
+        ("ilam-oncall", "resolved", [("SiteIsolated", "S1", "resolved")]),
+    ], summary
+    page = received[0][1]["alerts"][0]
+    assert page["labels"]["severity"] == "critical"
+    assert page["labels"]["county"] == "Ilam" and page["labels"]["area"] == "urban"
+    assert page["labels"]["name"] == "دبستان فردوسی"
+    assert "replica" not in page["labels"], "Prometheus must drop its HA replica label before Alertmanager"
+    assert page["annotations"]["summary"] == ("دبستان فردوسی (S1, Ilam, urban) is cut off: primary and backup "
+                                              "links are both down")
+    assert page["annotations"]["runbook_url"] == "docs/runbook.md#siteisolated"
+    assert page["annotations"]["dashboard"] == "http://127.0.0.1:3000/d/readiness-site?var-county=Ilam&var-site=S1"
+    took = time.monotonic() - started
+    print(f"paged {paged_after:.1f}s after the links went down; whole scenario {took:.1f}s")
+    assert took < 110
