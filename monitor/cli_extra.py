@@ -7,6 +7,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from monitor.audit import add_audit_parser
+
 
 def _positive(text: str) -> float:
     try:
@@ -48,4 +50,4 @@ def add_rules_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.set_defaults(func=cmd_rules)
 
 
-REGISTER = [add_rules_parser]
+REGISTER = [add_rules_parser, add_audit_parser]
