@@ -25,6 +25,7 @@ from monitor.chain import connect_readonly
 from monitor.config import Config
 from monitor.model import Site
 from monitor.readiness import SITE_STATES
+from monitor.schedule import maintenance_intervals
 from monitor.store import EventStore
 
 T = TypeVar("T")
@@ -276,7 +277,7 @@ def _site_figures(site: Site, lines: dict[str, _Timeline], period: Period, outag
 
 def _waivers(config: Config, period: Period) -> dict[str, tuple[WaiverInForce, ...]]:
     out: dict[str, list[WaiverInForce]] = defaultdict(list)
-    for w in getattr(config, "waivers", ()) or ():
+    for w in config.waivers:
         until = w.expires_at(period.zone)
         if until > period.start:  # in force at some time in the period
             out[w.site].append(WaiverInForce(w.site, w.requirement, until, w.approved_by, w.reason))
@@ -284,12 +285,7 @@ def _waivers(config: Config, period: Period) -> dict[str, tuple[WaiverInForce, .
 
 
 def _maintenance(config: Config, site: Site, period: Period) -> list[tuple[float, float]]:
-    windows = getattr(config, "maintenance", ()) or ()
-    if not windows:
-        return []
-    from monitor.schedule import maintenance_intervals
-
-    return maintenance_intervals(windows, site.id, site.county, period.start, period.end, period.zone)
+    return maintenance_intervals(config.maintenance, site.id, site.county, period.start, period.end, period.zone)
 
 
 def _share_points(figures: list[SiteFigures], lines: dict[str, _Timeline], period: Period,
