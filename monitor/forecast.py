@@ -82,13 +82,17 @@ def forecast(points: Sequence[tuple[float, float]], deadline: float, now: float,
     fitted = len({t for t, _ in recent}) >= 2
     if fitted:
         slope, intercept = theil_sen(recent)
+    # The robust fit gives the pace; the projection starts from where the province is now, so a
+    # recent fall (sites gone dark after a long good run) is never forecast away as an outlier.
+    fitted_at_deadline = intercept + slope * deadline
+    projected = current + slope * (deadline - now)
     if current >= _FULL:
         all_ready_at: float | None = now
     elif fitted and slope > 0:
-        all_ready_at = max(now, (1.0 - intercept) / slope)
+        all_ready_at = now + (1.0 - current) / slope
     else:
         all_ready_at = None
-    share = _clip(intercept + slope * deadline if fitted and deadline > now else current)
+    share = _clip(min(fitted_at_deadline, projected) if fitted and deadline > now else current)
     return Forecast(share, all_ready_at, share < _FULL, slope * DAY_SECONDS, len(recent), current)
 
 

@@ -146,3 +146,14 @@ def test_share_history_export_restore_and_forecasts() -> None:
     assert forecasts[("county", "Ilam")].at_risk
     with pytest.raises(ValueError, match="version"):
         copy.restore({"version": 0, "scopes": []})
+
+
+def test_a_recent_fall_is_not_forecast_away() -> None:
+    """Ready for 15 hours, then dark for 8: the forecast starts from today's 0%, so it is at risk."""
+    from monitor.forecast import forecast
+
+    hour = 3600.0
+    points = [(i * hour, 1.0) for i in range(15)] + [((15 + i) * hour, 0.0) for i in range(8)]
+    now = 22 * hour
+    f = forecast(points, deadline=now + 30 * 24 * hour, now=now)
+    assert f.share_now == 0.0 and f.at_risk and f.share_at_deadline < 1.0
