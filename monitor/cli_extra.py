@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from dashboards.build import add_dashboards_parser
 from monitor.audit import add_audit_parser
 
 
@@ -50,4 +51,4 @@ def add_rules_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.set_defaults(func=cmd_rules)
 
 
-REGISTER = [add_rules_parser, add_audit_parser]
+REGISTER = [add_rules_parser, add_audit_parser, add_dashboards_parser]
