@@ -6,5 +6,5 @@ to a Grafana through its HTTP API.
 
 from __future__ import annotations
 
-# Module name -> committed JSON file name. The uid of each is in dashboards.common.UIDS.
+# The dashboard modules, in build order; each is committed as dashboards/<module>.json (uids: common.UIDS).
 MODULES = ("province", "county", "site", "link_quality", "monitor")

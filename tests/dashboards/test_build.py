@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 import subprocess
@@ -39,6 +40,14 @@ def test_committed_json_is_what_the_builders_produce() -> None:
         assert (P.DASHBOARDS / name).read_text(encoding="utf-8") == text, \
             f"dashboards/{name} is stale: run `readiness dashboards build`"
         assert json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n" == text
+
+
+def test_the_sdk_is_the_pinned_grafana_11_build() -> None:
+    """pyproject.toml pins the SDK generated for the Grafana version the dashboards are written for."""
+    version = importlib.metadata.version("grafana-foundation-sdk")
+    assert version.split("!")[1] == c.GRAFANA_VERSION and c.GRAFANA_VERSION.startswith("11.")
+    assert f'"grafana-foundation-sdk=={version}"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert {doc["schemaVersion"] for doc in P.committed().values()} == {41}
 
 
 def test_build_command_writes_and_checks(tmp_path: Path) -> None:
