@@ -344,10 +344,12 @@ class _Device:
         if self.uptime is not None:
             before, then = self.uptime
             elapsed = max(0.0, now - then)
-            # sysUpTime wraps after 497 days without any reboot (RFC 2578 7.1.8): compare with the
-            # value expected now, modulo 2^32; answers reordered in flight differ by a few ticks only.
+            # Compare with the value expected now, modulo 2^32: sysUpTime wraps after 497 days without
+            # any reboot (RFC 2578 7.1.8), and answers reordered in flight differ by a few ticks only.
             late = ((before + elapsed * 100) - ticks) % 2**32
-            if ticks < before and 500 + elapsed < late < 2**31:
+            tolerance = 500 + elapsed  # 5 s, plus 1% of the time between the two readings
+            # Went back, or up for less time than has passed since it last answered (restarted twice).
+            if tolerance < late < 2**31 and (ticks < before or ticks < elapsed * 100):
                 self.boots += 1
                 self.generation += 1
                 log.info("agent restarted: sysUpTime went from %d to %d", before, ticks)
@@ -456,8 +458,9 @@ class SnmpProbe:
                     out.append(Target(f"{site.id}/neighbours", site.id, s.device, s.port, extra={
                         "auth": s.auth, "expected": tuple((t.id, t.address) for t in site.terminals),
                         "ignore": tuple(sorted({s.device, *(x.address for x in site.links)}))}))
-        keys = {t.key for t in out}
+        keys, devices = {t.key for t in out}, {(t.address, t.port or 161, t.extra["auth"]) for t in out}
         self._ports = {k: v for k, v in self._ports.items() if k in keys}
+        self._devices = {k: v for k, v in self._devices.items() if k in devices}
         return out
 
     def _load_auths(self, auths: Mapping[str, SnmpAuth]) -> None:
@@ -536,6 +539,9 @@ class SnmpProbe:
                 if exc.failure == "timeout":
                     device.silent_cycle = self._cycle
                 return Observation.failed(target, KIND, exc.failure, exc.reason)
+            except Exception as exc:  # a bug, or pysnmp choking on an answer: lose this target, not the cycle
+                log.error("SNMP target %s failed", target.key, exc_info=True)
+                return Observation.failed(target, KIND, "error", f"internal error: {type(exc).__name__}")
 
     # --- interfaces ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import dataclasses
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -55,6 +56,15 @@ def recordings(tmp_path: Path) -> Path:
     return target
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Snmpd:
     """A running Net-SNMP agent and the credentials it accepts."""
@@ -66,6 +76,7 @@ class Snmpd:
     auth_key: str
     priv_key: str
     log: Path
+    ipv6: bool  # also listening on [::1]
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +85,21 @@ def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
     exe = require_tool("snmpd")
     work = tmp_path_factory.mktemp("snmpd")
     port = free_udp_port()
-    agent = Snmpd(port, 0, "roXq7community", "readiness", "authZz9keySha256", "privKk3keyAes", work / "snmpd.log")
+    agent = Snmpd(port, 0, "roXq7community", "readiness", "authZz9keySha256", "privKk3keyAes", work / "snmpd.log",
+                  _ipv6_loopback())
     (work / "persist").mkdir()
     (work / "snmpd.conf").write_text(
         f"[snmp] persistentDir {work / 'persist'}\n"
-        f"agentaddress udp:127.0.0.1:{port}\n"
+        f"agentaddress udp:127.0.0.1:{port}{f',udp6:[::1]:{port}' if agent.ipv6 else ''}\n"
         f"rocommunity {agent.community} 127.0.0.1\n"
+        f"rocommunity6 {agent.community} ::1\n"
         f'createUser {agent.user} SHA-256 "{agent.auth_key}" AES "{agent.priv_key}"\n'
         f"rouser {agent.user} priv\n"
     )
     env = {**os.environ, "MIBS": ""}  # no MIB files: answers stay numeric and startup quiet
+    # -I -smux: no SMUX listener on TCP 199, which another snmpd on this machine may hold.
     process = subprocess.Popen([exe, "-f", "-C", "-c", str(work / "snmpd.conf"), "-Lf", str(agent.log),
-                                "-M", "/dev/null", "-m", "", "-p", str(work / "snmpd.pid")],
+                                "-M", "/dev/null", "-m", "", "-I", "-smux", "-p", str(work / "snmpd.pid")],
                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.STDOUT, start_new_session=True)
     agent = dataclasses.replace(agent, pid=process.pid)

@@ -148,7 +148,8 @@ def test_rate_handles_wraps_and_resets(prev: tuple[int, int], cur: tuple[int, in
 
 
 def test_uptime_wrap_is_not_a_reboot() -> None:
-    """sysUpTime wraps after 497 days; that, and answers reordered in flight, are no reboot. Going back is."""
+    """sysUpTime wraps after 497 days; that, answers reordered in flight and a frozen sysUpTime are no
+    reboot. Going back is, and so is an uptime shorter than the time since the last answer."""
     device = _Device(asyncio.Semaphore(1))
     device.observe_uptime(2**32 - 1_000, 100.0)
     device.observe_uptime(5_000, 160.0)  # 60 s later, wrapped past 2^32
@@ -156,6 +157,12 @@ def test_uptime_wrap_is_not_a_reboot() -> None:
     assert device.boots == 0
     device.observe_uptime(300, 220.0)  # restarted 3 s ago
     assert (device.boots, device.generation) == (1, 1)
+    device.observe_uptime(5_000, 280.0)  # 50 s: more than before, but less than the 60 s since: again
+    assert device.boots == 2
+    frozen = _Device(asyncio.Semaphore(1))
+    for t in range(10):  # an agent whose sysUpTime never moves is odd, not rebooting
+        frozen.observe_uptime(9_000_000, t * 60.0)
+    assert frozen.boots == 0
 
 
 def test_sensor_matching_respects_port_boundaries() -> None:
@@ -493,17 +500,20 @@ def snmpd_config(snmpd: Snmpd) -> Iterator[Config]:
                      snmp_link("backup", snmpd.port, "v3", if_name="lo")], [])]
     sites += [(f"IF{i}", [snmp_link("primary", snmpd.port, "v3", if_index=socket.if_nametoindex(n))], [])
               for i, n in enumerate(interfaces)]
+    if snmpd.ipv6:
+        sites.append(("LO6", [snmp_link("primary", snmpd.port, "v2", device="::1", if_name="lo")], []))
     yield make_config(auths, *sites)
 
 
 async def test_snmpd_reads_this_machines_interfaces(snmpd: Snmpd, snmpd_config: Config,
                                                     snmp_probe: SnmpProbe) -> None:
-    """Net-SNMP answers for the real ifTable, over v2c and v3 authPriv (SHA-256, AES): lo resolves to the
-    kernel's ifindex, every interface's admin state matches /sys, and loopback traffic shows up in bits/s."""
+    """Net-SNMP answers for the real ifTable, over v2c and v3 authPriv (SHA-256, AES), on 127.0.0.1 and ::1:
+    lo resolves to the kernel's ifindex, every interface's admin state matches /sys, and loopback traffic
+    shows up in bits per second."""
     targets = snmp_probe.targets(snmpd_config)
     first = await cycle(snmp_probe, targets, settings(timeout_seconds=2.0))
     lo_index = socket.if_nametoindex("lo")
-    for key in ("LO/primary/snmp", "LO/backup/snmp"):
+    for key in ("LO/primary/snmp", "LO/backup/snmp", *(["LO6/primary/snmp"] * snmpd.ipv6)):
         assert first[key].ok, first[key].reason
         assert (first[key].values["if_index"], first[key].values["oper_up"]) == (lo_index, 1)
         assert 0 < first[key].values["uptime_seconds"] < 3600
