@@ -98,7 +98,7 @@ def _report(snap, as_json: bool) -> None:  # type: ignore[no-untyped-def]
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
-    return run_demo(once=args.once, as_json=args.json, port=args.port, report=_report)
+    return run_demo(once=args.once, as_json=args.json, port=args.port, report=_report, data_dir=args.data_dir)
 
 
 def cmd_inventory_import(args: argparse.Namespace) -> int:
@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="one cycle, print the report, tear down")
     p.add_argument("--json", action="store_true")
     p.add_argument("--port", type=int, default=9108, help="HTTP port (default 9108)")
+    p.add_argument("--data-dir", help="keep the demo's event store here (default: a temporary directory)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("status", help="province, county and urban/rural summary and the worst sites")
@@ -188,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # A line per job run is noise at INFO; skipped (overrunning) cycles are still logged as warnings.
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -148,12 +148,16 @@ def _start_agent(workdir: Path, sites: list[dict[str, Any]]) -> Any:
     return None
 
 
-def run_demo(*, once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None]) -> int:
+def run_demo(*, once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None],
+             data_dir: str | None = None) -> int:
     """Bring the province up, run the service on it (or one cycle with ``once``), tear it all down."""
-    return asyncio.run(_demo(once, as_json, port, report))
+    return asyncio.run(_demo(once, as_json, port, report, data_dir))
 
 
-async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None]) -> int:
+async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None],
+                data_dir: str | None) -> int:
+    from monitor.cli import open_store
+
     from monitor.scheduler import Runner
     from monitor.service import Service
 
@@ -165,7 +169,7 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
     terminals = Terminals([t["address"] for s in sites for t in s.get("terminals", [])])
     links = LinkFaults()
     service = Service(config)
-    agent = None
+    agent = store = None
     try:
         agent = _start_agent(workdir, sites)
         links.start()
@@ -181,6 +185,8 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
             snap = await service.run_once()
             report(snap, as_json)
             return 0
+        # The demo records like production; its history goes with it unless --data-dir keeps it.
+        store = open_store(service, data_dir or str(workdir / "data"))
         runner = Runner(service, workdir / "demo.yaml")
         url = await runner.start_http(config.listen.host, port)
         print(f"readiness demo: {len(sites)} sites in {len(dp.COUNTIES)} counties", flush=True)
@@ -188,6 +194,7 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
         print(f"  metrics      {url}/metrics", flush=True)
         print(f"  sites API    {url}/api/v1/sites", flush=True)
         print(f"  config       {workdir / 'demo.yaml'}", flush=True)
+        print(f"  event store  {store.data_dir}", flush=True)
         print("Ctrl-C stops the demo and removes everything it set up.", flush=True)
 
         async def chaos() -> None:
@@ -206,6 +213,9 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
                 await mover
         return 0
     finally:
+        if store is not None:
+            service.timeline.save(store.data_dir / "timeline.json")
+            store.close()
         if agent is not None:
             agent.stop()
         links.stop()

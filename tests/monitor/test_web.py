@@ -26,7 +26,12 @@ CATALOGUE = Path(__file__).parents[2] / "docs" / "metrics.md"
 
 
 def catalogue() -> set[str]:
-    return set(re.findall(r"^\| `(readiness_[a-z0-9_]+)`", CATALOGUE.read_text(), re.M))
+    return set(catalogue_labels())
+
+
+def catalogue_labels() -> dict[str, set[str]]:
+    rows = re.findall(r"^\| `(readiness_[a-z0-9_]+)` \| \w+ \| ([a-z_, ]*) \|", CATALOGUE.read_text(), re.M)
+    return {name: {x.strip() for x in labels.split(",") if x.strip()} for name, labels in rows}
 
 
 def scrape_names(text: str) -> set[str]:
@@ -89,8 +94,14 @@ def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
     service.add_extra("store", lambda: store.status)
     snap = service.evaluate(force=True)
     store.close()
-    emitted = {f.name + ("_total" if f.type == "counter" else "") for f in SnapshotCollector(lambda: snap).collect()}
+    families = list(SnapshotCollector(lambda: snap).collect())
+    emitted = {f.name + ("_total" if f.type == "counter" else "") for f in families}
     assert emitted == catalogue()
+    documented = catalogue_labels()
+    for f in families:
+        name = f.name + ("_total" if f.type == "counter" else "")
+        for smp in f.samples:
+            assert set(smp.labels) == documented[name], f"labels of {name} in docs/metrics.md"
 
 
 async def test_api_sites(running) -> None:  # type: ignore[no-untyped-def]
