@@ -157,7 +157,6 @@ def run_demo(*, once: bool, as_json: bool, port: int, report: Callable[[Any, boo
 async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None],
                 data_dir: str | None) -> int:
     from monitor.cli import open_store
-
     from monitor.scheduler import Runner
     from monitor.service import Service
 
