@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus as prom
+from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
@@ -281,7 +282,7 @@ def link_value(title: str, url: str) -> dict[str, object]:
     return {"title": title, "url": url}
 
 
-def dashboard_links() -> list[db.DashboardLink]:
+def dashboard_links() -> list[cogbuilder.Builder[dm.DashboardLink]]:
     """The drop-down at the top of every readiness dashboard: the others, with variables and time kept."""
     return [db.DashboardLink(bi("Readiness dashboards", "داشبوردهای آمادگی")).type(dm.DashboardLinkType.DASHBOARDS)
             .tags([TAG]).as_dropdown(True).include_vars(True).keep_time(True)]

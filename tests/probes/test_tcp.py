@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -30,10 +31,8 @@ def blackhole() -> Iterator[int]:
     for _ in range(4):  # fill the queue; connects beyond it go unanswered
         c = socket.socket()
         c.setblocking(False)
-        try:
+        with contextlib.suppress(BlockingIOError):
             c.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
         fillers.append(c)
     time.sleep(0.2)
     yield port
