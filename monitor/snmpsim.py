@@ -125,6 +125,16 @@ def delayed(value: Value, wait_ms: int) -> Value:
     return Value(f"{base}:delay", f"{text},wait={wait_ms}")
 
 
+def writable(value: Value) -> Value:
+    """Return ``value`` made writable with SNMP SET (variation ``writecache``), e.g. to take a port down
+    during a demo: ``snmpset -v2c -c <community> 127.0.0.1:<port> 1.3.6.1.2.1.2.2.1.8.1 i 2``."""
+    if ":" in value.tag:
+        raise ValueError("a writable value cannot carry another variation module")
+    base = value.tag.removesuffix("x")
+    text = f"hexvalue={value.text}" if value.tag.endswith("x") else f"value={value.text}"
+    return Value(f"{base}:writecache", text)
+
+
 def _oid_key(oid: str) -> tuple[int, ...]:
     return tuple(int(part) for part in oid.strip(".").split("."))
 

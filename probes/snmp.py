@@ -46,6 +46,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
 from pysnmp.proto import errind, rfc1902, rfc1905
+from pysnmp.proto.mpmod.rfc3412 import SnmpV3MessageProcessingModel
 
 from probes.base import Observation, ProbeSettings, Target
 
@@ -250,6 +251,8 @@ class _Engine:
         indication, status, index, answer = await future
         if indication:
             if isinstance(indication, errind.RequestTimedOut):
+                if isinstance(auth, UsmUserData):
+                    self.forget_engine_id(transport)
                 hint = (" (a wrong community looks the same)" if isinstance(auth, CommunityData) else
                         " (a wrong privacy key looks the same)" if auth.privacy_key else "")
                 raise _Failure("timeout", f"no answer within {transport.timeout:g}s x "
@@ -264,6 +267,19 @@ class _Engine:
         if not bulk and len(answer) != len(var_binds):
             raise _Failure("bad_response", f"asked for {len(var_binds)} objects, got {len(answer)}")
         return [(tuple(name), value) for name, value in answer]
+
+    def forget_engine_id(self, transport: Any) -> None:
+        """Make the next v3 request to this agent discover its engine ID again.
+
+        pysnmp keeps a peer's engine ID for 300 s and uses it meanwhile; an agent whose engine ID
+        changed (replaced hardware, reset configuration) ignores such requests, so a v3 timeout
+        would last five minutes. The cache is private to pysnmp's SNMPv3 message processing model:
+        if its shape changes, this does nothing and the 300 s expiry still heals.
+        """
+        model = self.engine.message_processing_subsystems.get(SnmpV3MessageProcessingModel.MESSAGE_PROCESSING_MODEL_ID)
+        cache = getattr(model, "_SnmpV3MessageProcessingModel__engineIdCache", None)
+        if isinstance(cache, dict):
+            cache.pop((transport.TRANSPORT_DOMAIN, transport.transport_address), None)
 
     async def walk(self, auth: Any, transport: Any, columns: Sequence[OID], repetitions: int,
                    max_rows: int = 20_000) -> dict[OID, dict[OID, Any]]:

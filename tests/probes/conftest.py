@@ -34,12 +34,14 @@ def _snmpsim_installed() -> bool:
 
 @pytest.fixture
 def snmpsim_agents(tmp_path: Path) -> Iterator[Callable[..., SnmpsimHandle]]:
-    """Start snmpsim processes on demand (``start(data_dir, users=..., port=...)``); stop them all after."""
+    """Start snmpsim processes on demand (``start(data_dir, users=, port=, engine_id=)``); stop them all after."""
     require(_snmpsim_installed(), "snmpsim is not installed (pip install snmpsim)")
     handles: list[SnmpsimHandle] = []
 
-    def start(data_dir: Path, users: Iterable[V3User] = (), port: int | None = None) -> SnmpsimHandle:
-        handle = start_snmpsim(data_dir, port, users=users, work_dir=tmp_path / f"snmpsim-{len(handles)}")
+    def start(data_dir: Path, users: Iterable[V3User] = (), port: int | None = None,
+              engine_id: str | None = None) -> SnmpsimHandle:
+        handle = start_snmpsim(data_dir, port, users=users, engine_id=engine_id,
+                               work_dir=tmp_path / f"snmpsim-{len(handles)}")
         handles.append(handle)
         return handle
 

@@ -22,10 +22,13 @@ from pysnmp.hlapi.v3arch.asyncio import (
     SnmpEngine,
     UdpTransportTarget,
     get_cmd,
+    set_cmd,
 )
+from pysnmp.proto.rfc1902 import Integer, TimeTicks
 
 from monitor.config import Config
 from monitor.snmpsim import (
+    IF_ENTRY,
     V3_DEVICE,
     DeviceSpec,
     Port,
@@ -35,6 +38,7 @@ from monitor.snmpsim import (
     free_udp_port,
     interface_device,
     numeric,
+    writable,
     write_device,
 )
 from probes import PROBES
@@ -337,37 +341,87 @@ async def test_counters_that_wrap_give_steady_rates(snmpsim_agents: Start, recor
 
 async def test_agent_restart_renumbers_ports(snmpsim_agents: Start, tmp_path: Path, snmp_probe: SnmpProbe) -> None:
     """The router reboots: sysUpTime goes back, Gi0/1 comes back as ifIndex 7 and its counters start over.
-    The probe says rebooted=1 once, finds the port again, counts the flap and reports no negative rate."""
-    spec = DeviceSpec(uptime_ticks=50_000_000, ports=[Port(1, "Gi0/1", last_change_ticks=100, speed_mbps=1000,
-                                                          in_octets=numeric("Counter64", initial=10**12, rate=50_000),
-                                                          rx_dbm=-8.0, tx_dbm=-2.0)])
-    data = device_dir(tmp_path, "edge", spec)
-    agent = snmpsim_agents(data)
-    config = make_config({"e": {"community": "edge"}},
-                         ("E-1", [snmp_link("primary", agent.port, "e", if_name="Gi0/1")], []))
+    Over v2c and v3 alike the probe says rebooted=1 once, finds the port again, counts the flap and
+    reports no negative rate."""
+    data = tmp_path / "edge"
+    users = [V3User("mon", "EdgeAuthKey1", "SHA256", "EdgePrivKey1", "AES")]
+
+    def boot(spec: DeviceSpec, port: int | None = None, engine_id: str = "80001f8880edbe0001") -> SnmpsimHandle:
+        shutil.rmtree(data, ignore_errors=True)
+        for name in ("edge", V3_DEVICE):
+            write_device(data, name, interface_device(spec))
+        return snmpsim_agents(data, users=users, port=port, engine_id=engine_id)
+
+    agent = boot(DeviceSpec(uptime_ticks=50_000_000, ports=[Port(
+        1, "Gi0/1", last_change_ticks=100, in_octets=numeric("Counter64", initial=10**12, rate=50_000),
+        rx_dbm=-8.0, tx_dbm=-2.0)]))
+    v3 = {"version": "3", "user": "mon", "auth_protocol": "SHA256", "auth_key": "EdgeAuthKey1",
+          "priv_protocol": "AES", "priv_key": "EdgePrivKey1"}
+    config = make_config({"e": {"community": "edge"}, "v3": v3},
+                         ("E-1", [snmp_link("primary", agent.port, "e", if_name="Gi0/1"),
+                                  snmp_link("backup", agent.port, "v3", if_name="Gi0/1")], []))
     targets = snmp_probe.targets(config)
-    first = (await cycle(snmp_probe, targets))["E-1/primary/snmp"]
+    keys = ("E-1/primary/snmp", "E-1/backup/snmp")
+    first = await cycle(snmp_probe, targets)
     await asyncio.sleep(1.0)
-    second = (await cycle(snmp_probe, targets))["E-1/primary/snmp"]
-    assert (first.values["if_index"], first.values["rebooted"]) == (1, 0)
-    assert second.values["in_bps"] == pytest.approx(400_000, rel=0.25)
+    second = await cycle(snmp_probe, targets)
+    for key in keys:
+        assert (first[key].values["if_index"], first[key].values["rebooted"]) == (1, 0)
+        assert second[key].values["in_bps"] == pytest.approx(400_000, rel=0.25)
 
     agent.stop()
-    rebooted = DeviceSpec(uptime_ticks=3_000, ports=[Port(7, "Gi0/1", last_change_ticks=2_500,
-                                                          in_octets=numeric("Counter64", initial=0, rate=50_000),
-                                                          rx_dbm=-8.5, tx_dbm=-2.0)])
-    shutil.rmtree(data)
-    device_dir(tmp_path, "edge", rebooted)
-    snmpsim_agents(data, port=agent.port)
-    third = (await cycle(snmp_probe, targets))["E-1/primary/snmp"]
-    assert third.ok, third.reason
-    assert (third.values["rebooted"], third.values["if_index"], third.values["oper_changes"]) == (1, 7, 1)
-    assert third.values["uptime_seconds"] < 60 and third.values["rx_power_dbm"] == -8.5
-    assert "in_bps" not in third.values  # across a restart there is no rate, certainly no negative one
+    rebooted = DeviceSpec(uptime_ticks=3_000, ports=[Port(
+        7, "Gi0/1", last_change_ticks=2_500, in_octets=numeric("Counter64", initial=0, rate=50_000),
+        rx_dbm=-8.5, tx_dbm=-2.0)])
+    agent = boot(rebooted, port=agent.port)
+    third = await cycle(snmp_probe, targets)
     await asyncio.sleep(1.0)
-    fourth = (await cycle(snmp_probe, targets))["E-1/primary/snmp"]
-    assert (fourth.values["rebooted"], fourth.values["oper_changes"]) == (0, 1)
-    assert fourth.values["in_bps"] == pytest.approx(400_000, rel=0.25)
+    fourth = await cycle(snmp_probe, targets)
+    for key in keys:
+        v = third[key].values
+        assert third[key].ok, third[key].reason
+        assert (v["rebooted"], v["if_index"], v["oper_changes"]) == (1, 7, 1)
+        assert v["uptime_seconds"] < 60 and v["rx_power_dbm"] == -8.5
+        assert "in_bps" not in v  # across a restart there is no rate, certainly no negative one
+        v = fourth[key].values
+        assert (v["rebooted"], v["oper_changes"]) == (0, 1)
+        assert v["in_bps"] == pytest.approx(400_000, rel=0.25)
+
+    # The router is swapped for a spare with the same address: a new SNMP engine ID. pysnmp would
+    # keep using the old one for five minutes; the probe makes it discover the new one after a miss.
+    agent.stop()
+    boot(rebooted, port=agent.port, engine_id="80001f8880edbe0002")
+    fifth = await cycle(snmp_probe, targets)
+    sixth = await cycle(snmp_probe, targets)
+    assert fifth["E-1/primary/snmp"].ok and sixth["E-1/primary/snmp"].ok
+    assert sixth["E-1/backup/snmp"].ok, (fifth["E-1/backup/snmp"], sixth["E-1/backup/snmp"])
+
+
+async def test_link_flap_set_through_writecache(snmpsim_agents: Start, tmp_path: Path, snmp_probe: SnmpProbe) -> None:
+    """A demo-style fault: ifOperStatus and ifLastChange are writable; a SET takes the link down, and the
+    probe reports it down with one state change counted, while still ok=True (down is a value)."""
+    records = interface_device(DeviceSpec(uptime_grows=False, uptime_ticks=500_000, ports=[Port(3, "Gi0/3")]))
+    records[f"{IF_ENTRY}.8.3"] = writable(records[f"{IF_ENTRY}.8.3"])
+    records[f"{IF_ENTRY}.9.3"] = writable(records[f"{IF_ENTRY}.9.3"])
+    write_device(tmp_path / "flap", "flap", records)
+    agent = snmpsim_agents(tmp_path / "flap")
+    config = make_config({"f": {"community": "flap"}},
+                         ("F", [snmp_link("primary", agent.port, "f", if_name="Gi0/3")], []))
+    targets = snmp_probe.targets(config)
+    before = (await cycle(snmp_probe, targets))["F/primary/snmp"]
+    engine = SnmpEngine()
+    try:
+        error, status, _, _ = await set_cmd(
+            engine, CommunityData("flap"), await UdpTransportTarget.create(("127.0.0.1", agent.port)), ContextData(),
+            ObjectType(ObjectIdentity(f"{IF_ENTRY}.8.3"), Integer(2)),
+            ObjectType(ObjectIdentity(f"{IF_ENTRY}.9.3"), TimeTicks(499_000)))
+    finally:
+        engine.close_dispatcher()
+    assert not error and not status, (error, status)
+    after = (await cycle(snmp_probe, targets))["F/primary/snmp"]
+    assert (before.values["oper_up"], before.values["oper_changes"]) == (1, 0)
+    assert after.ok and (after.values["oper_up"], after.values["oper_changes"]) == (0, 1)
+    assert after.values["last_change_seconds"] == 10.0
 
 
 async def test_slow_and_dead_agents_never_stall_the_cycle(snmpsim_agents: Start, tmp_path: Path,
