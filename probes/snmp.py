@@ -598,6 +598,10 @@ class SnmpProbe:
                 raise _Failure("no_such_object", f"no interface named {if_name!r} in ifName or ifDescr")
             port.if_index, column = found
             port.check = ((*column, port.if_index), next(k for k, v in names.items() if v == found))
+        if before[0] and port.if_index != before[0]:
+            port.sample = None  # the old index's counters belong to another interface now
+            if port.boots_seen == device.boots:
+                port.last_change = None  # renumbered without a reboot: no flap to count
         port.optics = await self._optics(target, port, device, auth, transport, settings)
         port.build_request()
         port.generation = generation
