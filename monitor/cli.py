@@ -56,6 +56,7 @@ async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-unty
         _report(snap, args.json)
         return EXIT_OK
     store = None if args.no_store else open_store(service, args.data_dir or config.data_dir)
+    await service.prepare()
     runner = Runner(service, args.config)
     host = args.listen_host or config.listen.host
     port = config.listen.port if args.listen_port is None else args.listen_port

@@ -186,6 +186,7 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
             return 0
         # The demo records like production; its history goes with it unless --data-dir keeps it.
         store = open_store(service, data_dir or str(workdir / "data"))
+        await service.prepare()
         runner = Runner(service, workdir / "demo.yaml")
         url = await runner.start_http(config.listen.host, port)
         print(f"readiness demo: {len(sites)} sites in {len(dp.COUNTIES)} counties", flush=True)

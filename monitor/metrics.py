@@ -228,6 +228,8 @@ class SnapshotCollector(Collector):
         skipped = CounterMetricFamily("readiness_probe_cycles_skipped", "Cycles skipped because the previous one "
                                       "was still running.", labels=kind)
         errors = CounterMetricFamily("readiness_probe_errors", "Cycles that failed as a whole.", labels=kind)
+        requests = CounterMetricFamily("readiness_probe_requests", "Requests sent: echo requests, TCP connects, "
+                                       "SNMP PDUs (retries not counted).", labels=kind)
         for name, c in sorted(snap.cycles.items()):
             duration.add_metric([name], c.duration_seconds)
             if c.finished_at:
@@ -238,8 +240,9 @@ class SnapshotCollector(Collector):
             cycles.add_metric([name], c.cycles_total)
             skipped.add_metric([name], c.skipped_total)
             errors.add_metric([name], c.errors_total)
+            requests.add_metric([name], c.requests_total)
         yield from (build, cfg, ok, at, started, evaluated, duration, last, targets, failed, interval, cycles,
-                    skipped, errors)
+                    skipped, errors, requests)
         yield from self._store(snap)
 
     def _store(self, snap: Snapshot) -> Iterator[Metric]:

@@ -115,8 +115,11 @@ class Service:
             return
         for obs in observations:
             self.latest[obs.key] = obs
+        sent = getattr(probe, "pdus_sent", None)  # SNMP counts its PDUs itself
+        requests = sent if isinstance(sent, int) else \
+            c.requests_total + sum(int(o.values.get("sent", 1)) for o in observations)
         self.cycles[kind] = replace(
-            c, targets=len(targets), failed=sum(not o.ok for o in observations),
+            c, targets=len(targets), failed=sum(not o.ok for o in observations), requests_total=requests,
             duration_seconds=time.monotonic() - start, finished_at=self.clock(),
             cycles_total=c.cycles_total + 1, last_error="",
         )
@@ -143,6 +146,13 @@ class Service:
             except Exception:
                 log.exception("snapshot listener failed")
         return self.snapshot
+
+    async def prepare(self) -> None:
+        """Warm what can be warmed before the first cycle (the shared SNMP engine)."""
+        for probe in self.probes.values():
+            warm = getattr(probe, "warm", None)
+            if warm is not None and self.targets.get(probe.kind):
+                await warm()
 
     async def run_once(self) -> Snapshot:
         """Run every probe kind once, concurrently, and evaluate."""

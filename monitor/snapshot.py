@@ -23,6 +23,7 @@ class CycleStats:
     cycles_total: int = 0
     skipped_total: int = 0
     errors_total: int = 0
+    requests_total: int = 0  # echo requests, connects or SNMP PDUs sent since start
     last_error: str = ""
 
 
