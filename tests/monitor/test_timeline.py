@@ -20,13 +20,16 @@ class World:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.down: set[str] = set()
+        self.lossy: set[str] = set()  # a quarter of the echoes lost
 
     def step(self, now: float) -> dict[str, object]:
         latest = {}
         for kind, targets in self.service.targets.items():
             for t in targets:
                 ok = t.key not in self.down
-                if kind == "icmp":
+                if kind == "icmp" and t.key in self.lossy and ok:
+                    latest[t.key] = obs(t.key, at=now, loss_ratio=0.25, received=3, sent=4)
+                elif kind == "icmp":
                     latest[t.key] = obs(t.key, at=now) if ok else obs(t.key, ok=False, at=now, loss_ratio=1.0)
                 else:
                     latest[t.key] = Observation(t.key, kind, ok, now, {"connect_seconds": 0.001} if ok else {},
@@ -139,3 +142,44 @@ def test_schedule_must_name_real_sites_and_counties(tmp_path: Path) -> None:
     text = str(err.value)
     assert "maintenance[0].counties[0]: maintenance names no county 'Ilaam' (counties: Ilam)" in text
     assert "site S9: waivers[0].site: waiver names no site 'S9'" in text
+
+
+def test_demo_province_over_three_simulated_days(tmp_path: Path) -> None:
+    """The demo province for 72 simulated hours, its moving faults as ground truth: sites sustain, some
+    regress, sites behind a dead node are blocked, maintenance and a waiver show, the forecast moves."""
+    import yaml
+
+    from monitor import demo_province as dp
+    from monitor.demo import faults
+
+    sites = dp.province()
+    no_backup = next(s["id"] for s in sites if s.get("kind") != "node" and len(s["links"]) == 1)
+    doc = dp.config_doc()
+    doc["policy"].update({"sustain_seconds": 24 * HOUR, "sustain_availability_ratio": 0.9})
+    doc["maintenance"] = [{"counties": ["Mehran"], "reason": "fiber splice",
+                           "start": "2026-09-21T20:00:00+03:30", "end": "2026-09-21T23:00:00+03:30"}]
+    doc["waivers"] = [{"site": no_backup, "requirement": "backup", "until": "2026-12-01",
+                       "approved_by": "ICT committee", "reason": "VSAT due in November"}]
+    (tmp_path / "demo-sites.yaml").write_text(dp.dump({"sites": sites}), encoding="utf-8")
+    (tmp_path / "demo.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    service = Service(load_config(tmp_path / "demo.yaml"))
+    world = World(service)
+    address = {t.key: t.address for ts in service.targets.values() for t in ts}
+    ready_by_hour, blocked, maintenance, lossy_seen = [], 0, 0, 0
+    for hour in range(72):
+        down, lossy, terms = faults(sites, hour)
+        world.down = {key for key, a in address.items() if a in down or a in terms}
+        world.lossy = {key for key, a in address.items() if a in lossy}
+        result = world.step(T0 + hour * HOUR)
+        ready_by_hour.append(sum(r.state == "ready" for r in result.values()))
+        blocked += sum(any(x.startswith("upstream ") for x in r.reasons) for r in result.values())
+        maintenance += sum(bool(r.maintenance) for r in result.values())
+        lossy_seen += sum("primary.loss>1%" in r.reasons for r in result.values())
+    final = service.snapshot.sites
+    assert ready_by_hour[0] == 0 and ready_by_hour[23] == 0, "nobody is ready before a day has passed"
+    assert ready_by_hour[-1] > 50, ready_by_hour
+    assert blocked > 0 and maintenance > 0 and lossy_seen > 0
+    assert any(r.regressions for r in final.values()), "moving faults must knock some ready sites back"
+    assert final[no_backup].waivers and "backup.missing" not in final[no_backup].reasons
+    province = service.timeline.forecasts[("province", "")]
+    assert province.points >= 24 and province.slope_per_day > 0
