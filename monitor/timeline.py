@@ -62,14 +62,17 @@ class Timeline:
             # Time in maintenance counts neither for nor against a sustaining streak.
             s = self.sustain.update(site.id, "unknown" if maintenance else r.state, now)
             state, reasons = r.state, r.reasons
+            prev = previous.get(site.id)
             if not maintenance:
                 state = s.state  # type: ignore[assignment]
                 if s.reason and s.reason not in reasons:
                     reasons = (*reasons, s.reason)
+            elif state == "ready" and config.policy.sustain_seconds > 0 and (prev is None or prev.state != "ready"):
+                # Maintenance pauses a sustaining streak; it never makes a site ready by itself.
+                state, reasons = "degraded", (*reasons, "sustaining (paused for maintenance)")
             for h in r.links:
                 if h.state in PROVEN_STATES:
                     self.proven.add(f"{site.id}/{h.role}")
-            prev = previous.get(site.id)
             since = prev.since if prev is not None and prev.state == state else now
             waivers = tuple(x for x in reasons if x.startswith("waived "))
             out[site.id] = replace(r, state=state, reasons=reasons, since=since, first_ready_at=s.first_ready_at,

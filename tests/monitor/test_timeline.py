@@ -89,6 +89,7 @@ def test_maintenance_and_waiver(tmp_path: Path) -> None:
     inside = 1_789_972_200.0 + 60  # 2026-09-21T10:01+03:30
     r = world.step(inside)
     assert r["S1"].maintenance == "fiber splice" and r["S1"].reasons[0] == "maintenance: fiber splice"
+    assert r["S1"].state == "ready"  # nothing is wrong, and no sustain window is configured
     later = T0 + 5 * 24 * HOUR  # the waiver has expired by itself
     r = world.step(later)
     assert (r["S2"].state, r["S2"].waivers) == ("degraded", ()) and "backup.down" in r["S2"].reasons
@@ -176,8 +177,8 @@ def test_demo_province_over_three_simulated_days(tmp_path: Path) -> None:
         maintenance += sum(bool(r.maintenance) for r in result.values())
         lossy_seen += sum("primary.loss>1%" in r.reasons for r in result.values())
     final = service.snapshot.sites
-    assert ready_by_hour[0] == 0 and ready_by_hour[23] == 0, "nobody is ready before a day has passed"
-    assert ready_by_hour[-1] > 50, ready_by_hour
+    assert max(ready_by_hour[:24]) == 0, "nobody is ready before a day has passed"
+    assert ready_by_hour[-1] > 30, ready_by_hour
     assert blocked > 0 and maintenance > 0 and lossy_seen > 0
     assert any(r.regressions for r in final.values()), "moving faults must knock some ready sites back"
     assert final[no_backup].waivers and "backup.missing" not in final[no_backup].reasons
