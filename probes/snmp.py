@@ -2,95 +2,63 @@
 
 One pysnmp engine serves every target. Each interface costs one GET per cycle carrying all its OIDs;
 walks (interface names, ENTITY-MIB, ARP) use GETBULK over several columns at once and are cached per
-device until it reboots. Credentials come from ``config.auths`` and never leave this module: targets
+device until it reboots. Credentials come from ``config.auths`` and never leave the SNMP modules: targets
 carry the auth's name, and every reason is scrubbed of the configured secrets before it is returned.
+
+This module holds the probe, each interface's reading and the values it reports; its private helpers
+are ``_snmp_engine`` (the shared engine, requests and walks), ``_snmp_auth`` (credentials) and
+``_snmp_entities`` (optics discovery and scaling, neighbour tables).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-import os
-import re
-import socket
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pyasn1.error import PyAsn1Error
-from pyasn1.type import univ
-from pydantic import Field, SecretStr
-from pysnmp.carrier.asyncio.dgram import udp, udp6
-from pysnmp.entity import config as lcd_config
-from pysnmp.entity.engine import SnmpEngine
-from pysnmp.entity.rfc3413 import cmdgen
-from pysnmp.error import PySnmpError
-from pysnmp.hlapi.v3arch.asyncio import (
-    USM_AUTH_HMAC96_MD5,
-    USM_AUTH_HMAC96_SHA,
-    USM_AUTH_HMAC128_SHA224,
-    USM_AUTH_HMAC192_SHA256,
-    USM_AUTH_HMAC256_SHA384,
-    USM_AUTH_HMAC384_SHA512,
-    USM_PRIV_CBC56_DES,
-    USM_PRIV_CFB128_AES,
-    USM_PRIV_CFB192_AES,
-    USM_PRIV_CFB256_AES,
-    CommunityData,
-    Udp6TransportTarget,
-    UdpTransportTarget,
-    UsmUserData,
-)
-from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
-from pysnmp.proto import errind, rfc1902, rfc1905
-from pysnmp.proto.mpmod.rfc3412 import SnmpV3MessageProcessingModel
+from pydantic import Field
 
+from probes._snmp_auth import _Auths
+from probes._snmp_engine import OID, _dotted, _Engine, _Failure, _text, _typed, _var_binds
+from probes._snmp_entities import (
+    ENT_ALIAS_ID,
+    ENT_PHYSICAL,
+    ENT_SENSOR,
+    MAX_LANES,
+    NET_TO_MEDIA,
+    NET_TO_PHYSICAL,
+    SCALE_EXPONENT,
+    SENSOR_DBM,
+    _discover_entities,
+    _Entities,
+    _neighbour_table,
+    _scaled,
+    _sensor_exponents,
+    _sensor_type_oids,
+)
+from probes._snmp_entities import _inet_address as _inet_address  # re-exported: tests parse index tails with it
 from probes.base import Observation, ProbeSettings, Target
 
 if TYPE_CHECKING:
     from monitor.config import Config
-    from monitor.model import SnmpAuth
 
 log = logging.getLogger(__name__)
 KIND = "snmp"
 
-OID = tuple[int, ...]
 SYS_UPTIME: OID = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 IF_ENTRY: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1)  # RFC 2863 ifTable
 IF_X_ENTRY: OID = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)  # ifXTable
 IF_NAME, IF_DESCR = (*IF_X_ENTRY, 1), (*IF_ENTRY, 2)
-ENT_PHYSICAL: OID = (1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1)  # RFC 6933 entPhysicalTable
-ENT_ALIAS_ID: OID = (1, 3, 6, 1, 2, 1, 47, 1, 3, 2, 1, 2)  # entAliasMappingIdentifier
-ENT_SENSOR: OID = (1, 3, 6, 1, 2, 1, 99, 1, 1, 1)  # RFC 3433 entPhySensorTable
-NET_TO_PHYSICAL: OID = (1, 3, 6, 1, 2, 1, 4, 35, 1)  # RFC 4293 ipNetToPhysicalTable
-NET_TO_MEDIA: OID = (1, 3, 6, 1, 2, 1, 4, 22, 1)  # RFC 1213 ipNetToMediaTable (deprecated, still common)
-SENSOR_DBM = 14  # entPhySensorType dBm(14)
-# entPhySensorScale -> power of ten (RFC 3433; note exa(14) is 10^18 and peta(15) is 10^15)
-SCALE_EXPONENT = {1: -24, 2: -21, 3: -18, 4: -15, 5: -12, 6: -9, 7: -6, 8: -3, 9: 0,
-                  10: 3, 11: 6, 12: 9, 13: 12, 14: 18, 15: 15, 16: 21, 17: 24}
 SILENT = "the agent did not answer earlier this cycle"
-MAX_LANES = 4  # sensors per direction (QSFP lanes); the weakest one is reported
-_RX = re.compile(r"(?<![a-z])(rx|receive)")
-_TX = re.compile(r"(?<![a-z])(tx|transmit)")
 
-_AUTH_PROTOCOLS = {"MD5": USM_AUTH_HMAC96_MD5, "SHA": USM_AUTH_HMAC96_SHA, "SHA224": USM_AUTH_HMAC128_SHA224,
-                   "SHA256": USM_AUTH_HMAC192_SHA256, "SHA384": USM_AUTH_HMAC256_SHA384,
-                   "SHA512": USM_AUTH_HMAC384_SHA512}
-# AES192/AES256 use the key extension of draft-reeder-snmpv3-usm-3desede (Cisco's, Net-SNMP's AES192C).
-_PRIV_PROTOCOLS = {"DES": USM_PRIV_CBC56_DES, "AES": USM_PRIV_CFB128_AES, "AES192": USM_PRIV_CFB192_AES,
-                   "AES256": USM_PRIV_CFB256_AES}
-_AUTH_ERRORS = (errind.UnknownUserName, errind.WrongDigest, errind.DecryptionError, errind.AuthenticationError,
-                errind.AuthenticationFailure, errind.UnknownSecurityName, errind.UnsupportedSecurityLevel,
-                errind.UnsupportedAuthProtocol, errind.UnsupportedPrivProtocol, errind.NotInTimeWindow,
-                errind.UnknownCommunityName, errind.NoAuthentication, errind.NoEncryption, errind.EncryptionError)
-_NULL = univ.Null("")
-_TYPES = {"int": (univ.Integer.tagSet, "INTEGER"), "str": (univ.OctetString.tagSet, "OCTET STRING"),
-          "oid": (univ.ObjectIdentifier.tagSet, "OBJECT IDENTIFIER"),
-          "ticks": (rfc1902.TimeTicks.tagSet, "TimeTicks"), "c32": (rfc1902.Counter32.tagSet, "Counter32"),
-          "c64": (rfc1902.Counter64.tagSet, "Counter64"), "gauge": (rfc1902.Gauge32.tagSet, "Gauge32")}
+# The OIDs and constants now defined in _snmp_entities are listed too: they were importable from here.
+__all__ = ["ENT_ALIAS_ID", "ENT_PHYSICAL", "ENT_SENSOR", "IF_DESCR", "IF_ENTRY", "IF_NAME", "IF_X_ENTRY", "KIND",
+           "MAX_LANES", "NET_TO_MEDIA", "NET_TO_PHYSICAL", "OID", "PROBE", "SCALE_EXPONENT", "SENSOR_DBM", "SILENT",
+           "SYS_UPTIME", "SnmpProbe", "SnmpSettings"]
 
 
 class SnmpSettings(ProbeSettings):
@@ -104,242 +72,6 @@ class SnmpSettings(ProbeSettings):
     def cycle_budget_seconds(self) -> float:
         """Return the longest one request may take: every try waits the whole timeout."""
         return (self.retries + 1) * self.timeout_seconds
-
-
-class _Failure(Exception):
-    """A probe failure as a value: a machine word and one short line."""
-
-    def __init__(self, failure: str, reason: str) -> None:
-        super().__init__(failure, reason)
-        self.failure, self.reason = failure, reason
-
-
-def _missing(value: Any) -> bool:
-    return isinstance(value, (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView, univ.Null))
-
-
-def _typed(value: Any, kind: str, what: str) -> Any:
-    """Return ``value`` as int, bytes or OID tuple; None when the agent has no such object."""
-    if _missing(value):
-        return None
-    tag, name = _TYPES[kind]
-    if value.tagSet != tag:
-        raise _Failure("bad_response", f"{what} is {type(value).__name__}, expected {name}")
-    if kind == "str":
-        return bytes(value)
-    return tuple(value) if kind == "oid" else int(value)
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return _typed(value, "int", "")  # type: ignore[no-any-return]
-    except _Failure:
-        return None
-
-
-def _text(raw: Any) -> str:
-    return bytes(raw).decode("utf-8", "replace").strip("\x00 ") if raw is not None else ""
-
-
-def _dotted(oid: OID) -> str:
-    return ".".join(map(str, oid))
-
-
-def _var_binds(oids: Iterable[OID]) -> list[tuple[Any, Any]]:
-    return [(rfc1902.ObjectName(oid), _NULL) for oid in oids]
-
-
-def _secret(name: str, value: SecretStr | None, env: str | None) -> str:
-    if value is not None:
-        return value.get_secret_value()
-    text = os.environ.get(env or "")
-    if not text:
-        raise _Failure("auth", f"auth {name}: environment variable {env} is not set")
-    return text
-
-
-class _Secrets(set[str]):
-    """The configured secrets: a set that never shows its members in a repr or a log line."""
-
-    def __repr__(self) -> str:
-        return f"<{len(self)} secrets>"
-
-    __str__ = __repr__
-
-
-class _Engine:
-    """The shared pysnmp engine, bound to the running event loop, and the requests made with it.
-
-    It drives pysnmp's command generators with ready-made (ObjectName, Null) var-binds: hlapi's
-    get_cmd resolves every OID through the MIB view, about 0.5 ms per OID on this machine.
-    """
-
-    def __init__(self) -> None:
-        self.engine: Any = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.lcd = CommandGeneratorLcdConfigurator()
-        self.get_gen = cmdgen.GetCommandGenerator()
-        self.bulk_gen = cmdgen.BulkCommandGeneratorSingleRun()
-        self.transports: dict[tuple[str, int, float, int], Any] = {}
-        self.pdus_sent = 0
-        self.secrets = _Secrets()  # every community and key configured, to scrub pysnmp's messages
-
-    def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "<secret>")
-        return text
-
-    def ready(self) -> bool:
-        """Start the engine (again, if the event loop changed); return whether it is new."""
-        loop = asyncio.get_running_loop()
-        if self.engine is not None and self.loop is loop:
-            return False
-        self.close()
-        engine = SnmpEngine()
-        for domain, transport, family, anywhere in ((udp.DOMAIN_NAME, udp.UdpAsyncioTransport, socket.AF_INET,
-                                                     "0.0.0.0"),
-                                                    (udp6.DOMAIN_NAME, udp6.Udp6AsyncioTransport,
-                                                     socket.AF_INET6, "::")):
-            try:
-                sock = socket.socket(family, socket.SOCK_DGRAM)
-            except OSError:
-                continue  # no IPv6 on this host
-            # Hundreds of answers arrive at once; with the default 208 KiB buffer (each datagram costs
-            # ~2 KiB of kernel memory) the kernel drops them, and a drop looks like a timeout.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-            sock.setblocking(False)
-            sock.bind((anywhere, 0))
-            lcd_config.add_transport(engine, domain, transport(loop=loop).open_server_mode(sock=sock))
-        # Warm what the first request would otherwise load.
-        engine.get_mib_builder().import_symbols("SNMP-FRAMEWORK-MIB", "SnmpEngineID", "SnmpAdminString")
-        self.engine, self.loop, self.transports = engine, loop, {}
-        return True
-
-    def close(self) -> None:
-        if self.engine is not None:
-            with contextlib.suppress(PySnmpError, RuntimeError):  # its event loop may be gone already
-                self.engine.close_dispatcher()
-        self.engine = None
-
-    async def transport(self, address: str, port: int, timeout: float, retries: int) -> Any:
-        key = (address, port, timeout, retries)
-        if key not in self.transports:
-            cls = Udp6TransportTarget if ":" in address else UdpTransportTarget
-            self.transports[key] = await cls.create((address, port), timeout=timeout, retries=retries)
-        return self.transports[key]
-
-    async def request(self, auth: Any, transport: Any, var_binds: Sequence[tuple[Any, Any]],
-                      bulk: int = 0) -> list[tuple[OID, Any]]:
-        """Send one GET (or a GETBULK of ``bulk`` repetitions) and return the answer's var-binds."""
-        assert self.loop is not None
-        future = self.loop.create_future()
-
-        def done(_engine: Any, _handle: Any, indication: Any, status: Any, index: Any, answer: Any,
-                 _ctx: Any) -> None:
-            if not future.done():  # cancelled when the cycle's deadline passed
-                future.set_result((indication, status, index, answer))
-
-        try:
-            addr_name, _ = self.lcd.configure(self.engine, auth, transport, b"")
-            if bulk:
-                self.bulk_gen.send_varbinds(self.engine, addr_name, None, b"", 0, bulk, var_binds, done)
-            else:
-                self.get_gen.send_varbinds(self.engine, addr_name, None, b"", var_binds, done)
-        except (PySnmpError, PyAsn1Error) as exc:
-            raise _Failure("error", f"cannot send: {type(exc).__name__}") from None
-        self.pdus_sent += 1
-        indication, status, index, answer = await future
-        if indication:
-            if isinstance(indication, errind.RequestTimedOut):
-                if isinstance(auth, UsmUserData):
-                    self.forget_engine_id(transport)
-                hint = (" (a wrong community looks the same)" if isinstance(auth, CommunityData) else
-                        " (a wrong privacy key looks the same)" if auth.privacy_key else "")
-                raise _Failure("timeout", f"no answer within {transport.timeout:g}s x "
-                                          f"{transport.retries + 1} tries{hint}")
-            reason = self.redact(str(indication))  # pysnmp's words: scrub them, just in case
-            raise _Failure("auth" if isinstance(indication, _AUTH_ERRORS) else "error", reason)
-        if status:
-            at = _dotted(tuple(var_binds[int(index) - 1][0])) if 0 < int(index) <= len(var_binds) else "?"
-            name = status.prettyPrint() if hasattr(status, "prettyPrint") else str(status)
-            raise _Failure("auth" if name in ("authorizationError", "noAccess") else "bad_response",
-                           f"agent answered {name} at {at}")
-        if not bulk and len(answer) != len(var_binds):
-            raise _Failure("bad_response", f"asked for {len(var_binds)} objects, got {len(answer)}")
-        return [(tuple(name), value) for name, value in answer]
-
-    def forget_engine_id(self, transport: Any) -> None:
-        """Make the next v3 request to this agent discover its engine ID again.
-
-        pysnmp keeps a peer's engine ID for 300 s and uses it meanwhile; an agent whose engine ID
-        changed (replaced hardware, reset configuration) ignores such requests, so a v3 timeout
-        would last five minutes. The cache is private to pysnmp's SNMPv3 message processing model:
-        if its shape changes, this does nothing and the 300 s expiry still heals.
-        """
-        model = self.engine.message_processing_subsystems.get(SnmpV3MessageProcessingModel.MESSAGE_PROCESSING_MODEL_ID)
-        cache = getattr(model, "_SnmpV3MessageProcessingModel__engineIdCache", None)
-        if isinstance(cache, dict):
-            cache.pop((transport.TRANSPORT_DOMAIN, transport.transport_address), None)
-
-    async def walk(self, auth: Any, transport: Any, columns: Sequence[OID], repetitions: int,
-                   max_rows: int = 20_000) -> dict[OID, dict[OID, Any]]:
-        """Walk ``columns`` side by side with GETBULK; return each column's rows by index.
-
-        Our loop rather than bulk_walk_cmd, which walks one column and keeps retrying after a
-        timeout: this one stops at the first error, at the end of each column (what
-        lexicographicMode=False does) and at an OID that does not increase.
-        """
-        rows: dict[OID, dict[OID, Any]] = {c: {} for c in columns}
-        cursor = {c: c for c in columns}
-        active = list(columns)
-        while active and sum(map(len, rows.values())) < max_rows:
-            answer = await self.request(auth, transport, _var_binds(cursor[c] for c in active), repetitions)
-            finished: set[OID] = set()
-            moved = False
-            for i, (oid, value) in enumerate(answer):
-                col = active[i % len(active)]
-                if col in finished:
-                    continue
-                if isinstance(value, rfc1905.EndOfMibView) or oid[:len(col)] != col or oid <= cursor[col]:
-                    finished.add(col)
-                    continue
-                rows[col][oid[len(col):]] = value
-                cursor[col], moved = oid, True
-            active = [c for c in active if c not in finished] if moved else []
-        return rows
-
-
-@dataclass
-class _Entities:
-    """ENTITY-MIB and ENTITY-SENSOR-MIB, as far as optics need them."""
-
-    dbm: list[int]
-    parent: dict[int, int] = field(default_factory=dict)
-    labels: dict[int, tuple[str, str]] = field(default_factory=dict)  # entPhysicalName, entPhysicalDescr
-    alias: dict[int, set[int]] = field(default_factory=dict)  # ifIndex -> entities (entAliasMappingTable)
-
-    def sensors(self, if_index: int, names: Sequence[str]) -> tuple[list[int], list[int]]:
-        """Return the port's rx and tx dBm sensors: below its entity, else named after the port."""
-        wanted = {n.lower() for n in names if n}
-        ports = self.alias.get(if_index) or {e for e, label in self.labels.items() if wanted & set(label)}
-        found = [s for s in self.dbm if ports & self._ancestors(s)]
-        if not found:
-            words = [re.compile(rf"(?<![\w/.]){re.escape(n)}(?![\w/.])") for n in wanted]
-            found = [s for s in self.dbm if any(w.search(" ".join(self.labels.get(s, ()))) for w in words)]
-        rx: list[int] = []
-        tx: list[int] = []
-        for s in found:
-            text = " ".join(self.labels.get(s, ()))
-            if bool(_RX.search(text)) != bool(_TX.search(text)):
-                (rx if _RX.search(text) else tx).append(s)
-        return rx[:MAX_LANES], tx[:MAX_LANES]
-
-    def _ancestors(self, entity: int) -> set[int]:
-        seen: set[int] = set()
-        while entity and entity not in seen and len(seen) < 16:
-            seen.add(entity)
-            entity = self.parent.get(entity, 0)
-        return seen
 
 
 @dataclass
@@ -442,9 +174,7 @@ class SnmpProbe:
 
     def __init__(self) -> None:
         self._engine = _Engine()
-        self._auths: dict[str, Any] = {}  # auth name -> CommunityData | UsmUserData | _Failure
-        self._secrets = self._engine.secrets
-        self._serial = 0
+        self._auths = _Auths(self._engine.secrets)
         self._devices: dict[tuple[str, int, str], _Device] = {}
         self._ports: dict[str, _Port] = {}
         self._cycle = 0
@@ -458,7 +188,7 @@ class SnmpProbe:
 
     def targets(self, config: Config) -> list[Target]:
         """Return one target per link with an SNMP view, and one per site whose router lists neighbours."""
-        self._load_auths(config.auths)
+        self._auths.load(config.auths)
         out: list[Target] = []
         for site in config.sites:
             neighbours = False
@@ -479,39 +209,6 @@ class SnmpProbe:
         self._devices = {k: v for k, v in self._devices.items() if k in devices}
         return out
 
-    def _load_auths(self, auths: Mapping[str, SnmpAuth]) -> None:
-        built: dict[str, Any] = {}
-        users: dict[str, tuple[str, tuple[Any, ...]]] = {}
-        for name, auth in auths.items():
-            try:
-                data = self._credentials(name, auth)
-            except _Failure as exc:
-                built[name] = exc
-                continue
-            old = self._auths.get(name)
-            built[name] = old if _same(old, data) else data  # unchanged: keep pysnmp's configuration
-            if isinstance(data, UsmUserData):
-                keys = _usm_keys(data)
-                first = users.setdefault(data.userName, (name, keys))
-                if first[1] != keys:  # pysnmp's engine holds one set of keys per user name
-                    built[name] = _Failure("auth", f"auth {name}: user {data.userName} is also used by auth "
-                                                   f"{first[0]} with other keys")
-        self._auths = built
-
-    def _credentials(self, name: str, auth: SnmpAuth) -> Any:
-        if auth.version == "2c":
-            community = _secret(name, auth.community, auth.community_env)
-            self._secrets.add(community)
-            self._serial += 1  # the LCD row index: unique, <= 32 characters, derived from no secret
-            return CommunityData(f"readiness-{self._serial}", community, mpModel=1)
-        keys = [_secret(name, k, env) if proto else None for proto, k, env in (
-            (auth.auth_protocol, auth.auth_key, auth.auth_key_env),
-            (auth.priv_protocol, auth.priv_key, auth.priv_key_env))]
-        self._secrets.update(k for k in keys if k)
-        return UsmUserData(auth.user, keys[0], keys[1],
-                           authProtocol=_AUTH_PROTOCOLS[auth.auth_protocol] if auth.auth_protocol else None,
-                           privProtocol=_PRIV_PROTOCOLS[auth.priv_protocol] if auth.priv_protocol else None)
-
     # --- the cycle ----------------------------------------------------------------------------
 
     async def warm(self) -> None:
@@ -531,7 +228,7 @@ class SnmpProbe:
     async def _guarded(self, target: Target, settings: SnmpSettings, deadline: float,
                        gate: asyncio.Semaphore) -> Observation:
         name = str(target.extra.get("auth", ""))
-        auth = self._auths.get(name, _Failure("auth", f"auth {name!r} is not declared under 'auths'"))
+        auth = self._auths.built.get(name, _Failure("auth", f"auth {name!r} is not declared under 'auths'"))
         if isinstance(auth, _Failure):
             return Observation.failed(target, KIND, auth.failure, auth.reason)
         key = (target.address, target.port or 161, name)
@@ -649,15 +346,8 @@ class SnmpProbe:
         sensors = [s for d in ("rx", "tx") for s in chosen.get(d, [])]
         if not sensors:
             return {}
-        oids = [(*ENT_SENSOR, column, s) for s in sensors for column in (1, 2, 3)]
-        answer = await self._engine.request(auth, transport, _var_binds(oids))
-        exponent: dict[int, int] = {}
-        for n, s in enumerate(sensors):
-            kind, scale, precision = (_int_or_none(v) for _, v in answer[3 * n:3 * n + 3])
-            if kind != SENSOR_DBM or scale not in SCALE_EXPONENT:
-                port.notes.append(f"entPhysicalIndex {s} is not a dBm sensor")
-            else:  # RFC 3433: a precision of 1..9 counts decimals; -8..-1 only says how many digits are good
-                exponent[s] = SCALE_EXPONENT[scale] - max(0, precision or 0)
+        answer = await self._engine.request(auth, transport, _var_binds(_sensor_type_oids(sensors)))
+        exponent = _sensor_exponents(sensors, answer, port.notes)
         return {d: [(s, exponent[s]) for s in chosen.get(d, []) if s in exponent] for d in ("rx", "tx")}
 
     async def _entities(self, device: _Device, auth: Any, transport: Any, settings: SnmpSettings) -> _Entities:
@@ -666,20 +356,8 @@ class SnmpProbe:
                 raise _Failure("timeout", SILENT)
             if device.entities is None or device.entities[0] != device.generation:
                 generation = device.generation
-                types = await self._walk(device, auth, transport, [(*ENT_SENSOR, 1)], settings)
-                entities = _Entities(sorted(ix[0] for ix, v in types[(*ENT_SENSOR, 1)].items()
-                                            if len(ix) == 1 and _int_or_none(v) == SENSOR_DBM))
-                if entities.dbm:  # else: no optics here, and no reason to walk the inventory
-                    name, descr, parent = ((*ENT_PHYSICAL, c) for c in (7, 2, 4))
-                    rows = await self._walk(device, auth, transport, [name, descr, parent, ENT_ALIAS_ID], settings)
-                    for ix in rows[name].keys() | rows[descr].keys():
-                        entities.labels[ix[0]] = (_text(rows[name].get(ix)).lower(), _text(rows[descr].get(ix)).lower())
-                    entities.parent = {ix[0]: v for ix, value in rows[parent].items()
-                                       if (v := _int_or_none(value)) is not None}
-                    for ix, value in rows[ENT_ALIAS_ID].items():
-                        mapped = _typed(value, "oid", "entAliasMappingIdentifier")
-                        if mapped and mapped[:-1] == (*IF_ENTRY, 1):  # ifIndex.N
-                            entities.alias.setdefault(mapped[-1], set()).add(ix[0])
+                entities = await _discover_entities(
+                    lambda columns: self._walk(device, auth, transport, columns, settings))
                 device.entities = (generation, entities)
             return device.entities[1]
 
@@ -735,23 +413,7 @@ class SnmpProbe:
 
     async def _neighbours(self, target: Target, auth: Any, transport: Any, settings: SnmpSettings) -> Observation:
         """Compare the router's ARP/neighbour table with the site's terminals."""
-        seen: dict[str, int] = {}  # address -> ifIndex
-        mac, kind, state = ((*NET_TO_PHYSICAL, c) for c in (4, 6, 7))
-        rows = await self._engine.walk(auth, transport, [mac, kind, state], settings.max_repetitions)
-        for ix in rows[mac]:
-            # ipNetToPhysicalType invalid(2) and local(5), ipNetToPhysicalState invalid(5) and incomplete(7)
-            if _int_or_none(rows[kind].get(ix)) in (2, 5) or _int_or_none(rows[state].get(ix)) in (5, 7):
-                continue
-            address = _inet_address(ix[1:])
-            if address:
-                seen[address] = ix[0]
-        if not rows[mac]:
-            mac, kind = (*NET_TO_MEDIA, 2), (*NET_TO_MEDIA, 4)
-            rows = await self._engine.walk(auth, transport, [mac, kind], settings.max_repetitions)
-            for ix in rows[mac]:
-                address = _inet_address((1, *ix[1:])) if len(ix) == 5 else None
-                if address and _int_or_none(rows[kind].get(ix)) != 2:
-                    seen[address] = ix[0]
+        seen = await _neighbour_table(self._engine, auth, transport, settings.max_repetitions)  # address -> ifIndex
         expected = [(tid, str(ipaddress.ip_address(a))) for tid, a in target.extra["expected"]]
         known = {a for _, a in expected} | {str(ipaddress.ip_address(a)) for a in target.extra.get("ignore", ())}
         lans = {seen[a] for _, a in expected if a in seen}  # the interfaces the terminals are on
@@ -772,35 +434,6 @@ class SnmpProbe:
 _COUNTERS = (("in_octets", "in_bps", 8.0), ("out_octets", "out_bps", 8.0),
              ("in_errors", "in_errors_per_second", 1.0), ("out_errors", "out_errors_per_second", 1.0),
              ("in_discards", "in_discards_per_second", 1.0))
-
-
-def _scaled(value: int, exponent: int) -> float:
-    # Divide rather than multiply by 10^-n: -73 / 10 is -7.3, -73 * 0.1 is -7.300000000000001.
-    return value / 10 ** -exponent if exponent < 0 else float(value * 10**exponent)
-
-
-def _usm_keys(data: Any) -> tuple[Any, ...]:
-    return (data.userName, data.authentication_protocol, data.authentication_key, data.privacy_protocol,
-            data.privacy_key)
-
-
-def _same(old: Any, new: Any) -> bool:
-    if isinstance(old, CommunityData) and isinstance(new, CommunityData):
-        return bool(old.communityName == new.communityName)
-    return isinstance(old, UsmUserData) and isinstance(new, UsmUserData) and _usm_keys(old) == _usm_keys(new)
-
-
-def _inet_address(index: OID) -> str | None:
-    """Return the address in an ipNetToPhysicalTable index tail: type, length, octets (RFC 4001)."""
-    if len(index) < 2:
-        return None
-    family, rest = index[0], index[1:]
-    if rest[0] == len(rest) - 1:
-        rest = rest[1:]  # the length prefix of a non-IMPLIED InetAddress (some agents leave it out)
-    size = {1: 4, 2: 16, 3: 8, 4: 20}.get(family)  # ipv4, ipv6, ipv4z, ipv6z
-    if size is None or len(rest) != size or not all(0 <= b <= 255 for b in rest):
-        return None
-    return str(ipaddress.ip_address(bytes(rest[:4] if family in (1, 3) else rest[:16])))
 
 
 PROBE = SnmpProbe()
