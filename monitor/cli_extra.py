@@ -47,7 +47,7 @@ def add_rules_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--runbook-url", default="docs/runbook.md", help="runbook URL; alert anchors are appended")
     p.add_argument("--job", default="readiness", help="Prometheus job that scrapes the monitors")
     p.add_argument("--for-scale", type=_positive, default=1.0, metavar="FACTOR",
-                   help="multiply every `for:` (tests: 0.02 turns 5m into 6s)")
+                   help="multiply every `for:` and `keep_firing_for:` (tests: 0.02 turns 5m into 6s)")
     p.set_defaults(func=cmd_rules)
 
 

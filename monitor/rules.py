@@ -41,7 +41,7 @@ class RuleOptions:
     job: str = "readiness"
     # Target labels that differ between instances of one deployment; roll-ups sum them away.
     instance_labels: tuple[str, ...] = ("instance", "job")
-    for_scale: float = 1.0  # tests shrink every `for:` (0.02 turns 5m into 6s)
+    for_scale: float = 1.0  # tests shrink every `for:` and `keep_firing_for:` (0.02 turns 5m into 6s)
     deadline_target_ratio: float = 0.95  # ready share the programme must reach by the deadline
     deadline_window_days: float = 14.0  # without a forecast: judge today's share this close to the deadline
     policy: Policy = field(default_factory=Policy)
@@ -59,6 +59,11 @@ class AlertSpec:
     description: str
     check_first: str  # the runbook's "Check first" line, word for word
     dashboard: str  # path after the Grafana base, a template
+    # Alerts that inhibit others keep firing a while after they clear. When a site comes back, its link and
+    # regression alerts resolve in the same evaluation, but each rule's alerts reach Alertmanager in their own
+    # batch, a few milliseconds apart; were the inhibiting alert's resolution first, a group flush in between
+    # would send the others as firing. It also spares on-call a resolve-and-page when a link comes back briefly.
+    keep_firing_seconds: int = 0
 
     @property
     def anchor(self) -> str:
@@ -118,7 +123,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             "Neither link of {{ $labels.name }} answers, so nothing at the site can be reached. "
             "Its link, terminal and regression alerts are held back while this fires.",
             "Call the site: is there power, is the router on? Then the carriers' outage desks for both links.",
-            SITE_DASHBOARD,
+            SITE_DASHBOARD, keep_firing_seconds=60,
         ),
         AlertSpec(
             "PrimaryLinkDown", "warning", 300,
@@ -279,16 +284,21 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             "Node {{ $labels.name }} is isolated or cut off itself; the sites behind it are unknown and "
             "their alerts are held back.",
             "Work on the node (see its SiteIsolated alert); the sites behind it follow when it returns.",
-            SITE_DASHBOARD,
+            SITE_DASHBOARD, keep_firing_seconds=60,
         ),
     )
 
 
 def _alert_rule(spec: AlertSpec, o: RuleOptions) -> dict[str, Any]:
-    return {
+    rule: dict[str, Any] = {
         "alert": spec.name,
         "expr": spec.expr,
         "for": _seconds_text(max(1.0, spec.for_seconds * o.for_scale)),
+    }
+    if spec.keep_firing_seconds:
+        rule["keep_firing_for"] = _seconds_text(max(1.0, spec.keep_firing_seconds * o.for_scale))
+    return {
+        **rule,
         "labels": {"severity": spec.severity},
         "annotations": {
             "summary": spec.summary,

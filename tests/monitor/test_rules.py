@@ -60,7 +60,7 @@ def test_generation_is_deterministic() -> None:
 
 
 def test_for_scale_shrinks_only_for(tmp_path: Path) -> None:
-    """--for-scale 0.02: SiteIsolated waits 2.4s, PrimaryLinkDown 6s; expressions do not change; 1s at least."""
+    """--for-scale 0.02: SiteIsolated waits 2.4s and keeps firing 1.2s, PrimaryLinkDown 6s; 1s at least."""
     out = tmp_path / "rules.yml"
     assert main(["rules", "--for-scale", "0.02", "-o", str(out)]) == 0
     scaled, plain = _alerts(yaml.safe_load(out.read_text())), _alerts(build_rules())
@@ -68,6 +68,8 @@ def test_for_scale_shrinks_only_for(tmp_path: Path) -> None:
     assert scaled["PrimaryLinkDown"]["for"] == "6s"
     assert scaled["BackupLinkDown"]["for"] == "12s"
     assert scaled["MonitorDown"]["for"] == "1200ms"
+    assert scaled["SiteIsolated"]["keep_firing_for"] == "1200ms"
+    assert plain["SiteIsolated"]["keep_firing_for"] == plain["UpstreamDown"]["keep_firing_for"] == "1m"
     assert all(scaled[n]["expr"] == plain[n]["expr"] for n in plain)
     tiny = _alerts(build_rules(RuleOptions(for_scale=0.0001)))
     assert {a["for"] for a in tiny.values()} == {"1s"}
