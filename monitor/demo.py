@@ -135,6 +135,20 @@ def faults(sites: list[dict[str, Any]], tick: int) -> tuple[set[str], set[str], 
     return down, lossy, terms
 
 
+def seed_history(service: Any, sites: list[dict[str, Any]], now: float, days: int = 14) -> None:
+    """Give the demo a simulated past fortnight of the ready share (a climb from about a third to today),
+    so its deadline forecast has a trend to follow from the first minute."""
+    rnd = random.Random(1405)
+    polling = [s for s in sites if s.get("kind", "polling") == "polling"]
+    order = sorted(polling, key=lambda s: rnd.random())  # the order in which sites got ready
+    hours = days * 24
+    for h in range(hours, 0, -1):
+        share = 0.62 - 0.3 * h / hours + rnd.uniform(-0.02, 0.02)
+        ready = {s["id"] for s in order[: int(share * len(order))]}
+        service.timeline.shares.record(now - h * 3600.0, [(s["county"], s["area"], "ready" if s["id"] in ready
+                                                            else "not_ready") for s in polling])
+
+
 def _start_agent(workdir: Path, sites: list[dict[str, Any]]) -> Any:
     """Start the province's snmpsim agent; without snmpsim the demo runs on ICMP and TCP alone."""
     from monitor import demo_snmp
@@ -186,6 +200,8 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
             return 0
         # The demo records like production; its history goes with it unless --data-dir keeps it.
         store = open_store(service, data_dir or str(workdir / "data"))
+        if not service.timeline.shares.keys():
+            seed_history(service, sites, service.clock())
         await service.prepare()
         runner = Runner(service, workdir / "demo.yaml")
         url = await runner.start_http(config.listen.host, port)

@@ -79,7 +79,9 @@ class Timeline:
                                    ever_ready=s.ever_ready, regressions=s.regressions, maintenance=maintenance,
                                    waivers=waivers)
         reported = config.reported_sites()
-        self.shares.record(now, [(s.county, s.area, out[s.id].state) for s in reported if s.id in out])
+        # Polling places are what must be ready; network nodes are means, not ends (as in the roll-up rules).
+        self.shares.record(now, [(s.county, s.area, out[s.id].state) for s in reported
+                                 if s.id in out and s.kind == "polling"])
         self.forecasts = self.shares.forecasts(config.programme.deadline.timestamp(), now,
                                                days=config.policy.forecast_days)
         return out
