@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 
 import pytest
 
@@ -30,3 +31,10 @@ def require_tool(name: str) -> str:
     require(path is not None, f"{name} is not installed (Debian package)")
     assert path is not None
     return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the kernel's pick; another process may take it before we do)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])

@@ -8,18 +8,13 @@ of config/prometheus/readiness.rules.yml, which the province and county panels r
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +25,11 @@ from monitor import demo_province
 from monitor.demo import faults
 from tests.dashboards import panels as P
 from tests.helpers import require_root, require_tool
+from tests.lab import Namespace, http, sh, stop, tail
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 DEMO_PORT, PROMETHEUS_PORT = 9108, 9090  # inside the namespace: nothing else listens there
-CLONE_NEWNET = 0x40000000  # sched.h
 DATA_WAIT_SECONDS = 100  # a query may need a state change or two (the demo probes every 15 s, moves faults every 60 s)
 
 # Metrics the demo may not export, and why. A panel reading one may come back empty only while the metric is
@@ -76,44 +71,19 @@ VALUES = {"county": COUNTY, "area": ".*", "site": SITE, "role": "primary", "medi
 PER_DASHBOARD = {"link_quality": {"county": ".*", "medium": ".*"}}
 
 
-def _sh(*args: str) -> None:
-    run = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
-    assert run.returncode == 0, f"{' '.join(args)}: {run.stderr.strip()}"
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop one process this module started, by PID: SIGTERM, then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    text = path.read_text(errors="replace") if path.exists() else "(no log)"
-    return f"--- {path.name} ---\n" + "\n".join(text.splitlines()[-lines:])
-
-
 class Lab:
     """The demo and Prometheus in one namespace, and a way to query Prometheus from inside it."""
 
     def __init__(self, name: str, tmp: Path) -> None:
-        self.name = name
+        self.ns = Namespace(name)
         self.tmp = tmp
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.pool: ThreadPoolExecutor | None = None
         self.ready_at = 0.0
 
     def start(self, prometheus: str) -> None:
-        _sh("ip", "netns", "add", self.name)
-        _sh("ip", "-n", self.name, "link", "set", "dev", "lo", "up")
+        self.ns.create()
         # A new namespace allows no ICMP datagram sockets; the demo's probe needs them (or raw sockets).
-        _sh("ip", "netns", "exec", self.name, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
-        self.pool = ThreadPoolExecutor(max_workers=1, initializer=self._enter)
+        sh("ip", "netns", "exec", self.ns.name, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                   "rule_files": [str(P.RULES)],
                   "scrape_configs": [{"job_name": "readiness",
@@ -125,38 +95,24 @@ class Lab:
                                    f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}", "--log.level=warn"])
 
     def _popen(self, name: str, cmd: list[str]) -> None:
-        with (self.tmp / f"{name}.log").open("wb") as log:
-            # `ip netns exec` execs the command: the PID is the command's own.
-            self.procs.append(subprocess.Popen(["ip", "netns", "exec", self.name, *cmd], stdout=log,
-                                               stderr=subprocess.STDOUT, cwd=P.ROOT,
-                                               env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+        self.procs.append(self.ns.popen(cmd, self.tmp / f"{name}.log", cwd=P.ROOT,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"}))
 
-    def _enter(self) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns failed")
-        finally:
-            os.close(fd)
-
-    def _get(self, path: str) -> bytes:
-        with urllib.request.urlopen(f"http://127.0.0.1:{PROMETHEUS_PORT}{path}", timeout=10) as resp:
-            return bytes(resp.read())
+    def _get(self, path: str) -> Any:
+        """GET from Prometheus, from a thread inside the namespace: the decoded JSON, or the text."""
+        return self.ns.call(http, f"http://127.0.0.1:{PROMETHEUS_PORT}{path}", None, 10, timeout=30)
 
     def ready(self) -> bool:
-        assert self.pool is not None
-        return b"Ready" in self.pool.submit(self._get, "/-/ready").result(timeout=30)
+        return "Ready" in str(self._get("/-/ready"))
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """Run an instant query in Prometheus; raise on an error answer (a query Prometheus refuses)."""
-        assert self.pool is not None
         path = "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
         try:
-            doc = json.loads(self.pool.submit(self._get, path).result(timeout=30))
+            doc = self._get(path)
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"Prometheus refused {expr!r}: {exc.read().decode(errors='replace')}") from exc
-        assert doc["status"] == "success", doc
+        assert isinstance(doc, dict) and doc["status"] == "success", doc
         return list(doc["data"]["result"])
 
     def present(self, metric: str) -> bool:
@@ -177,14 +133,12 @@ class Lab:
         raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{self.logs()}")
 
     def logs(self) -> str:
-        return "\n".join(_tail(self.tmp / f"{name}.log") for name in ("demo", "prometheus"))
+        return "\n".join(tail(self.tmp / f"{name}.log", 25) for name in ("demo", "prometheus"))
 
     def close(self) -> None:
         for proc in reversed(self.procs):
-            _stop(proc)
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30, check=False)
+            stop(proc, grace=10)
+        self.ns.delete()
 
 
 @pytest.fixture(scope="module")

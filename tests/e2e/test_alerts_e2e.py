@@ -23,8 +23,8 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from tests.e2e.lab import Namespace, WebhookSink, http, sh, stop, tail, wait_for
 from tests.helpers import require_root, require_tool
+from tests.lab import Namespace, WebhookSink, alertmanager_config, http, sh, stop, tail, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 MONITOR_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, SINK_PORT = 19108, 19090, 19093, 19095
@@ -71,24 +71,6 @@ def prometheus_config(tmp: Path, rules: Path) -> Path:
     job["scrape_timeout"] = "1s"
     job["static_configs"] = [{"targets": [f"127.0.0.1:{MONITOR_PORT}"]}]
     path = tmp / "prometheus.yml"
-    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return path
-
-
-def alertmanager_config(tmp: Path) -> Path:
-    """The committed example with every webhook pointed at the sink and group timers cut to a second."""
-    doc = yaml.safe_load((REPO / "config" / "alertmanager" / "alertmanager.yml").read_text())
-
-    def shorten(route: dict[str, Any]) -> None:
-        route.update(group_wait="1s", group_interval="1s")
-        for child in route.get("routes", []):
-            shorten(child)
-
-    shorten(doc["route"])
-    for receiver in doc["receivers"]:
-        for hook in receiver["webhook_configs"]:
-            hook["url"] = f"http://127.0.0.1:{SINK_PORT}/hook/{receiver['name']}"
-    path = tmp / "alertmanager.yml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return path
 
@@ -209,7 +191,7 @@ def test_isolated_site_pages_once_and_resolves(stack: Stack) -> None:
              on_timeout=stack.logs)
 
     # 2. Alertmanager (the committed routes and inhibitions).
-    stack.start("alertmanager", ["prometheus-alertmanager", f"--config.file={alertmanager_config(tmp)}",
+    stack.start("alertmanager", ["prometheus-alertmanager", f"--config.file={alertmanager_config(tmp, SINK_PORT)}",
                                  f"--storage.path={tmp / 'am'}", f"--web.listen-address=127.0.0.1:{ALERTMANAGER_PORT}",
                                  "--cluster.listen-address=", "--log.level=warn"])
     wait_for("Alertmanager ready", lambda: stack.get(ALERTMANAGER_PORT, "/-/ready"), 20, on_timeout=stack.logs)

@@ -6,7 +6,6 @@ labels the generated rules give them; the sink records which receiver got which 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,18 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.e2e.lab import WebhookSink, http, stop, tail, wait_for
-from tests.helpers import require_tool
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.helpers import free_port, require_tool
+from tests.lab import WebhookSink, alertmanager_config, http, stop, tail, wait_for
 
 
 def alert(name: str, severity: str, **labels: str) -> dict[str, Any]:
@@ -75,19 +65,7 @@ def alertmanager(tmp_path: Path) -> Iterator[tuple[str, WebhookSink]]:
     sink.start("127.0.0.1", free_port())
     assert sink.server is not None
     sink_port = sink.server.server_address[1]
-    doc = yaml.safe_load((REPO / "config" / "alertmanager" / "alertmanager.yml").read_text())
-
-    def shorten(route: dict[str, Any]) -> None:
-        route.update(group_wait="1s", group_interval="1s")
-        for child in route.get("routes", []):
-            shorten(child)
-
-    shorten(doc["route"])
-    for receiver in doc["receivers"]:
-        for hook in receiver["webhook_configs"]:
-            hook["url"] = f"http://127.0.0.1:{sink_port}/hook/{receiver['name']}"
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(yaml.safe_dump(doc))
+    config = alertmanager_config(tmp_path, sink_port)
     port = free_port()
     log = tmp_path / "alertmanager.log"
     with log.open("wb") as out:

@@ -9,7 +9,6 @@ record holds blind time of the monitor's own making too.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import types
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from monitor.store import EventStore
 from probes.base import Observation, Probe, ProbeSettings, Target
 from probes.icmp import PROBE as ICMP
 from probes.tcp import PROBE as TCP
+from tests.helpers import free_port
 from tests.monitor.fixtures import ICMP_OK
 
 TEHRAN = ZoneInfo("Asia/Tehran")
@@ -121,12 +121,6 @@ class CompressedTcp:
         await TCP.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.41.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_config(directory: Path, port: int) -> Path:
     sites = []
     for i, (sid, name, county, area) in enumerate(SITES, start=1):
@@ -209,7 +203,7 @@ async def _session(config: Config, data_dir: Path, clock: list[float], listeners
 
 def fill_store(directory: Path) -> Run:
     """Fill a store: two lives of the monitor over 30 compressed hours, the second after a 2h50m stop."""
-    port = free_port()
+    port = free_port("127.41.0.1")
     config_path = write_config(directory, port)
     config = load_config(config_path)
     data_dir = directory / "data"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from monitor.scheduler import Runner
 from monitor.service import Service
 from probes.base import Observation, ProbeSettings, Target
 from probes.tcp import PROBE as TCP
+from tests.helpers import free_port
 from tests.monitor.fixtures import site, write_config
 
 
@@ -55,12 +55,6 @@ async def test_overrunning_cycle_is_skipped_and_counted(tmp_path: Path) -> None:
     runner.scheduler.shutdown(wait=False)
     assert SlowTcp.most == 1
     assert service.cycles["tcp"].skipped_total >= 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fetch(url: str) -> str:

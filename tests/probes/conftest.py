@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from monitor.snmpsim import SnmpsimHandle, V3User, free_udp_port, snmp_answers, start_snmpsim
 from tests.helpers import require, require_tool
+from tests.lab import stop
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "snmp"
 
@@ -113,10 +113,4 @@ def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
             time.sleep(0.1)
         yield agent
     finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(5)
+        stop(process)

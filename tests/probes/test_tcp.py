@@ -12,12 +12,7 @@ import pytest
 
 from probes.base import Target
 from probes.tcp import PROBE, TcpSettings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.helpers import free_port
 
 
 @pytest.fixture

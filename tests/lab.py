@@ -1,4 +1,4 @@
-"""Plumbing for the end-to-end tests: namespaces, daemons run by PID, HTTP inside a namespace, a webhook sink."""
+"""Plumbing for the lab tests: namespaces, daemons run by PID, HTTP inside a namespace, a webhook sink."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[1]
 CLONE_NEWNET = 0x40000000  # sched.h
 
 
@@ -151,3 +154,22 @@ def tail(path: Path, lines: int = 30) -> str:
     if not path.exists():
         return f"({path.name}: no log)"
     return f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def alertmanager_config(tmp: Path, sink_port: int) -> Path:
+    """Write tmp/alertmanager.yml: the committed example with every webhook pointed at the sink on 127.0.0.1:
+    ``sink_port`` (``/hook/<receiver>``) and group timers cut to a second."""
+    doc = yaml.safe_load((REPO / "config" / "alertmanager" / "alertmanager.yml").read_text())
+
+    def shorten(route: dict[str, Any]) -> None:
+        route.update(group_wait="1s", group_interval="1s")
+        for child in route.get("routes", []):
+            shorten(child)
+
+    shorten(doc["route"])
+    for receiver in doc["receivers"]:
+        for hook in receiver["webhook_configs"]:
+            hook["url"] = f"http://127.0.0.1:{sink_port}/hook/{receiver['name']}"
+    path = tmp / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
