@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus as prom
+from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as cm
@@ -203,6 +204,15 @@ def legend(*calcs: str, table: bool = False) -> cb.VizLegendOptions:
 
 def last_value() -> cb.ReduceDataOptions:
     return cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
+
+
+def count_of_expected(title: str, have: str, expected: str, height: int) -> stat.Panel:
+    """A stat of how many answer next to how many should (terminals up, monitors scraped)."""
+    return (stat.Panel().title(title).datasource(DS)
+            .with_target(query(have, "up", instant=True))
+            .with_target(query(expected, "expected", instant=True))
+            .text_mode(cm.BigValueTextMode.VALUE_AND_NAME).color_mode(cm.BigValueColorMode.NONE)
+            .graph_mode(cm.BigValueGraphMode.NONE).reduce_options(last_value()).span(4).height(height))
 
 
 def deadline_annotation() -> db.AnnotationQuery:

@@ -153,11 +153,8 @@ def reload_annotation() -> db.AnnotationQuery:
 
 def ready_to_trust() -> stat.Panel:
     """The one number on this page: monitors that Prometheus reaches, out of those it should."""
-    return (stat.Panel().title(c.bi("Monitors up", "پایشگرهای فعال")).datasource(c.DS)
-            .with_target(c.query(f"sum({c.sel('up', *J)})", "up", instant=True))
-            .with_target(c.query(f"count({c.sel('up', *J)})", "expected", instant=True))
-            .text_mode(cm.BigValueTextMode.VALUE_AND_NAME).color_mode(cm.BigValueColorMode.NONE)
-            .graph_mode(cm.BigValueGraphMode.NONE).reduce_options(c.last_value()).span(4).height(8))
+    return c.count_of_expected(c.bi("Monitors up", "پایشگرهای فعال"), f"sum({c.sel('up', *J)})",
+                               f"count({c.sel('up', *J)})", 8)
 
 
 def build() -> dm.Dashboard:

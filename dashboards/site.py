@@ -44,11 +44,9 @@ def in_state_for() -> stat.Panel:
 
 
 def terminals_now() -> stat.Panel:
-    return (stat.Panel().title(c.bi("Terminals up", "پایانه‌های فعال")).datasource(c.DS)
-            .with_target(c.query(f"max({c.sel('readiness_site_terminals_up', SITE)})", "up", instant=True))
-            .with_target(c.query(f"max({c.sel('readiness_site_terminals', SITE)})", "expected", instant=True))
-            .text_mode(cm.BigValueTextMode.VALUE_AND_NAME).color_mode(cm.BigValueColorMode.NONE)
-            .graph_mode(cm.BigValueGraphMode.NONE).reduce_options(c.last_value()).span(4).height(5))
+    return c.count_of_expected(c.bi("Terminals up", "پایانه‌های فعال"),
+                               f"max({c.sel('readiness_site_terminals_up', SITE)})",
+                               f"max({c.sel('readiness_site_terminals', SITE)})", 5)
 
 
 def history_facts() -> stat.Panel:
