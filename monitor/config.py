@@ -124,6 +124,24 @@ def _get(data: Any, *path: str | int) -> Any:
     return data
 
 
+def _cycle_check(config: Config, file: str, lines: dict[Path_, int]) -> list[Problem]:
+    """A cycle over this many targets must fit its interval, for kinds whose cycle grows with the count
+    (ICMP paces its sends); the others were checked against their interval when the settings loaded."""
+    problems = []
+    for kind, probe in PROBES.items():
+        settings = config.probe_settings(kind)
+        if not settings.enabled or type(settings).cycle_seconds_for is ProbeSettings.cycle_seconds_for:
+            continue
+        n = len(probe.targets(config))
+        need = settings.cycle_seconds_for(n)
+        if need >= settings.interval_seconds:
+            problems.append(Problem(
+                file, f"{n} targets take {need:.3g}s per cycle, not shorter than "
+                      f"interval_seconds={settings.interval_seconds:g}: raise the rate or the interval, or shard "
+                      "the sites", line_of(lines, ("probes", kind)), None, f"probes.{kind}"))
+    return problems
+
+
 def _schedule_check(config: Config, sites: list[Site], file: str, lines: dict[Path_, int]) -> list[Problem]:
     """Maintenance windows and waivers must name sites and counties that exist."""
     ids = {s.id for s in sites}
@@ -270,4 +288,8 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
         problems += _schedule_check(config, sites, file, lines)
     if problems or config is None:
         raise ConfigError(_in_order(problems, files))
-    return config.model_copy(update={"sites": tuple(sites), "source": file, "version": digest.hexdigest()[:16]})
+    config = config.model_copy(update={"sites": tuple(sites), "source": file, "version": digest.hexdigest()[:16]})
+    problems = _cycle_check(config, file, lines)
+    if problems:
+        raise ConfigError(problems)
+    return config

@@ -33,6 +33,10 @@ class ProbeSettings(BaseModel):
         """Return the longest a cycle may take with these settings (before overhead)."""
         return self.timeout_seconds
 
+    def cycle_seconds_for(self, targets: int) -> float:
+        """Return the longest a cycle over ``targets`` targets may take (kinds that pace override this)."""
+        return self.cycle_budget_seconds()
+
     @model_validator(mode="after")
     def _budget_fits_interval(self) -> ProbeSettings:
         budget = self.cycle_budget_seconds()

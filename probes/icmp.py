@@ -87,6 +87,11 @@ class IcmpSettings(ProbeSettings):
         """Return spacing between echoes plus the wait for the last one."""
         return (self.count - 1) * self.spacing_seconds + self.timeout_seconds
 
+    def cycle_seconds_for(self, targets: int) -> float:
+        """Return the cycle length for ``targets``: each round of echoes is paced at ``rate_per_second``."""
+        round_seconds = targets / self.rate_per_second
+        return (self.count - 1) * max(self.spacing_seconds, round_seconds) + round_seconds + self.timeout_seconds
+
 
 @dataclass(eq=False)
 class _Endpoint:

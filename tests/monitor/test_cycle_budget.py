@@ -1,0 +1,27 @@
+"""A config whose ICMP cycle cannot fit its interval for this many targets is rejected at check time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import ConfigError
+from probes.icmp import IcmpSettings
+from tests.monitor.fixtures import config, site
+
+
+def test_paced_rounds_count_in_the_cycle() -> None:
+    """10,000 targets at 1,000 echoes/s take 10 s per round: three rounds and the last wait."""
+    s = IcmpSettings(count=3, spacing_seconds=0.5, timeout_seconds=1, rate_per_second=1000, interval_seconds=60)
+    assert s.cycle_seconds_for(10_000) == pytest.approx(2 * 10 + 10 + 1)
+    assert s.cycle_seconds_for(10) == pytest.approx(2 * 0.5 + 0.01 + 1)
+
+
+def test_too_many_targets_for_the_rate_is_a_config_error(tmp_path: Path) -> None:
+    """Three sites (6 link targets) at 1 echo/s cannot finish 3 rounds in 10 s."""
+    sites = [site(f"S{i}", n=i, terminals=0) for i in range(1, 4)]
+    with pytest.raises(ConfigError) as err:
+        config(tmp_path, sites, probes={"icmp": {"interval_seconds": 10, "rate_per_second": 1}})
+    assert "probes.icmp: 6 targets take 19s per cycle, not shorter than interval_seconds=10" in str(err.value)
+    assert config(tmp_path, sites, probes={"icmp": {"interval_seconds": 30, "rate_per_second": 1}}).sites
