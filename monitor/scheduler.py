@@ -64,15 +64,15 @@ class Runner:
                 msg = f"reload rejected, keeping the running config: {len(exc.problems)} problem(s)\n{exc}"
                 log.error("%s", msg)
                 self.service.note_reload(False, msg)
-                self.service.evaluate()
+                await self.service.evaluate_soon()
                 return False, msg
             old = self.service.config
             if (config.listen.host, config.listen.port) != (old.listen.host, old.listen.port):
                 log.warning("listen address changes take effect at restart")
-            self.service.apply(config)
+            await self.service.switch(config)
             self.service.note_reload(True)
             self._schedule()
-            self.service.evaluate()
+            await self.service.evaluate_soon()
             msg = f"reloaded: {len(config.sites)} sites, config version {config.version}"
             log.info("%s", msg)
             return True, msg

@@ -45,6 +45,7 @@ class Service:
         self._listeners: list[Callable[[Snapshot, Snapshot | None], None]] = []
         self._extra: dict[str, Callable[[], object]] = {}
         self.timeline = Timeline(config)
+        self._evaluating = asyncio.Lock()  # the timeline's memory is updated by one evaluation at a time
         self.apply(config)
         self.snapshot = Snapshot(self.started_at, config, MappingProxyType({}), MappingProxyType(dict(self.cycles)),
                                  self.started_at)
@@ -123,7 +124,18 @@ class Service:
             duration_seconds=time.monotonic() - start, finished_at=self.clock(),
             cycles_total=c.cycles_total + 1, last_error="",
         )
-        self.evaluate()
+        await self.evaluate_soon()
+
+    async def switch(self, config: Config) -> None:
+        """Apply ``config`` between two evaluations, never during one."""
+        async with self._evaluating:
+            self.apply(config)
+
+    async def evaluate_soon(self) -> Snapshot:
+        """Evaluate on a worker thread, one evaluation at a time: a country-sized inventory takes seconds,
+        and the event loop must keep reading echo replies and serving scrapes meanwhile."""
+        async with self._evaluating:
+            return await asyncio.to_thread(self.evaluate)
 
     def evaluate(self, now: float | None = None, *, force: bool = False) -> Snapshot:
         """Judge every site from the latest observations (once warm) and publish a new snapshot."""
@@ -157,7 +169,7 @@ class Service:
     async def run_once(self) -> Snapshot:
         """Run every probe kind once, concurrently, and evaluate."""
         await asyncio.gather(*(self.probe_cycle(kind) for kind in self.kinds()))
-        return self.evaluate()
+        return await self.evaluate_soon()
 
     async def close(self) -> None:
         """Release every probe's resources."""
