@@ -94,8 +94,8 @@ class Service:
         c = self.cycles[kind]
         self.cycles[kind] = replace(c, skipped_total=c.skipped_total + 1)
 
-    async def probe_cycle(self, kind: str) -> None:
-        """Run one cycle of ``kind`` over all its targets, then re-evaluate readiness."""
+    async def probe_cycle(self, kind: str, *, then_evaluate: bool = True) -> None:
+        """Run one cycle of ``kind`` over all its targets, then (by default) re-evaluate readiness."""
         probe, settings = self.probes[kind], self.config.probe_settings(kind)
         targets = self.targets.get(kind, [])
         start = time.monotonic()
@@ -124,7 +124,8 @@ class Service:
             duration_seconds=time.monotonic() - start, finished_at=self.clock(),
             cycles_total=c.cycles_total + 1, last_error="",
         )
-        await self.evaluate_soon()
+        if then_evaluate:
+            await self.evaluate_soon()
 
     async def switch(self, config: Config) -> None:
         """Apply ``config`` between two evaluations, never during one."""
@@ -168,7 +169,7 @@ class Service:
 
     async def run_once(self) -> Snapshot:
         """Run every probe kind once, concurrently, and evaluate."""
-        await asyncio.gather(*(self.probe_cycle(kind) for kind in self.kinds()))
+        await asyncio.gather(*(self.probe_cycle(kind, then_evaluate=False) for kind in self.kinds()))
         return await self.evaluate_soon()
 
     async def close(self) -> None:
