@@ -31,8 +31,9 @@ NFT_TABLE = "readiness_demo"
 class Terminals:
     """The demo's polling-station terminals: one TCP listener each, closed and reopened by the faults."""
 
-    def __init__(self, addresses: list[str]) -> None:
+    def __init__(self, addresses: list[str], port: int = dp.TERMINAL_PORT) -> None:
         self.addresses = addresses
+        self.port = port
         self.servers: dict[str, asyncio.Server] = {}
 
     async def set_down(self, down: set[str]) -> None:
@@ -43,10 +44,10 @@ class Terminals:
                 server.close()
             elif address not in down and address not in self.servers:
                 try:
-                    self.servers[address] = await asyncio.start_server(_answer, address, dp.TERMINAL_PORT)
+                    self.servers[address] = await asyncio.start_server(_answer, address, self.port)
                 except OSError as exc:
                     raise ReadinessError(
-                        f"cannot open the demo terminal {address}:{dp.TERMINAL_PORT}: {exc.strerror} "
+                        f"cannot open the demo terminal {address}:{self.port}: {exc.strerror} "
                         "(is another `readiness demo` running?)"
                     ) from None
 

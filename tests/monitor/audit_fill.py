@@ -22,6 +22,7 @@ import yaml
 
 import monitor.store
 from monitor.config import Config, load_config
+from monitor.demo import Terminals
 from monitor.recorder import Recorder
 from monitor.service import Service
 from monitor.store import EventStore
@@ -150,32 +151,15 @@ class Run:
     outage: tuple[float, float]
 
 
-class Listeners:
-    """One real TCP listener per terminal, opened and closed as the script says."""
+class Listeners(Terminals):
+    """One real TCP listener per terminal (the demo's), opened and closed as the script says."""
 
     def __init__(self, port: int) -> None:
-        self.port = port
-        self.servers: dict[tuple[str, str], asyncio.Server] = {}
+        super().__init__([terminal_address(i, k) for i in range(1, len(SITES) + 1) for k in (1, 2)], port)
 
     async def set(self, h: float) -> None:
-        for i, (sid, *_rest) in enumerate(SITES, start=1):
-            for k in (1, 2):
-                key, up = (sid, f"T{k}"), terminal_listening(sid, f"T{k}", h)
-                if up and key not in self.servers:
-                    self.servers[key] = await asyncio.start_server(_hang_up, terminal_address(i, k), self.port)
-                elif not up and key in self.servers:
-                    server = self.servers.pop(key)
-                    server.close()
-                    await server.wait_closed()
-
-    async def close(self) -> None:
-        for server in self.servers.values():
-            server.close()
-        self.servers.clear()
-
-
-async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    writer.close()
+        await self.set_down({terminal_address(i, k) for i, (sid, *_rest) in enumerate(SITES, start=1)
+                             for k in (1, 2) if not terminal_listening(sid, f"T{k}", h)})
 
 
 async def _session(config: Config, data_dir: Path, clock: list[float], listeners: Listeners,
