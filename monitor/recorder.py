@@ -31,23 +31,17 @@ class Recorder:
     def __init__(self, store: EventStore, snapshot_every_seconds: float = 3600.0) -> None:
         self.store = store
         self.every = snapshot_every_seconds
-        self.last: dict[str, Entity] = {k: (v[0], v[2]) for k, v in store.last_states().items()}
-        self.last_snapshot_at = 0.0
+        states = store.last_states()  # read once: it also answers resume_sites()
+        self.last: dict[str, Entity] = {k: (v[0], v[2]) for k, v in states.items()}
+        self._resumed = {k[5:]: (v[0], v[1]) for k, v in states.items() if k.startswith("site:")}
+        snapshot, config = store.last_at("snapshot"), store.last_at("config")
+        self.last_snapshot_at = snapshot[0] if snapshot else 0.0
         self.snapshot_due = False  # True right after a periodic snapshot was written
-        self.version = ""
-        for event in store.events(kinds=["snapshot", "config"]):
-            if event.kind == "snapshot":
-                self.last_snapshot_at = event.at
-            else:
-                self.version = event.new
+        self.version = config[1] if config else ""  # the config version last recorded as in force
 
     def resume_sites(self) -> dict[str, tuple[str, float]]:
         """Return site id -> (state, since) as the store last recorded them."""
-        out = {}
-        for entity, (state, since, _) in self.store.last_states().items():
-            if entity.startswith("site:"):
-                out[entity[5:]] = (state, since)
-        return out
+        return dict(self._resumed)
 
     def __call__(self, new: Snapshot, old: Snapshot | None) -> None:
         version = new.config.version

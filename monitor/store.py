@@ -468,6 +468,13 @@ class EventStore:
                 yield Event(seq, at, kind, entity, old, new, _loads_reasons(reasons), cv,
                             json.loads(payload), prev, h)
 
+    def last_at(self, kind: str) -> tuple[float, str] | None:
+        """Return (at, new) of the newest row of ``kind``, without reading any payload."""
+        with self._reader() as conn:
+            row = conn.execute("SELECT at, new FROM events WHERE kind = ? ORDER BY seq DESC LIMIT 1",
+                               (kind,)).fetchone()
+        return (row[0], row[1]) if row else None
+
     def _reader(self) -> _Reader:
         return _Reader(self.data_dir)
 
