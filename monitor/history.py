@@ -223,6 +223,14 @@ class FlapDamper:
             f.changes.clear()
         return ("flapping", True) if f.flapping else (state, False)
 
+    def retune(self, max_changes: int, window_seconds: float, hold_seconds: float) -> None:
+        """Take new thresholds (a reloaded policy), keeping every entity's recent changes."""
+        fresh = FlapDamper(max_changes, window_seconds, hold_seconds)
+        for f in self._entities.values():
+            f.changes = deque(f.changes, maxlen=max_changes + 1)
+        self.max_changes, self.window_seconds, self.hold_seconds = (
+            fresh.max_changes, fresh.window_seconds, fresh.hold_seconds)
+
     def flapping(self, entity: str) -> bool:
         """Return whether ``entity`` is currently held as flapping."""
         f = self._entities.get(entity)

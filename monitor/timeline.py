@@ -44,8 +44,9 @@ class Timeline:
         fresh = Timeline(config)
         fresh.sustain.restore(self.sustain.export())
         fresh.shares.restore(self.shares.export())
-        fresh.proven = self.proven
-        self.sustain, self.damper, self.shares = fresh.sustain, self.damper, fresh.shares
+        policy = config.policy
+        self.damper.retune(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
+        self.sustain, self.shares = fresh.sustain, fresh.shares
 
     def process(self, config: Config, results: Mapping[str, SiteReadiness],
                 previous: Mapping[str, SiteReadiness], now: float) -> dict[str, SiteReadiness]:

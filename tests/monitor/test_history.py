@@ -216,3 +216,14 @@ def test_flap_damper_rejects_nonsense_settings() -> None:
         FlapDamper(max_changes=0)
     with pytest.raises(ValueError):
         FlapDamper(window_seconds=0)
+
+
+def test_retuned_damper_keeps_history_and_uses_new_thresholds() -> None:
+    """A reloaded policy with a lower change limit flags a link already changing, without losing its past."""
+    from monitor.history import FlapDamper
+
+    d = FlapDamper(max_changes=10, window_seconds=600, hold_seconds=600)
+    for i, state in enumerate(["up", "down", "up", "down"]):
+        assert d.update("S/primary", state, 1000.0 + i) == (state, False)
+    d.retune(max_changes=3, window_seconds=600, hold_seconds=600)
+    assert d.update("S/primary", "up", 1004.0) == ("flapping", True)
