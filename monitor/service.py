@@ -46,7 +46,7 @@ class Service:
         self._extra: dict[str, Callable[[], object]] = {}
         self.timeline = Timeline(config)
         self._evaluating = asyncio.Lock()  # the timeline's memory is updated by one evaluation at a time
-        self.apply(config)
+        self._retarget(config)
         self.snapshot = Snapshot(self.started_at, config, MappingProxyType({}), MappingProxyType(dict(self.cycles)),
                                  self.started_at)
 
@@ -55,11 +55,13 @@ class Service:
         return [k for k in self.probes if self.config.probe_settings(k).enabled and self.targets.get(k)]
 
     def apply(self, config: Config) -> None:
-        """Switch to ``config`` at once: new targets, old observations of vanished targets dropped."""
+        """Switch to ``config`` at once: new policy, new targets, old observations of vanished targets dropped."""
+        self.timeline.reconfigure(config)
+        self._retarget(config)
+
+    def _retarget(self, config: Config) -> None:
         targets = {kind: probe.targets(config) for kind, probe in self.probes.items()}
         keys = {t.key for ts in targets.values() for t in ts}
-        if hasattr(self, "timeline"):
-            self.timeline.reconfigure(config)
         self.config, self.targets = config, targets
         self.latest = {k: v for k, v in self.latest.items() if k in keys}
         for kind in self.probes:
