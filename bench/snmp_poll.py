@@ -48,8 +48,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
     UsmUserData,
 )
 
-from monitor.config import Config
-from monitor.snmpsim import free_udp_port, snmp_answers
+from monitor.config.loader import Config
+from monitor.demo.snmpsim import free_udp_port, snmp_answers
 from probes.snmp import SnmpProbe, SnmpSettings, _Engine, _var_binds
 
 COMMUNITY = "benchReadOnly7"

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from monitor.model import Policy
+from monitor.core.model import Policy
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")

@@ -29,7 +29,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from probes._snmp_engine import _Failure, _Secrets
 
 if TYPE_CHECKING:
-    from monitor.model import SnmpAuth
+    from monitor.core.model import SnmpAuth
 
 _AUTH_PROTOCOLS = {"MD5": USM_AUTH_HMAC96_MD5, "SHA": USM_AUTH_HMAC96_SHA, "SHA224": USM_AUTH_HMAC128_SHA224,
                    "SHA256": USM_AUTH_HMAC192_SHA256, "SHA384": USM_AUTH_HMAC256_SHA384,

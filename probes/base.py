@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
-    from monitor.config import Config
+    from monitor.config.loader import Config
 
 
 class ProbeSettings(BaseModel):

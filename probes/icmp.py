@@ -34,7 +34,7 @@ from monitor.errors import ProbeUnavailable
 from probes.base import Observation, ProbeSettings, Target
 
 if TYPE_CHECKING:
-    from monitor.config import Config
+    from monitor.config.loader import Config
 
 KIND = "icmp"
 

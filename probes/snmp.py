@@ -44,7 +44,7 @@ from probes._snmp_entities import _inet_address as _inet_address  # re-exported:
 from probes.base import Observation, ProbeSettings, Target
 
 if TYPE_CHECKING:
-    from monitor.config import Config
+    from monitor.config.loader import Config
 
 log = logging.getLogger(__name__)
 KIND = "snmp"

@@ -14,7 +14,7 @@ from pydantic import Field
 from probes.base import Observation, ProbeSettings, Target
 
 if TYPE_CHECKING:
-    from monitor.config import Config
+    from monitor.config.loader import Config
 
 KIND = "tcp"
 

@@ -7,7 +7,7 @@ import argparse
 import re
 from pathlib import Path
 
-from monitor.cli import build_parser
+from monitor.cli.main import build_parser
 
 ROOT = Path(__file__).parents[1]
 

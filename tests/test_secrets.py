@@ -57,10 +57,10 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
     assert_clean(run("run", str(path), "--once"), "run --once")
     assert_clean(run("run", str(path), "--once", "--json"), "run --once --json")
     # Record something, then export it: neither the store nor the bundle may hold a secret.
-    from monitor.config import load_config
-    from monitor.recorder import Recorder
-    from monitor.service import Service
-    from monitor.store import EventStore
+    from monitor.config.loader import load_config
+    from monitor.runtime.recorder import Recorder
+    from monitor.runtime.service import Service
+    from monitor.store.events import EventStore
 
     store = EventStore(tmp_path / "data")
     store.open()

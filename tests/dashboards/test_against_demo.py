@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor import demo_province
-from monitor.demo import faults
+from monitor.demo import province as demo_province
+from monitor.demo.run import faults
 from tests.dashboards import panels as P
 from tests.helpers import require_root, require_tool
 from tests.lab import Namespace, http, sh, stop, tail

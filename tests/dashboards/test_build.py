@@ -139,7 +139,7 @@ def test_variables() -> None:
 
 def test_state_colours_cover_every_state() -> None:
     """The dashboards map exactly the states the monitor exports, each to its own code."""
-    from monitor.readiness import LINK_STATES, SITE_STATES
+    from monitor.core.readiness import LINK_STATES, SITE_STATES
 
     for ours, theirs in ((c.SITE_STATES, SITE_STATES), (c.LINK_STATES, LINK_STATES)):
         assert sorted(s for s, *_ in ours) == sorted(theirs)
@@ -166,7 +166,7 @@ def test_provisioning_matches_the_dashboards() -> None:
 
 def test_grafana_client_is_not_imported_by_the_cli() -> None:
     """grafana-client (and niquests, which replaces urllib3) load only when `push` runs."""
-    code = ("import sys, monitor.cli, dashboards.build; monitor.cli.build_parser(); "
+    code = ("import sys, monitor.cli.main, dashboards.build; monitor.cli.main.build_parser(); "
             "print(sorted(m for m in ('grafana_client', 'niquests') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert run.returncode == 0, run.stderr

@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-import monitor.store
-from monitor.config import Config, load_config
-from monitor.demo import Terminals
-from monitor.recorder import Recorder
-from monitor.service import Service
-from monitor.store import EventStore
+import monitor.store.events
+from monitor.config.loader import Config, load_config
+from monitor.demo.run import Terminals
+from monitor.runtime.recorder import Recorder
+from monitor.runtime.service import Service
+from monitor.store.events import EventStore
 from probes.base import Observation, Probe, ProbeSettings, Target
 from probes.icmp import PROBE as ICMP
 from probes.tcp import PROBE as TCP
@@ -196,7 +196,7 @@ def fill_store(directory: Path) -> Run:
     # The store stamps its open/close markers with the wall clock: in compressed time that is ours.
     fake_time = types.SimpleNamespace(time=lambda: clock[0], monotonic=time.monotonic)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(monitor.store, "time", fake_time)
+        mp.setattr(monitor.store.events, "time", fake_time)
 
         async def both() -> None:
             listeners = Listeners(port)

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from monitor.config import Config, load_config
+from monitor.config.loader import Config, load_config
 from probes.base import Observation
 
 ICMP_OK = {"sent": 3, "received": 3, "loss_ratio": 0.0, "rtt_min_seconds": 0.001, "rtt_avg_seconds": 0.002,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from monitor.store import EventStore, Transition
+from monitor.store.events import EventStore, Transition
 
 
 def main(argv: list[str]) -> int:

@@ -28,11 +28,11 @@ import openpyxl
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from monitor import signing
-from monitor.audit import manifest_bytes, parse_period, signed_bytes
-from monitor.chain import row_hash
-from monitor.cli import main
-from monitor.store import EventStore, Transition
+from monitor.audit import signing
+from monitor.audit.export import manifest_bytes, parse_period, signed_bytes
+from monitor.cli.main import main
+from monitor.store.chain import row_hash
+from monitor.store.events import EventStore, Transition
 from tests.helpers import require_tool
 from tests.monitor.audit_fill import FIRST_STEP, HOUR, SITES, T0, TEHRAN, Run, fill_store
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from monitor.availability import Availability, availability, failed_requirements
+from monitor.core.availability import Availability, availability, failed_requirements
 
 H = 3600.0
 UP, DOWN = frozenset({"up"}), frozenset({"down"})

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.config import load_config
+from monitor.config.loader import load_config
 from monitor.errors import ConfigError, Problem
 from probes import PROBES
 
@@ -233,7 +233,7 @@ YAML_SAMPLES = [
 @pytest.mark.parametrize("text", YAML_SAMPLES)
 def test_yaml_reader_matches_pyyaml(text: str) -> None:
     """The event reader gives what yaml.safe_load gives, and the same line map as the node walk."""
-    from monitor.yamlsource import _compose, _read_nodes
+    from monitor.config.yamlsource import _compose, _read_nodes
 
     try:
         want = yaml.safe_load(text)
@@ -254,7 +254,7 @@ COMMITTED_YAML = [ROOT / "config" / "demo.yaml", ROOT / "config" / "demo-sites.y
 @pytest.mark.parametrize("path", COMMITTED_YAML, ids=lambda p: p.name)
 def test_yaml_reader_on_committed_files(path: Path) -> None:
     """Every committed YAML file reads the same through the event reader and PyYAML's composer."""
-    from monitor.yamlsource import _EventReader, _read_nodes
+    from monitor.config.yamlsource import _EventReader, _read_nodes
 
     text = path.read_text(encoding="utf-8")
     assert _EventReader(text).read() == _read_nodes(text)

@@ -8,16 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitor import demo_province
-from monitor.demo import faults
-from monitor.readiness import reason_code
+from monitor.core.readiness import reason_code
+from monitor.demo import province as demo_province
+from monitor.demo.run import faults
 from tests.helpers import require_root
 
 ROOT = Path(__file__).parents[2]
 
 
 def test_committed_demo_config_is_generated() -> None:
-    """config/demo.yaml and config/demo-sites.yaml are what `python -m monitor.demo_province` writes."""
+    """config/demo.yaml and config/demo-sites.yaml are what `python -m monitor.demo.province` writes."""
     for name, text in demo_province.files().items():
         assert (ROOT / "config" / name).read_text(encoding="utf-8") == text, f"regenerate config/{name}"
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from monitor.forecast import PROVINCE, Forecast, ShareHistory, forecast, theil_sen
+from monitor.core.forecast import PROVINCE, Forecast, ShareHistory, forecast, theil_sen
 
 DAY = 86400.0
 T0 = 1_760_000_000.0  # a Unix time in 2025: the fit must not lose digits on real timestamps
@@ -150,7 +150,7 @@ def test_share_history_export_restore_and_forecasts() -> None:
 
 def test_a_recent_fall_is_not_forecast_away() -> None:
     """Ready for 15 hours, then dark for 8: the forecast starts from today's 0%, so it is at risk."""
-    from monitor.forecast import forecast
+    from monitor.core.forecast import forecast
 
     hour = 3600.0
     points = [(i * hour, 1.0) for i in range(15)] + [((15 + i) * hour, 0.0) for i in range(8)]

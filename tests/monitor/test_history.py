@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from monitor.history import FlapDamper, Sustained, SustainTracker, progress
+from monitor.core.history import FlapDamper, Sustained, SustainTracker, progress
 
 H, M = 3600.0, 60.0
 DAY = 24 * H
@@ -220,7 +220,7 @@ def test_flap_damper_rejects_nonsense_settings() -> None:
 
 def test_retuned_damper_keeps_history_and_uses_new_thresholds() -> None:
     """A reloaded policy with a lower change limit flags a link already changing, without losing its past."""
-    from monitor.history import FlapDamper
+    from monitor.core.history import FlapDamper
 
     d = FlapDamper(max_changes=10, window_seconds=600, hold_seconds=600)
     for i, state in enumerate(["up", "down", "up", "down"]):

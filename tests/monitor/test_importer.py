@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.config import load_config
+from monitor.config.importer import import_csv
+from monitor.config.inventory import _split_terminal
+from monitor.config.loader import load_config
 from monitor.errors import ConfigError, Problem
-from monitor.importer import import_csv
-from monitor.inventory import _split_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data" / "config"

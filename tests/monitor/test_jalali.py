@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import jdatetime
 import pytest
 
-from monitor.jalali import (
+from monitor.core.calendar import (
     format_jalali,
     gregorian_to_jalali,
     is_leap,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.readiness import Freshness, evaluate, reason_code
+from monitor.core.readiness import Freshness, evaluate, reason_code
 from probes.base import Observation
 from tests.monitor.fixtures import SNMP_OK, config, obs, site
 

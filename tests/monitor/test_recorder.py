@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from monitor.config import load_config
-from monitor.recorder import Recorder
-from monitor.service import Service
-from monitor.store import EventStore
+from monitor.config.loader import load_config
+from monitor.runtime.recorder import Recorder
+from monitor.runtime.service import Service
+from monitor.store.events import EventStore
 from probes.tcp import PROBE as TCP
 from tests.monitor.fixtures import site, write_config
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.rules import HISTORY_METRICS, SEVERITIES, RuleOptions, alert_specs, build_rules, render_rules
 from tests.helpers import require_tool
 from tests.monitor.fixtures import site, write_config

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_config
-from monitor.report import config_summary
+from monitor.cli.report import config_summary
+from monitor.config.loader import load_config
 
 SITES = 50_000
 NODES = 100  # aggregation nodes: every other site hangs off one of them

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from monitor.readiness import Freshness, SiteReadiness, evaluate
-from monitor.schedule import (
+from monitor.core.readiness import Freshness, SiteReadiness, evaluate
+from monitor.core.schedule import (
     Cron,
     MaintenanceWindow,
     Waiver,

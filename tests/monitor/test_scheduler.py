@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from monitor.config import load_config
-from monitor.scheduler import Runner
-from monitor.service import Service
+from monitor.config.loader import load_config
+from monitor.runtime.scheduler import Runner
+from monitor.runtime.service import Service
 from probes.base import Observation, ProbeSettings, Target
 from probes.tcp import PROBE as TCP
 from tests.helpers import free_port

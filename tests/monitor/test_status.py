@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 import pytest
 from rich.console import Console
 
-from monitor.api import sites_json
+from monitor.cli.status import has_rtl, render_status, status_from_url, visual, worst_sites
+from monitor.core.readiness import SiteReadiness
 from monitor.errors import ReadinessError
-from monitor.readiness import SiteReadiness
-from monitor.snapshot import Snapshot
-from monitor.status import has_rtl, render_status, status_from_url, visual, worst_sites
+from monitor.runtime.snapshot import Snapshot
+from monitor.web.api import sites_json
 from tests.monitor.fixtures import config, site
 
 VISUAL = [

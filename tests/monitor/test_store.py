@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.chain import GENESIS_HASH, canonical_json
 from monitor.errors import StoreError
-from monitor.store import EventStore, Transition, row_hash, verify_store
+from monitor.store.chain import GENESIS_HASH, canonical_json
+from monitor.store.events import EventStore, Transition, row_hash, verify_store
 from tests.helpers import require_root, require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -386,7 +386,7 @@ def _fill(path: Path) -> None:
 def test_full_disk_is_reported_and_the_store_catches_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The disk fills up: appends still return at once, status names the file and the cause, the
     error is logged once, nothing crashes; once space is back every queued transition is committed."""
-    caplog.set_level(logging.WARNING, logger="monitor.store")
+    caplog.set_level(logging.WARNING, logger="monitor.store.events")
     with tmpfs(tmp_path / "mnt", "4m") as mnt:
         store = EventStore(mnt / "data", batch_seconds=0.02)
         store.open()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitor.config import load_config
-from monitor.service import Service
+from monitor.config.loader import load_config
+from monitor.runtime.service import Service
 from probes.base import Observation
 from tests.monitor.fixtures import obs, site, write_config
 
@@ -150,8 +150,8 @@ def test_demo_province_over_three_simulated_days(tmp_path: Path) -> None:
     regress, sites behind a dead node are blocked, maintenance and a waiver show, the forecast moves."""
     import yaml
 
-    from monitor import demo_province as dp
-    from monitor.demo import faults
+    from monitor.demo import province as dp
+    from monitor.demo.run import faults
 
     sites = dp.province()
     no_backup = next(s["id"] for s in sites if s.get("kind") != "node" and len(s["links"]) == 1)

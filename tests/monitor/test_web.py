@@ -13,11 +13,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import load_config
-from monitor.metrics import SnapshotCollector
-from monitor.scheduler import Runner
-from monitor.service import Service
-from monitor.store import EventStore
+from monitor.config.loader import load_config
+from monitor.runtime.scheduler import Runner
+from monitor.runtime.service import Service
+from monitor.store.events import EventStore
+from monitor.web.metrics import SnapshotCollector
 from probes.base import Observation
 from probes.tcp import PROBE as TCP
 from tests.monitor.fixtures import SNMP_OK, obs, site, write_config
@@ -180,8 +180,8 @@ def test_fast_renderer_matches_prometheus_client(tmp_path: Path) -> None:
     """Our one-pass exposition parses to exactly what prometheus_client's generate_latest gives."""
     from prometheus_client import generate_latest
 
-    from monitor.exposition import render
-    from monitor.metrics import make_registry
+    from monitor.web.exposition import render
+    from monitor.web.metrics import make_registry
 
     s = site("S1", snmp=True)
     s["name"] = 'مدرسه "quoted" \\ back\nslash'

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.snmpsim import SnmpsimHandle, V3User, free_udp_port, snmp_answers, start_snmpsim
+from monitor.demo.snmpsim import SnmpsimHandle, V3User, free_udp_port, snmp_answers, start_snmpsim
 from tests.helpers import require, require_tool
 from tests.lab import stop
 

@@ -1,5 +1,5 @@
 """SNMP probe against real agents: snmpsim serving recorded devices (tests/data/snmp and devices built by
-monitor.snmpsim), and Net-SNMP's snmpd reading this machine's own interfaces and ARP table.
+monitor.demo.snmpsim), and Net-SNMP's snmpd reading this machine's own interfaces and ARP table.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto.rfc1902 import Integer, OctetString, TimeTicks
 
-from monitor.config import Config
-from monitor.snmpsim import (
+from monitor.config.loader import Config
+from monitor.demo.snmpsim import (
     IF_ENTRY,
     IF_X_ENTRY,
     V3_DEVICE,

@@ -1,0 +1,341 @@
+"""`readiness audit export|verify|keygen`: bundles an auditor can check without trusting us.
+
+A bundle (a directory, or a .zip) holds readiness.csv, readiness.xlsx, summary.json, report.html,
+events.jsonl and manifest.json. events.jsonl is the contiguous run of store rows (every kind) from
+the first to the last row written in the period, each with its ``prev_hash`` and ``hash``, so the
+chain can be re-computed with `monitor.store.chain.row_hash`; the manifest records the run's ends, the
+store's chain head at export, every file's SHA-256, the config's hash and, with ``--sign``, an
+Ed25519 signature over its own canonical JSON (`monitor.store.chain.canonical_json`, without the
+signature's ``value``). `verify_bundle` checks all of it and names each file and row at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+import zipfile
+from datetime import datetime, timedelta
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor import __version__
+from monitor.audit.figures import Figures, GroupFigures, Period, compute
+from monitor.config.loader import Config, load_config
+from monitor.core.availability import Availability
+from monitor.core.calendar import format_jalali, parse_when
+from monitor.errors import ReadinessError
+from monitor.store.chain import HASHED_COLUMNS, canonical_json, connect_readonly
+from monitor.store.events import EventStore
+
+FORMAT = "readiness-audit-bundle/1"
+MANIFEST = "manifest.json"
+EVENTS = "events.jsonl"
+FILES = ("readiness.csv", "readiness.xlsx", "summary.json", EVENTS, "report.html")
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class AuditError(ReadinessError):
+    """An export cannot be written (the output exists, the store is empty, a bad period)."""
+
+
+def generator() -> str:
+    """Return ``readiness-monitor <version>`` of the code writing the bundle."""
+    try:
+        return f"readiness-monitor {metadata.version('readiness-monitor')}"
+    except metadata.PackageNotFoundError:
+        return f"readiness-monitor {__version__}"
+
+
+# -- the period -----------------------------------------------------------------------------------
+
+def parse_period(config: Config, data_dir: str | Path, start: str | None, end: str | None,
+                 now: float | None = None) -> Period:
+    """Return the period from ``--from``/``--to`` (Jalali or Gregorian, in the programme's zone).
+
+    A bare date as ``--to`` includes that whole day. Without ``--from`` the period starts at the
+    store's first row; without ``--to`` it ends now.
+    """
+    zone = ZoneInfo(config.programme.timezone)
+    if start is None:
+        conn = connect_readonly(data_dir)
+        try:
+            (first,) = conn.execute("SELECT MIN(at) FROM events WHERE kind != 'marker'").fetchone()
+        finally:
+            conn.close()
+        if first is None:
+            raise AuditError(f"the store in {data_dir} holds no events yet")
+        t0 = float(first)
+    else:
+        t0 = parse_when(start, zone)[0].timestamp()
+    if end is None:
+        t1 = time.time() if now is None else now
+    else:
+        when, only_date = parse_when(end, zone)
+        if only_date:  # --to 1404-12-29 means up to the end of that day
+            when = datetime.combine(when.date() + timedelta(days=1), when.time(), tzinfo=zone)
+        t1 = when.timestamp()
+    if t1 <= t0:
+        raise AuditError(f"the period must end after it starts: {_iso(t0, zone)} .. {_iso(t1, zone)}")
+    return Period(t0, t1, zone)
+
+
+def _iso(ts: float, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
+
+
+def when_json(ts: float | None, zone: ZoneInfo) -> dict[str, Any] | None:
+    """Return a time as Unix seconds, ISO 8601 in the programme's zone and Jalali."""
+    if ts is None:
+        return None
+    local = datetime.fromtimestamp(ts, zone)
+    return {"unix": ts, "iso": local.isoformat(timespec="seconds"), "jalali": format_jalali(local)}
+
+
+# -- summary.json ---------------------------------------------------------------------------------
+
+def _availability_json(a: Availability) -> dict[str, Any]:
+    return {"up_seconds": round(a.up_seconds, 3), "down_seconds": round(a.down_seconds, 3),
+            "other_seconds": round(a.other_seconds, 3), "unknown_seconds": round(a.unknown_seconds, 3),
+            "maintenance_seconds": round(a.maintenance_seconds, 3),
+            "ratio": None if a.ratio is None else round(a.ratio, 6)}
+
+
+def _group_json(g: GroupFigures, zone: ZoneInfo) -> dict[str, Any]:
+    fc = g.forecast
+    return {
+        "name": g.name, "sites": g.sites, "states_at_end": dict(g.states),
+        "ready_share_at_end": None if g.ready_share is None else round(g.ready_share, 6),
+        "ever_ready": g.ever_ready,
+        "availability": {"site": _availability_json(g.site_availability), "primary": _availability_json(g.primary),
+                         "backup": _availability_json(g.backup), "terminals": _availability_json(g.terminals)},
+        "maintenance_seconds": round(g.site_availability.maintenance_seconds, 3),
+        "blind_seconds": round(g.site_availability.unknown_seconds, 3),
+        "failed_requirements": {code: {"seconds": round(s, 3), "sites": g.failed_sites[code]}
+                                for code, s in sorted(g.failed.items())},
+        "waivers_in_force": g.waivers,
+        "forecast": None if fc is None else {
+            "share_at_deadline": round(fc.share_at_deadline, 6), "all_ready_at": when_json(fc.all_ready_at, zone),
+            "at_risk": fc.at_risk, "slope_per_day": round(fc.slope_per_day, 6), "samples": fc.points,
+            "share_now": fc.share_now,
+        },
+    }
+
+
+def summary_json(fig: Figures, info: dict[str, Any]) -> dict[str, Any]:
+    """Return summary.json: the figures of the province, each county and urban/rural."""
+    zone = fig.period.zone
+    deadline = fig.config.programme.deadline.timestamp()
+    return {
+        "programme": info["programme"], "period": info["period"], "scope": {"county": fig.county},
+        "deadline": {**(when_json(deadline, zone) or {}),
+                     "days_left_at_end": round((deadline - fig.period.end) / 86400, 3)},
+        "province": _group_json(fig.province, zone),
+        "counties": {name: _group_json(g, zone) for name, g in fig.counties.items()},
+        "areas": {name: _group_json(g, zone) for name, g in fig.areas.items()},
+        "monitor_outages": [{"start": when_json(s, zone), "end": when_json(e, zone)} for s, e in fig.outages],
+        "store_sites_not_in_config": fig.unknown_entities,
+        "generator": info["generator"],
+    }
+
+
+# -- events.jsonl ---------------------------------------------------------------------------------
+
+def events_segment(data_dir: str | Path, period: Period) -> tuple[bytes, dict[str, Any]]:
+    """Return events.jsonl (the contiguous rows from the period's first to its last) and its chain facts."""
+    conn = connect_readonly(data_dir)
+    try:
+        first, last = conn.execute("SELECT MIN(seq), MAX(seq) FROM events WHERE at >= ? AND at < ?",
+                                   (period.start, period.end)).fetchone()
+        lines: list[bytes] = []
+        chain: dict[str, Any] = {"rows": 0, "first_seq": None, "last_seq": None, "first_prev_hash": None,
+                                 "last_hash": None}
+        if first is not None:
+            cursor = conn.execute(f"SELECT {', '.join(HASHED_COLUMNS)}, hash FROM events "
+                                  f"WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last))
+            for values in cursor:
+                row = dict(zip((*HASHED_COLUMNS, "hash"), values, strict=True))
+                row["reasons"], row["payload"] = _readable(row, "reasons"), _readable(row, "payload")
+                lines.append(json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n")
+                if chain["rows"] == 0:
+                    chain.update(first_seq=row["seq"], first_prev_hash=row["prev_hash"])
+                chain.update(rows=chain["rows"] + 1, last_seq=row["seq"], last_hash=row["hash"])
+    finally:
+        conn.close()
+    head_seq, head_hash = EventStore(data_dir).chain_head()
+    chain.update(head_seq=head_seq, head_hash=head_hash)
+    return b"".join(lines), chain
+
+
+def _readable(row: dict[str, Any], key: str) -> Any:
+    """Return the stored JSON text parsed, unless parsing would change the hash (then the text itself)."""
+    text = row[key]
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if canonical_json(value) == text else text
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+def config_sha256(config: Config) -> str:
+    """Return the SHA-256 of the config file and its inventories, in the order the loader reads them."""
+    path = Path(config.source)
+    digest = hashlib.sha256(path.read_bytes())
+    for name in config.inventory:
+        digest.update((path.parent / name).read_bytes())
+    return digest.hexdigest()
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """Return the one byte form of a manifest that verify accepts (sorted keys, 2-space indent)."""
+    return (json.dumps(manifest, ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode("utf-8")
+
+
+def signed_bytes(manifest: dict[str, Any]) -> bytes:
+    """Return what the signature covers: the manifest's canonical JSON without the signature's value."""
+    body = dict(manifest)
+    if "signature" in body:
+        body["signature"] = {k: v for k, v in body["signature"].items() if k != "value"}
+    return canonical_json(body).encode("utf-8")
+
+
+def export(config: Config, data_dir: str | Path, out: str | Path, period: Period, *, county: str | None = None,
+           sign_key: str | Path | None = None) -> dict[str, Any]:
+    """Write the bundle ``out`` (a directory, or a zip when it ends in .zip); return its manifest."""
+    from monitor.audit import html as audit_report
+    from monitor.audit import sheet as audit_sheet
+    from monitor.audit import signing
+
+    out = Path(out)
+    if out.exists() and (out.is_file() or any(out.iterdir())):
+        raise AuditError(f"{out} exists: an audit bundle is never written over another")
+    if county is not None and county not in {s.county for s in config.sites}:
+        known = ", ".join(sorted({s.county for s in config.sites}))
+        raise AuditError(f"county {county!r} is not in the config (known: {known})")
+    key = signing.load_private_key(sign_key) if sign_key else None
+    zone = period.zone
+    fig = compute(config, data_dir, period, county)
+    events, chain = events_segment(data_dir, period)
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "generator": generator(), "created_at": when_json(time.time(), zone),
+        "programme": {"name": config.programme.name, "timezone": config.programme.timezone,
+                      "deadline": when_json(config.programme.deadline.timestamp(), zone)},
+        "period": {"start": when_json(period.start, zone), "end": when_json(period.end, zone), "county": county},
+        "config": {"source": Path(config.source).name, "version": config.version, "sha256": config_sha256(config),
+                   "sites": len(fig.sites)},
+        "chain": chain,
+    }
+    if key is not None:
+        pub = key.public_key()
+        manifest["signature"] = {"algorithm": "ed25519", "public_key": signing.public_key_text(pub),
+                                 "fingerprint": signing.fingerprint(pub)}
+    files = {
+        "readiness.csv": audit_sheet.render_csv(fig),
+        "readiness.xlsx": audit_sheet.render_xlsx(fig),
+        "summary.json": (json.dumps(summary_json(fig, manifest), ensure_ascii=False, indent=2) + "\n").encode(),
+        EVENTS: events,
+        "report.html": audit_report.render_html(fig, manifest).encode("utf-8"),
+    }
+    manifest["files"] = {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+                         for name, data in files.items()}
+    if key is not None:
+        manifest["signature"]["value"] = signing.sign(key, signed_bytes(manifest))
+    files[MANIFEST] = manifest_bytes(manifest)
+    _write_bundle(out, files)
+    return manifest
+
+
+def _write_bundle(out: Path, files: dict[str, bytes]) -> None:
+    if out.suffix.lower() == ".zip":
+        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+        os.replace(tmp, out)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():  # the manifest last: a bundle without one is visibly unfinished
+        (out / name).write_bytes(data)
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from monitor.audit.signing import SigningKeyError
+
+    config = load_config(args.config)
+    data_dir = args.data_dir or config.data_dir
+    try:
+        period = parse_period(config, data_dir, args.start, args.end)
+        manifest = export(config, data_dir, args.output, period, county=args.county, sign_key=args.sign)
+    except (ValueError, AuditError, SigningKeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    chain = manifest["chain"]
+    signed = f", signed by {manifest['signature']['fingerprint']}" if "signature" in manifest else ""
+    print(f"wrote {args.output}: {manifest['config']['sites']} sites, {chain['rows']} events "
+          f"(rows {chain['first_seq']}..{chain['last_seq']}, chain head {chain['head_seq']}){signed}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from monitor.audit.verify import verify_bundle
+    from monitor.store.chain import verify_store
+
+    if args.bundle is None and args.data_dir is None:
+        print("error: give a bundle, --data-dir, or both", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.bundle is None:
+        result = verify_store(args.data_dir)
+        print(f"{args.data_dir}: {result}")
+        return EXIT_OK if result.ok else EXIT_FAILURE
+    if not Path(args.bundle).exists():
+        print(f"error: {args.bundle}: no such bundle", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    report = verify_bundle(args.bundle, pubkey=args.pubkey, data_dir=args.data_dir)
+    print(report.text(args.bundle))
+    return EXIT_OK if report.ok else EXIT_FAILURE
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from monitor.audit import signing
+
+    prefix = Path(args.output)
+    private, public = prefix.with_name(prefix.name + ".key"), prefix.with_name(prefix.name + ".pub")
+    fp = signing.generate_keypair(private, public, force=args.force)
+    print(f"wrote {private} (private, mode 0600: keep it offline) and {public} (give this to auditors)\n"
+          f"fingerprint {fp}")
+    return EXIT_OK
+
+
+def add_audit_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``readiness audit export|verify|keygen``."""
+    p = sub.add_parser("audit", help="export verifiable audit bundles, verify them and the store")
+    asub = p.add_subparsers(dest="audit_command", required=True)
+    q = asub.add_parser("export", help="write an audit bundle (a directory, or a .zip)")
+    q.add_argument("--config", required=True, help="the config: site names, counties, programme")
+    q.add_argument("--data-dir", help="the event store (default: data_dir from the config)")
+    q.add_argument("--from", dest="start", metavar="DATE",
+                   help="period start: YYYY-MM-DD[ HH:MM], Jalali (1404-12-01) or Gregorian (default: first event)")
+    q.add_argument("--to", dest="end", metavar="DATE", help="period end; a bare date includes that day (default: now)")
+    q.add_argument("--county", help="only this county's sites")
+    q.add_argument("--sign", metavar="KEYFILE", help="sign the manifest with this Ed25519 private key")
+    q.add_argument("-o", "--output", required=True, metavar="OUT", help="bundle directory, or OUT.zip")
+    q.set_defaults(func=cmd_export)
+    q = asub.add_parser("verify", help="check a bundle's files, events and signature, and/or a store's chain")
+    q.add_argument("bundle", nargs="?", help="bundle directory or .zip")
+    q.add_argument("--pubkey", metavar="KEY", help="the public key the bundle must be signed with")
+    q.add_argument("--data-dir", help="verify this store's chain (with a bundle: also against the bundle)")
+    q.set_defaults(func=cmd_verify)
+    q = asub.add_parser("keygen", help="write an Ed25519 key pair for signing bundles")
+    q.add_argument("-o", "--output", default="readiness-audit", metavar="PREFIX",
+                   help="writes PREFIX.key (0600) and PREFIX.pub (default: readiness-audit)")
+    q.add_argument("--force", action="store_true", help="replace existing key files")
+    q.set_defaults(func=cmd_keygen)

@@ -1,0 +1,284 @@
+"""`readiness audit verify BUNDLE`: every file's hash, the events' chain, the signature; each fault named.
+
+What a clean result proves: the files are the ones the manifest lists, events.jsonl is an unbroken
+run of the store's hash chain ending where the manifest says, and (signed bundles) the manifest is
+the key holder's. With ``--data-dir`` it also proves the store still holds that chain: rows cut
+off or rewritten since the export show against the manifest's chain head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.audit.export import EVENTS, FORMAT, MANIFEST, manifest_bytes, signed_bytes
+from monitor.errors import ReadinessError
+from monitor.store.chain import HASHED_COLUMNS, connect_readonly, row_hash, verify_store
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    where: str  # "readiness.csv", "events.jsonl line 12 (seq 48)", "manifest.json signature"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    problems: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def bad(self, where: str, message: str) -> None:
+        self.problems.append(Finding(where, message))
+
+    def text(self, name: str | Path) -> str:
+        """Return what verify prints: each problem, the notes, and the verdict."""
+        lines = [f"FAIL {p}" for p in self.problems] + [f"note: {n}" for n in self.notes]
+        if self.ok:
+            lines.append(f"OK: {name} is intact")
+        else:
+            lines.append(f"NOT INTACT: {name}: {len(self.problems)} problem(s)")
+        return "\n".join(lines)
+
+
+class _Bundle:
+    """A bundle directory or zip, read file by file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.zip = zipfile.ZipFile(path) if path.is_file() else None
+
+    def names(self) -> set[str]:
+        if self.zip is not None:
+            return {n for n in self.zip.namelist() if not n.endswith("/")}
+        return {p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()}
+
+    def read(self, name: str) -> bytes:
+        """Return a file's bytes; OSError/BadZipFile/KeyError if it cannot be read."""
+        if self.zip is not None:
+            return self.zip.read(name)
+        return (self.path / name).read_bytes()
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+
+
+def verify_bundle(path: str | Path, *, pubkey: str | Path | None = None,
+                  data_dir: str | Path | None = None) -> VerifyReport:
+    """Check a bundle; return every problem found, named by file and row."""
+    report = VerifyReport()
+    try:
+        bundle = _Bundle(Path(path))
+    except (OSError, zipfile.BadZipFile) as exc:
+        report.bad(str(path), f"cannot open the bundle: {exc}")
+        return report
+    try:
+        manifest = _manifest(bundle, report)
+        if manifest is None:
+            return report
+        contents = _files(bundle, manifest, report)
+        if EVENTS in contents:
+            rows = _chain(contents[EVENTS], manifest.get("chain") or {}, report)
+            if data_dir is not None:
+                _against_store(rows, manifest.get("chain") or {}, data_dir, report)
+        _signature(manifest, pubkey, report)
+    finally:
+        bundle.close()
+    return report
+
+
+def _manifest(bundle: _Bundle, report: VerifyReport) -> dict[str, Any] | None:
+    try:
+        raw = bundle.read(MANIFEST)
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        report.bad(MANIFEST, f"missing or unreadable ({exc}): nothing can be checked")
+        return None
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        report.bad(MANIFEST, f"not valid JSON ({exc})")
+        return None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        report.bad(MANIFEST, "not a bundle manifest (no file list)")
+        return None
+    if manifest.get("format") != FORMAT:
+        report.bad(MANIFEST, f"format {manifest.get('format')!r}, expected {FORMAT!r}")
+    if manifest_bytes(manifest) != raw:
+        report.bad(MANIFEST, "edited: its bytes are not the form the exporter writes")
+    return manifest
+
+
+def _files(bundle: _Bundle, manifest: dict[str, Any], report: VerifyReport) -> dict[str, bytes]:
+    contents: dict[str, bytes] = {}
+    listed: dict[str, Any] = manifest["files"]
+    for name, entry in sorted(listed.items()):
+        try:
+            data = bundle.read(name)
+        except (OSError, KeyError) as exc:
+            report.bad(name, f"missing ({exc.__class__.__name__})")
+            continue
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a zip member damaged: bad CRC or deflate
+            report.bad(name, f"corrupt in the zip ({exc})")
+            continue
+        contents[name] = data
+        expected = entry.get("sha256") if isinstance(entry, dict) else None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            report.bad(name, f"SHA-256 {actual} differs from the manifest's {expected} (file changed)")
+        elif entry.get("bytes") != len(data):
+            report.bad(name, f"{len(data)} bytes, the manifest says {entry.get('bytes')}")
+    for name in sorted(bundle.names() - set(listed) - {MANIFEST}):
+        report.bad(name, "not listed in the manifest (added)")
+    return contents
+
+
+def _chain(data: bytes, chain: dict[str, Any], report: VerifyReport) -> list[dict[str, Any]]:
+    """Re-compute every row's hash and link; return the rows that parsed."""
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{EVENTS} line {number}"
+        try:
+            row = json.loads(line.decode("utf-8"))
+            if not isinstance(row, dict) or set(row) != {*HASHED_COLUMNS, "hash"}:
+                raise ValueError(f"fields must be {', '.join((*HASHED_COLUMNS, 'hash'))}")
+            computed = row_hash(row)
+        except (UnicodeDecodeError, ValueError, TypeError) as exc:
+            report.bad(where, f"not a stored row ({exc})")
+            continue
+        rows.append((number, row))
+        if computed != row["hash"]:
+            report.bad(f"{where} (seq {row['seq']})", "content does not match its hash (row edited)")
+    _order_and_links([(n, r) for n, r in rows if isinstance(r["seq"], int)], chain, report)
+    _ends(rows, chain, report)
+    return [row for _, row in rows]
+
+
+def _order_and_links(rows: list[tuple[int, dict[str, Any]]], chain: dict[str, Any], report: VerifyReport) -> None:
+    """Name dropped, duplicated, reordered and re-linked rows (by seq, so one fault is reported once)."""
+    by_seq: dict[int, tuple[int, dict[str, Any]]] = {}
+    for number, row in rows:
+        if row["seq"] in by_seq:
+            report.bad(f"{EVENTS} line {number} (seq {row['seq']})",
+                       f"seq {row['seq']} appears again (first at line {by_seq[row['seq']][0]}): duplicated")
+        by_seq.setdefault(row["seq"], (number, row))
+    first, last = chain.get("first_seq"), chain.get("last_seq")
+    if isinstance(first, int) and isinstance(last, int):
+        for seq in range(first, last + 1):
+            if seq not in by_seq:
+                after = by_seq.get(seq - 1)
+                where = f"after line {after[0]}" if after else "in the run"
+                report.bad(f"{EVENTS} seq {seq}", f"missing {where} (dropped)")
+    highest = None
+    for number, row in rows:
+        seq = row["seq"]
+        if highest is not None and seq < highest:
+            report.bad(f"{EVENTS} line {number} (seq {seq})", f"comes after seq {highest}: out of order (reordered)")
+        highest = seq if highest is None else max(highest, seq)
+        before = by_seq.get(seq - 1)
+        link = chain.get("first_prev_hash") if seq == first else (before[1]["hash"] if before else None)
+        if link is not None and row["prev_hash"] != link:
+            report.bad(f"{EVENTS} line {number} (seq {seq})",
+                       f"prev_hash does not match seq {seq - 1}'s hash (a row before it was replaced or inserted)")
+
+
+def _ends(rows: list[tuple[int, dict[str, Any]]], chain: dict[str, Any], report: VerifyReport) -> None:
+    where = f"{MANIFEST} chain"
+    if len(rows) != chain.get("rows"):
+        report.bad(EVENTS, f"{len(rows)} rows, the manifest says {chain.get('rows')}")
+    if not rows:
+        return
+    by_seq = {row["seq"]: (number, row) for number, row in rows}
+    first, last = chain.get("first_seq"), chain.get("last_seq")
+    for number, row in rows:
+        if isinstance(first, int) and isinstance(last, int) and not first <= row["seq"] <= last:
+            report.bad(f"{EVENTS} line {number} (seq {row['seq']})",
+                       f"outside the exported run {first}..{last} (inserted)")
+    if last in by_seq and by_seq[last][1]["hash"] != chain.get("last_hash"):
+        report.bad(f"{EVENTS} line {by_seq[last][0]} (seq {last})",
+                   f"the run should end with hash {chain.get('last_hash')} (last row replaced)")
+    head = chain.get("head_seq")
+    if not isinstance(head, int) or head < (chain.get("last_seq") or 0):
+        report.bad(where, f"chain head {head} is before the last exported row {chain.get('last_seq')}")
+    elif head == chain.get("last_seq") and chain.get("head_hash") != chain.get("last_hash"):
+        report.bad(where, "the chain head and the last exported row are the same row with different hashes")
+
+
+def _against_store(rows: list[dict[str, Any]], chain: dict[str, Any], data_dir: str | Path,
+                   report: VerifyReport) -> None:
+    """Check that the store still holds the exported run and the chain head recorded at export."""
+    where = f"store {data_dir}"
+    head = (chain.get("head_seq"), chain.get("head_hash"))
+    try:
+        result = verify_store(data_dir, anchor=head if isinstance(head[0], int) and head[0] > 0 else None)  # type: ignore[arg-type]
+    except ReadinessError as exc:
+        report.bad(where, str(exc))
+        return
+    if not result.ok:
+        report.bad(where, result.reason)
+    report.notes += [f"{where}: {w}" for w in result.warnings]
+    if not rows:
+        return
+    conn = connect_readonly(data_dir)
+    try:
+        stored = dict(conn.execute("SELECT seq, hash FROM events WHERE seq BETWEEN ? AND ?",
+                                   (rows[0]["seq"], rows[-1]["seq"])).fetchall())
+    finally:
+        conn.close()
+    differ = [row["seq"] for row in rows if stored.get(row["seq"]) != row["hash"]]
+    if differ:
+        report.bad(where, f"{len(differ)} exported row(s) differ from the store, first seq {differ[0]}")
+    else:
+        report.notes.append(f"{where}: holds the exported rows {rows[0]['seq']}..{rows[-1]['seq']} unchanged")
+
+
+def _signature(manifest: dict[str, Any], pubkey: str | Path | None, report: VerifyReport) -> None:
+    from monitor.audit import signing
+
+    where = f"{MANIFEST} signature"
+    sig = manifest.get("signature")
+    trusted = None
+    if pubkey is not None:
+        try:
+            trusted = signing.load_public_key(pubkey)
+        except signing.SigningKeyError as exc:
+            report.bad(str(pubkey), str(exc))
+            return
+    if sig is None:
+        if trusted is not None:
+            report.bad(where, "missing: the bundle is not signed")
+        else:
+            report.notes.append("the bundle is not signed: it proves its own consistency, not who wrote it")
+        return
+    try:
+        embedded = signing.public_key_from_text(sig["public_key"])
+        value = sig["value"]
+    except (KeyError, TypeError, ValueError) as exc:
+        report.bad(where, f"malformed ({exc})")
+        return
+    if signing.fingerprint(embedded) != sig.get("fingerprint"):
+        report.bad(where, "the fingerprint does not belong to the public key")
+    if trusted is not None and signing.fingerprint(trusted) != signing.fingerprint(embedded):
+        report.bad(where, f"made with key {signing.fingerprint(embedded)}, not the given "
+                          f"{signing.fingerprint(trusted)}")
+        return
+    if not signing.verify(embedded, signed_bytes(manifest), str(value)):
+        report.bad(where, "does not verify: the manifest was changed after signing, or the signature replaced")
+    elif trusted is None:
+        report.notes.append(f"signed by {signing.fingerprint(embedded)}; pass --pubkey to check that this is "
+                            f"the key you trust")
+    else:
+        report.notes.append(f"signed by {signing.fingerprint(embedded)} (the given key)")

@@ -1,0 +1,204 @@
+"""Inventory files: YAML or CSV (a spreadsheet export) into raw site records with their source lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.config.yamlsource import Path_, field_name, line_of, load_yaml, undecodable
+from monitor.errors import ConfigError, Problem
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = (
+    "site_id", "name", "county", "area", "lat", "lon", "upstream",
+    "primary_medium", "primary_address", "backup_medium", "backup_address", "terminals",
+)
+CSV_REQUIRED = ("site_id", "name", "county", "area", "primary_medium", "primary_address")
+# ID@ADDRESS[:PORT]; an IPv6 address with a port goes in brackets: T1@[2001:db8::5]:8443
+_TERMINAL_RE = re.compile(r"^(?P<id>[^@\s]+)@(?:\[(?P<v6>[^\]]+)\]|(?P<addr>[^\s\[\]]+?))(?::(?P<port>\d+))?$")
+# A sheet saved in a Persian locale may write coordinates with Persian digits and the Arabic decimal separator.
+_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩٫", "01234567890123456789.")
+
+
+@dataclass
+class RawSite:
+    """A site as read from a file, before validation, with where each field came from."""
+
+    data: Any
+    file: str
+    line: int | None
+    lines: dict[Path_, int] = field(default_factory=dict)  # YAML: the whole file's path -> line map, shared
+    base: Path_ = ()  # YAML: the site's path in that map
+    columns: dict[Path_, str] | None = None  # CSV: path inside the site -> column; None for YAML
+    cells: dict[Path_, str] = field(default_factory=dict)  # CSV: path -> the cell text it came from
+    problems: list[Problem] = field(default_factory=list)  # found while reading, before validation
+
+    @property
+    def site_id(self) -> str | None:
+        value = self.data.get("id") if isinstance(self.data, dict) else None
+        return value if isinstance(value, str) and value else None
+
+    def locate(self, loc: Path_) -> tuple[int | None, str]:
+        """Return the line (or CSV row) and the field name (or column) of ``loc`` inside this site."""
+        if self.columns is None:
+            return line_of(self.lines, (*self.base, *loc)) or self.line, field_name(loc)
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in self.columns:
+                return self.line, self.columns[loc[:end]]
+        return self.line, field_name(loc)
+
+    def cell(self, loc: Path_) -> str | None:
+        """Return the CSV cell text that ``loc`` came from, when it was one entry of a list cell."""
+        return next((self.cells[loc[:end]] for end in range(len(loc), 0, -1) if loc[:end] in self.cells), None)
+
+
+def read_inventory(path: Path, warnings: list[Problem] | None = None) -> list[RawSite]:
+    """Read one inventory file (``.csv`` or YAML) into raw sites."""
+    if path.suffix.lower() == ".csv":
+        return read_csv(path, warnings)
+    data, lines = load_yaml(path)
+    file = str(path)
+    if isinstance(data, list):
+        return sites_from_yaml(data, file, lines, ())
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(file, "an inventory file holds a list of sites or a mapping with 'sites:'",
+                                   line=1)])
+    extra = [Problem(file, "unknown key (an inventory file holds only 'sites')", lines.get((k,)), field=str(k))
+             for k in data if k != "sites"]
+    items = data.get("sites") or []
+    if not isinstance(items, list):
+        extra.append(Problem(file, "must be a list of sites", lines.get(("sites",)), field="sites"))
+    if extra:
+        raise ConfigError(extra)
+    return sites_from_yaml(items, file, lines, ("sites",))
+
+
+def sites_from_yaml(items: list[Any], file: str, lines: dict[Path_, int], prefix: Path_) -> list[RawSite]:
+    """Wrap YAML site items with the file's line map and their place in it."""
+    out = []
+    for i, item in enumerate(items):
+        raw = RawSite(item, file, lines.get((*prefix, i)), lines, (*prefix, i))
+        if not isinstance(item, dict):
+            raw.problems.append(Problem(file, "a site must be a mapping", raw.line, field=field_name(raw.base)))
+        out.append(raw)
+    return out
+
+
+def _split_terminal(text: str) -> dict[str, Any]:
+    m = _TERMINAL_RE.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not ID@ADDRESS[:PORT]")
+    address, port = m.group("v6") or m.group("addr"), m.group("port")
+    if m.group("addr") and ":" in address and port is not None:
+        address, port = f"{address}:{port}", None  # bare IPv6: every colon belongs to the address
+    out: dict[str, Any] = {"id": m.group("id"), "address": address}
+    if port:
+        out["port"] = int(port)
+    return out
+
+
+def _dialect(text: str) -> tuple[str, bool]:
+    """Return the delimiter and whether the first line is Excel's ``sep=`` hint."""
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if first.lower().startswith("sep=") and len(first) == 5:
+        return first[4], True
+    # The header alone decides: data cells hold ';' (terminals) and ',' (names), header names hold neither.
+    return max(",;\t", key=first.count) if any(d in first for d in ",;\t") else ",", False
+
+
+def read_csv(path: Path, warnings: list[Problem] | None = None) -> list[RawSite]:
+    """Read a spreadsheet export: any column order, case-insensitive headers, BOM and CRLF welcome.
+
+    Problems with the file itself (unreadable, not UTF-8, a required column missing) raise ConfigError;
+    problems within a row travel with its RawSite, so that validation reports them with all the others.
+    """
+    file = str(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem(file, f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        text = blob.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise undecodable(file, blob, exc, "; save the sheet as 'CSV UTF-8'") from None
+    delimiter, hint = _dialect(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if hint:
+        next(reader, None)
+    header = next(reader, None)
+    header_line = reader.line_num
+    if not header:
+        raise ConfigError([Problem(file, "empty CSV: no header row", line=1)])
+    names = [h.strip().lower().replace(" ", "_") for h in header]
+    problems = [Problem(file, "missing required column", line=header_line, field=col)
+                for col in CSV_REQUIRED if col not in names]
+    dupes = sorted({n for n in names if names.count(n) > 1 and n})
+    problems += [Problem(file, "column appears more than once", line=header_line, field=n) for n in dupes]
+    if problems:
+        raise ConfigError(problems)
+    for n in names:
+        if n and n not in CSV_COLUMNS:
+            w = Problem(file, f"unknown column ignored (known: {', '.join(CSV_COLUMNS)})", header_line, field=n)
+            if warnings is None:
+                log.warning("%s", w)
+            else:
+                warnings.append(w)
+    wanted = [(i, n) for i, n in enumerate(names) if n in CSV_COLUMNS]
+    out: list[RawSite] = []
+    while True:
+        start = reader.line_num + 1  # a quoted cell may span lines: the row is where it starts
+        row = next(reader, None)
+        if row is None:
+            break
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = {n: (row[i].strip() if i < len(row) else "") for i, n in wanted}
+        raw = _csv_site(cells, file, start)
+        if any(cell.strip() for cell in row[len(names):]):
+            raw.problems.append(Problem(file, f"{len(row)} cells but {len(names)} columns "
+                                              "(a delimiter inside an unquoted cell?)", start, raw.site_id))
+        out.append(raw)
+    return out
+
+
+def _csv_site(cells: dict[str, str], file: str, line: int) -> RawSite:
+    data: dict[str, Any] = {"id": cells["site_id"], "name": cells["name"], "county": cells["county"],
+                            "area": cells["area"].lower()}
+    columns: dict[Path_, str] = {("id",): "site_id", ("name",): "name", ("county",): "county", ("area",): "area"}
+    raw = RawSite(data, file, line, columns=columns)
+    if cells.get("upstream"):
+        data["upstream"] = cells["upstream"]
+        columns[("upstream",)] = "upstream"
+    lat, lon = cells.get("lat", "").translate(_DIGITS), cells.get("lon", "").translate(_DIGITS)
+    if lat and lon:
+        data["location"] = {"lat": lat, "lon": lon}
+        columns.update({("location",): "lat", ("location", "lat"): "lat", ("location", "lon"): "lon"})
+    elif lat or lon:
+        given, missing = ("lat", "lon") if lat else ("lon", "lat")
+        raw.problems.append(Problem(file, f"{given} without {missing}", line, raw.site_id, missing))
+    links = [{"role": "primary", "medium": cells["primary_medium"].lower(), "address": cells["primary_address"]}]
+    columns.update({("links", 0, "medium"): "primary_medium", ("links", 0, "address"): "primary_address"})
+    if cells.get("backup_address") or cells.get("backup_medium"):
+        links.append({"role": "backup", "medium": cells.get("backup_medium", "").lower(),
+                      "address": cells.get("backup_address", "")})
+        columns.update({("links", 1, "medium"): "backup_medium", ("links", 1, "address"): "backup_address",
+                        ("links",): "backup_address"})
+    data["links"] = links
+    terminals = []
+    for part in filter(None, (p.strip() for p in cells.get("terminals", "").split(";"))):
+        try:
+            terminals.append(_split_terminal(part))
+        except ValueError as exc:
+            raw.problems.append(Problem(file, str(exc), line, raw.site_id, "terminals"))
+            continue
+        raw.cells[("terminals", len(terminals) - 1)] = part
+    if terminals:
+        data["terminals"] = terminals
+        columns[("terminals",)] = "terminals"
+    return raw

@@ -1,0 +1,295 @@
+"""Load and validate the config and its inventories: every problem at once, each placed precisely."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import ErrorDetails
+
+from monitor.config.inventory import RawSite, read_inventory, sites_from_yaml
+from monitor.config.yamlsource import Path_, field_name, line_of, load_yaml
+from monitor.core.model import Ident, Listen, Policy, Programme, Site, SnmpAuth, Strict
+from monitor.core.schedule import MaintenanceWindow, Waiver
+from monitor.errors import ConfigError, Problem
+from probes import PROBES
+from probes.base import ProbeSettings
+
+
+def _probes_model() -> type[BaseModel]:
+    fields: dict[str, Any] = {kind: (probe.settings_model, Field(default_factory=probe.settings_model))
+                              for kind, probe in PROBES.items()}
+    return create_model("ProbesConfig", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
+
+
+ProbesConfig = _probes_model()
+
+
+class Config(Strict):
+    """The whole validated configuration, inventory included."""
+
+    programme: Programme
+    listen: Listen = Field(default_factory=Listen)
+    data_dir: str = "./data"
+    probes: ProbesConfig = Field(default_factory=ProbesConfig)  # type: ignore[valid-type]
+    policy: Policy = Field(default_factory=Policy)
+    auths: dict[Ident, SnmpAuth] = Field(default_factory=dict)
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    waivers: tuple[Waiver, ...] = ()
+    inventory: tuple[str, ...] = ()
+    sites: tuple[Site, ...] = ()
+    # Filled by the loader: where the config came from and a hash of everything it read.
+    source: str = ""
+    version: str = ""
+    # With --shard: upstream nodes this instance evaluates for its sites' sake but another shard reports.
+    watch_only: frozenset[str] = frozenset()
+
+    def reported_sites(self) -> tuple[Site, ...]:
+        """Return the sites this instance reports (all of them unless sharded)."""
+        if not self.watch_only:
+            return self.sites
+        return tuple(s for s in self.sites if s.id not in self.watch_only)
+
+    def probe_settings(self, kind: str) -> ProbeSettings:
+        """Return the settings of probe ``kind``."""
+        settings: ProbeSettings = getattr(self.probes, kind)
+        return settings
+
+    def site_map(self) -> dict[str, Site]:
+        """Return sites by id."""
+        return {site.id: site for site in self.sites}
+
+
+# Fields the loader fills in: a config file that sets them is as wrong as one with a typo.
+_LOADER_FIELDS = ("source", "version", "watch_only")
+
+
+def _clean_loc(loc: Iterable[str | int]) -> Path_:
+    # pydantic puts validator and dict-key markers in the location ("function-after[...]", "[key]").
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+
+
+def _message(err: ErrorDetails) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required"
+    return err["msg"].removeprefix("Value error, ")
+
+
+def _config_problems(exc: ValidationError, file: str, lines: dict[Path_, int]) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = _clean_loc(err["loc"])
+        msg = _message(err)
+        if err["type"] == "extra_forbidden" and len(loc) == 2 and loc[0] == "probes":
+            msg = f"unknown probe kind {loc[1]!r} (known: {', '.join(PROBES)})"
+        problems.append(Problem(file, msg, line_of(lines, loc), None, field_name(loc) or None))
+    return problems
+
+
+def _validate_sites(raw_sites: list[RawSite]) -> tuple[list[Site], list[Problem]]:
+    """Validate each raw site; return the valid ones and every problem, the reader's included."""
+    sites: list[Site] = []
+    problems: list[Problem] = []
+    for raw in raw_sites:
+        problems += raw.problems
+        if not isinstance(raw.data, dict):
+            continue
+        try:
+            sites.append(Site.model_validate(raw.data))
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = _clean_loc(err["loc"])
+                line, field = raw.locate(loc)
+                msg = _message(err)
+                cell = raw.cell(loc)
+                if cell is not None:
+                    msg += f" (in {cell!r})"
+                problems.append(Problem(raw.file, msg, line, raw.site_id, field))
+    return sites, problems
+
+
+def _get(data: Any, *path: str | int) -> Any:
+    for key in path:
+        if isinstance(data, dict):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data
+
+
+def _cycle_check(config: Config, file: str, lines: dict[Path_, int]) -> list[Problem]:
+    """A cycle over this many targets must fit its interval, for kinds whose cycle grows with the count
+    (ICMP paces its sends); the others were checked against their interval when the settings loaded."""
+    problems = []
+    for kind, probe in PROBES.items():
+        settings = config.probe_settings(kind)
+        if not settings.enabled or type(settings).cycle_seconds_for is ProbeSettings.cycle_seconds_for:
+            continue
+        n = len(probe.targets(config))
+        need = settings.cycle_seconds_for(n)
+        if need >= settings.interval_seconds:
+            problems.append(Problem(
+                file, f"{n} targets take {need:.3g}s per cycle, not shorter than "
+                      f"interval_seconds={settings.interval_seconds:g}: raise the rate or the interval, or shard "
+                      "the sites", line_of(lines, ("probes", kind)), None, f"probes.{kind}"))
+    return problems
+
+
+def _schedule_check(config: Config, sites: list[Site], file: str, lines: dict[Path_, int]) -> list[Problem]:
+    """Maintenance windows and waivers must name sites and counties that exist."""
+    ids = {s.id for s in sites}
+    counties = {s.county for s in sites}
+    problems = []
+    for i, window in enumerate(config.maintenance):
+        for j, site_id in enumerate(window.sites):
+            if site_id not in ids:
+                problems.append(Problem(file, f"maintenance names no site {site_id!r}",
+                                        line_of(lines, ("maintenance", i, "sites", j)), site_id,
+                                        f"maintenance[{i}].sites[{j}]"))
+        for j, county in enumerate(window.counties):
+            if county not in counties:
+                problems.append(Problem(file, f"maintenance names no county {county!r} "
+                                              f"(counties: {', '.join(sorted(counties))})",
+                                        line_of(lines, ("maintenance", i, "counties", j)), None,
+                                        f"maintenance[{i}].counties[{j}]"))
+    for i, waiver in enumerate(config.waivers):
+        if waiver.site not in ids:
+            problems.append(Problem(file, f"waiver names no site {waiver.site!r}",
+                                    line_of(lines, ("waivers", i, "site")), waiver.site, f"waivers[{i}].site"))
+    return problems
+
+
+def _cross_check(raw_sites: list[RawSite], auths: Collection[str],
+                 unknown_upstreams: list[Problem] | None = None) -> list[Problem]:
+    """Check what no single site can: unique ids, declared auths, upstreams that exist and form no cycle.
+
+    Works on the raw data, so a site with an unrelated mistake is still checked and still counts as
+    existing (its downstream sites do not get a second, misleading error). An upstream that names no
+    site goes to ``unknown_upstreams`` when given (the site may be in a file not read here).
+    """
+    problems: list[Problem] = []
+
+    def at(raw: RawSite, loc: Path_, message: str) -> Problem:
+        line, field = raw.locate(loc)
+        return Problem(raw.file, message, line, raw.site_id, field)
+
+    first: dict[str, RawSite] = {}
+    for raw in raw_sites:
+        site_id = raw.site_id
+        if site_id is None:
+            continue
+        if site_id in first:
+            other = first[site_id]
+            problems.append(at(raw, ("id",), f"duplicate site id, first defined at {other.file}:{other.line}"))
+        else:
+            first[site_id] = raw
+        terminals = _get(raw.data, "terminals")
+        seen: set[str] = set()
+        for j, terminal in enumerate(terminals if isinstance(terminals, list) else []):
+            tid = _get(terminal, "id")
+            if isinstance(tid, str):
+                if tid in seen:
+                    problems.append(at(raw, ("terminals", j, "id"), f"duplicate terminal id {tid!r}"))
+                seen.add(tid)
+        links = _get(raw.data, "links")
+        for j in range(len(links) if isinstance(links, list) else 0):
+            auth = _get(links, j, "snmp", "auth")
+            if isinstance(auth, str) and auth not in auths:
+                problems.append(at(raw, ("links", j, "snmp", "auth"), f"auth {auth!r} is not declared under 'auths'"))
+    upstream: dict[str, str] = {}
+    for site_id, raw in first.items():
+        up = _get(raw.data, "upstream")
+        if isinstance(up, str) and up in first:
+            upstream[site_id] = up
+        elif isinstance(up, str):
+            missing = at(raw, ("upstream",), f"upstream {up!r} names no site")
+            (problems if unknown_upstreams is None else unknown_upstreams).append(missing)
+    # Follow each chain once; a chain that comes back to a site on itself is a cycle, reported once.
+    done: set[str] = set()
+    for start in upstream:
+        chain: dict[str, int] = {}
+        node = start
+        while node in upstream and node not in done and node not in chain:
+            chain[node] = len(chain)
+            node = upstream[node]
+        if node in chain:
+            cycle = [*list(chain)[chain[node]:], node]
+            problems.append(at(first[node], ("upstream",), "upstream cycle: " + " -> ".join(cycle)))
+        done.update(chain)
+    return problems
+
+
+def _in_order(problems: list[Problem], files: list[str]) -> list[Problem]:
+    """Sort problems by file (the config, then its inventories) and line, as a reader goes through them."""
+    rank = {f: i for i, f in reversed(list(enumerate(files)))}
+    return sorted(problems, key=lambda p: (rank.get(p.file, len(files)), p.line or 0))
+
+
+def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Config:
+    """Load ``path`` and every inventory it names; raise ConfigError listing every problem."""
+    path = Path(path)
+    file = str(path)
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(file, "the config must be a YAML mapping", 1)])
+    problems: list[Problem] = []
+    digest = hashlib.sha256(path.read_bytes())
+    raw_sites: list[RawSite] = []
+    inline = data.get("sites") or []
+    if isinstance(inline, list):
+        raw_sites += sites_from_yaml(inline, file, lines, ("sites",))
+    else:
+        problems.append(Problem(file, "must be a list of sites", lines.get(("sites",)), field="sites"))
+    inventory = data.get("inventory") or []
+    if isinstance(inventory, str):
+        inventory, lines[("inventory", 0)] = [inventory], lines[("inventory",)]
+    if not isinstance(inventory, list):
+        problems.append(Problem(file, "must be a list of file names", lines.get(("inventory",)),
+                                field="inventory"))
+        inventory = []
+    files = [file]
+    for i, name in enumerate(inventory):
+        line, field = lines.get(("inventory", i)), f"inventory[{i}]"
+        if not isinstance(name, str) or not name:
+            problems.append(Problem(file, "must be a file name", line, field=field))
+            continue
+        inv_path = path.parent / name
+        try:
+            digest.update(inv_path.read_bytes())
+        except OSError as exc:
+            problems.append(Problem(file, f"cannot read inventory file {str(inv_path)!r}: {exc.strerror or exc}",
+                                    line, field=field))
+            continue
+        files.append(str(inv_path))
+        try:
+            raw_sites += read_inventory(inv_path, warnings)
+        except ConfigError as exc:
+            problems += exc.problems
+    sites, site_problems = _validate_sites(raw_sites)
+    problems += site_problems
+    problems += [Problem(file, "unknown key", lines.get((key,)), field=key) for key in _LOADER_FIELDS if key in data]
+    rest = {k: v for k, v in data.items() if k != "sites" and k not in _LOADER_FIELDS}
+    rest["inventory"] = [name for name in inventory if isinstance(name, str)]
+    config: Config | None = None
+    try:
+        config = Config.model_validate({**rest, "sites": []})
+    except ValidationError as exc:
+        problems += _config_problems(exc, file, lines)
+    auths = config.auths if config else data.get("auths")
+    problems += _cross_check(raw_sites, auths if isinstance(auths, dict) else {})
+    if config is not None:
+        problems += _schedule_check(config, sites, file, lines)
+    if problems or config is None:
+        raise ConfigError(_in_order(problems, files))
+    config = config.model_copy(update={"sites": tuple(sites), "source": file, "version": digest.hexdigest()[:16]})
+    problems = _cycle_check(config, file, lines)
+    if problems:
+        raise ConfigError(problems)
+    return config

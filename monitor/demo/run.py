@@ -1,0 +1,241 @@
+"""`readiness demo`: bring up the simulated Ilam province on this machine and run the real service on it.
+
+Terminals are real TCP listeners on 127.13.x.y. Link faults are real packet drops: an nftables table
+(root only) drops echo requests to chosen 127.x addresses, all of them or a random share. Every
+``TICK_SECONDS`` the faults move, so the picture changes over time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from monitor.config.loader import load_config
+from monitor.demo import province as dp
+from monitor.errors import ReadinessError
+
+log = logging.getLogger(__name__)
+TICK_SECONDS = 60.0
+NFT_TABLE = "readiness_demo"
+
+
+class Terminals:
+    """The demo's polling-station terminals: one TCP listener each, closed and reopened by the faults."""
+
+    def __init__(self, addresses: list[str], port: int = dp.TERMINAL_PORT) -> None:
+        self.addresses = addresses
+        self.port = port
+        self.servers: dict[str, asyncio.Server] = {}
+
+    async def set_down(self, down: set[str]) -> None:
+        """Open every listener except those in ``down``."""
+        for address in self.addresses:
+            if address in down and address in self.servers:
+                server = self.servers.pop(address)
+                server.close()
+            elif address not in down and address not in self.servers:
+                try:
+                    self.servers[address] = await asyncio.start_server(_answer, address, self.port)
+                except OSError as exc:
+                    raise ReadinessError(
+                        f"cannot open the demo terminal {address}:{self.port}: {exc.strerror} "
+                        "(is another `readiness demo` running?)"
+                    ) from None
+
+    async def close(self) -> None:
+        for server in self.servers.values():
+            server.close()
+        self.servers.clear()
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+class LinkFaults:
+    """Real loss on loopback: nftables drops echo requests to the addresses in two sets."""
+
+    def __init__(self) -> None:
+        self.nft = shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin")
+        self.enabled = os.geteuid() == 0 and self.nft is not None
+        if not self.enabled:
+            log.warning("demo link faults need root and nftables: every link will answer")
+
+    def _run(self, script: str) -> None:
+        assert self.nft is not None
+        subprocess.run([self.nft, "-f", "-"], input=script, text=True, check=True, capture_output=True)
+
+    def start(self) -> None:
+        if not self.enabled:
+            return
+        self.stop()
+        self._run(f"""table ip {NFT_TABLE} {{
+  set down {{ type ipv4_addr; }}
+  set lossy {{ type ipv4_addr; }}
+  chain output {{
+    type filter hook output priority 0; policy accept;
+    ip daddr @down icmp type echo-request drop
+    ip daddr @lossy icmp type echo-request numgen random mod 100 < 25 drop
+  }}
+}}""")
+
+    def apply(self, down: set[str], lossy: set[str]) -> None:
+        if not self.enabled:
+            return
+        lines = [f"flush set ip {NFT_TABLE} down", f"flush set ip {NFT_TABLE} lossy"]
+        if down:
+            lines.append(f"add element ip {NFT_TABLE} down {{ {', '.join(sorted(down))} }}")
+        if lossy:
+            lines.append(f"add element ip {NFT_TABLE} lossy {{ {', '.join(sorted(lossy))} }}")
+        self._run("\n".join(lines))
+
+    def stop(self) -> None:
+        if self.enabled:
+            subprocess.run([self.nft or "nft", "delete", "table", "ip", NFT_TABLE], capture_output=True)
+
+
+def faults(sites: list[dict[str, Any]], tick: int) -> tuple[set[str], set[str], set[str]]:
+    """Return (link addresses down, lossy link addresses, terminal addresses down) for ``tick``."""
+    rnd = random.Random(tick)
+    base = random.Random(7)  # faults that last the whole demo
+    down: set[str] = set()
+    lossy: set[str] = set()
+    terms: set[str] = set()
+    polling = [s for s in sites if s.get("kind", "polling") == "polling"]
+    for site in polling:
+        links = {link["role"]: link["address"] for link in site["links"]}
+        if "backup" in links and base.random() < 0.08:
+            down.add(links["backup"])  # backup never delivered
+        if base.random() < 0.05:
+            terms.update(t["address"] for t in site["terminals"])  # terminals not installed yet
+        if rnd.random() < 0.04:
+            down.add(links["primary"])
+        elif rnd.random() < 0.04:
+            lossy.add(links["primary"])
+        for t in site["terminals"]:
+            if rnd.random() < 0.03:
+                terms.add(t["address"])
+    # One aggregation node falls over now and then: the sites behind it go dark with it.
+    nodes = [s for s in sites if s.get("kind") == "node"]
+    if tick % 3 != 2:
+        node = nodes[(tick // 3) % len(nodes)] if tick else nodes[3]
+        down.update(link["address"] for link in node["links"])
+        for site in polling:
+            if site.get("upstream") == node["id"]:
+                down.update(link["address"] for link in site["links"])
+                terms.update(t["address"] for t in site["terminals"])
+    return down, lossy, terms
+
+
+def seed_history(service: Any, sites: list[dict[str, Any]], now: float, days: int = 14) -> None:
+    """Give the demo a simulated past fortnight of the ready share (a climb from about a third to today),
+    so its deadline forecast has a trend to follow from the first minute."""
+    rnd = random.Random(1405)
+    polling = [s for s in sites if s.get("kind", "polling") == "polling"]
+    order = sorted(polling, key=lambda s: rnd.random())  # the order in which sites got ready
+    hours = days * 24
+    for h in range(hours, 0, -1):
+        share = 0.62 - 0.3 * h / hours + rnd.uniform(-0.02, 0.02)
+        ready = {s["id"] for s in order[: int(share * len(order))]}
+        service.timeline.shares.record(now - h * 3600.0, [(s["county"], s["area"], "ready" if s["id"] in ready
+                                                            else "not_ready") for s in polling])
+
+
+def _start_agent(workdir: Path, sites: list[dict[str, Any]]) -> Any:
+    """Start the province's snmpsim agent; without snmpsim the demo runs on ICMP and TCP alone."""
+    from monitor.demo import snmp as demo_snmp
+
+    try:
+        return demo_snmp.start(workdir, sites)
+    except FileNotFoundError as exc:
+        log.warning("no SNMP in this demo: %s", exc)
+    except (RuntimeError, TimeoutError) as exc:
+        raise ReadinessError(f"cannot start the demo's SNMP agent on 127.0.0.1:{dp.SNMP_PORT}: {exc}") from None
+    return None
+
+
+def run_demo(*, once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None],
+             data_dir: str | None = None) -> int:
+    """Bring the province up, run the service on it (or one cycle with ``once``), tear it all down."""
+    return asyncio.run(_demo(once, as_json, port, report, data_dir))
+
+
+async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None],
+                data_dir: str | None) -> int:
+    from monitor.cli.main import open_store
+    from monitor.runtime.scheduler import Runner
+    from monitor.runtime.service import Service
+
+    sites = dp.province()
+    workdir = Path(tempfile.mkdtemp(prefix="readiness-demo-"))
+    for name, text in dp.files(port).items():
+        (workdir / name).write_text(text, encoding="utf-8")
+    config = load_config(workdir / "demo.yaml")
+    terminals = Terminals([t["address"] for s in sites for t in s.get("terminals", [])])
+    links = LinkFaults()
+    service = Service(config)
+    agent = store = None
+    try:
+        agent = _start_agent(workdir, sites)
+        links.start()
+        tick = 0
+
+        async def move_faults() -> None:
+            down, lossy, terms = faults(sites, tick)
+            links.apply(down, lossy)
+            await terminals.set_down(terms)
+
+        await move_faults()
+        if once:
+            snap = await service.run_once()
+            report(snap, as_json)
+            return 0
+        # The demo records like production; its history goes with it unless --data-dir keeps it.
+        store = open_store(service, data_dir or str(workdir / "data"))
+        if not service.timeline.shares.keys():
+            seed_history(service, sites, service.clock())
+        await service.prepare()
+        runner = Runner(service, workdir / "demo.yaml")
+        url = await runner.start_http(config.listen.host, port)
+        print(f"readiness demo: {len(sites)} sites in {len(dp.COUNTIES)} counties", flush=True)
+        print(f"  status page  {url}/", flush=True)
+        print(f"  metrics      {url}/metrics", flush=True)
+        print(f"  sites API    {url}/api/v1/sites", flush=True)
+        print(f"  config       {workdir / 'demo.yaml'}", flush=True)
+        print(f"  event store  {store.data_dir}", flush=True)
+        print("Ctrl-C stops the demo and removes everything it set up.", flush=True)
+
+        async def chaos() -> None:
+            nonlocal tick
+            while True:
+                await asyncio.sleep(TICK_SECONDS)
+                tick += 1
+                await move_faults()
+
+        mover = asyncio.create_task(chaos())
+        try:
+            await runner.run_started()
+        finally:
+            mover.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await mover
+        return 0
+    finally:
+        if store is not None:
+            service.timeline.save(store.data_dir / "timeline.json")
+            store.close()
+        if agent is not None:
+            agent.stop()
+        links.stop()
+        await terminals.close()
+        await service.close()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,68 @@
+"""Glue between snapshots and the event store: transitions of sites, links and targets, and periodic
+snapshots. It resumes from the store, so a restart records no spurious "recovered" transitions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from monitor.core.readiness import SiteReadiness
+from monitor.runtime.snapshot import Snapshot
+from monitor.store.events import EventStore, Transition
+
+log = logging.getLogger(__name__)
+Entity = tuple[str, tuple[str, ...]]
+
+
+def entity_states(sites: dict[str, SiteReadiness] | object) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    """Yield (entity, state, reasons) for every site, link and terminal in a snapshot's sites."""
+    assert hasattr(sites, "values")
+    for r in sites.values():
+        yield f"site:{r.site}", r.state, r.reasons
+        for h in r.links:
+            yield f"link:{r.site}/{h.role}", h.state, h.reasons
+        for t in r.terminals:
+            yield f"target:{r.site}/terminal/{t.id}", t.state, (t.reason,) if t.reason else ()
+
+
+class Recorder:
+    """A snapshot listener that appends what changed to the store, and a snapshot every so often."""
+
+    def __init__(self, store: EventStore, snapshot_every_seconds: float = 3600.0) -> None:
+        self.store = store
+        self.every = snapshot_every_seconds
+        states = store.last_states()  # read once: it also answers resume_sites()
+        self.last: dict[str, Entity] = {k: (v[0], v[2]) for k, v in states.items()}
+        self._resumed = {k[5:]: (v[0], v[1]) for k, v in states.items() if k.startswith("site:")}
+        snapshot, config = store.last_at("snapshot"), store.last_at("config")
+        self.last_snapshot_at = snapshot[0] if snapshot else 0.0
+        self.snapshot_due = False  # True right after a periodic snapshot was written
+        self.version = config[1] if config else ""  # the config version last recorded as in force
+
+    def resume_sites(self) -> dict[str, tuple[str, float]]:
+        """Return site id -> (state, since) as the store last recorded them."""
+        return dict(self._resumed)
+
+    def __call__(self, new: Snapshot, old: Snapshot | None) -> None:
+        version = new.config.version
+        if version != self.version:  # which config was in force is part of the record
+            self.store.append_config(new.at, version, {"sites": len(new.config.sites), "source": new.config.source})
+            self.version = version
+        if not new.evaluated:
+            return
+        changes = []
+        for entity, state, reasons in entity_states(new.sites):
+            before = self.last.get(entity)
+            if before is None or before[0] != state or (entity.startswith("site:") and before[1] != reasons):
+                changes.append(Transition(new.at, entity, before[0] if before else None, state, reasons, version))
+                self.last[entity] = (state, reasons)
+        if changes:
+            self.store.append(changes)
+        self.snapshot_due = new.at - self.last_snapshot_at >= self.every
+        if self.snapshot_due:
+            self.last_snapshot_at = new.at
+            body = {r.site: {"state": r.state, "since": r.since, "reasons": list(r.reasons),
+                             "terminals_up": r.terminals_up, "terminals": len(r.terminals),
+                             "links": {h.role: h.state for h in r.links}}
+                    for r in new.sites.values()}
+            self.store.append_snapshot(new.at, body, version)

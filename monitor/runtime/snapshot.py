@@ -1,0 +1,52 @@
+"""The immutable picture that exporters, the API and reports read; the probe loop swaps in a new one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from monitor.config.loader import Config
+from monitor.core.readiness import SiteReadiness
+
+
+@dataclass(frozen=True, slots=True)
+class CycleStats:
+    """How the probe cycles of one kind have gone."""
+
+    kind: str
+    interval_seconds: float
+    targets: int = 0
+    failed: int = 0
+    duration_seconds: float = 0.0
+    finished_at: float = 0.0
+    cycles_total: int = 0
+    skipped_total: int = 0
+    errors_total: int = 0
+    requests_total: int = 0  # echo requests, connects or SNMP PDUs sent since start
+    last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything an exporter may show, as of ``at``."""
+
+    at: float
+    config: Config
+    sites: Mapping[str, SiteReadiness]
+    cycles: Mapping[str, CycleStats]
+    started_at: float
+    evaluated: bool = False
+    reload_success: bool = True
+    reload_at: float = 0.0
+    reload_error: str = ""
+    extra: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        """Return the number of sites by (county, area, state)."""
+        out: dict[tuple[str, str, str], int] = {}
+        for site in self.config.reported_sites():
+            r = self.sites.get(site.id)
+            key = (site.county, site.area, r.state if r else "unknown")
+            out[key] = out.get(key, 0) + 1
+        return out

@@ -1,0 +1,115 @@
+"""Readiness over time, applied after each instantaneous verdict: maintenance and waivers, flap damping,
+sustained readiness, backups proven to carry traffic, and the deadline forecast.
+
+Its memory (sustain streaks, share history, proven backups) is not the audit record: the event store
+is. It is saved to ``timeline.json`` in the data dir so a restart resumes instead of starting over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from monitor.core.forecast import Forecast, ShareHistory
+from monitor.core.history import FlapDamper, SustainTracker
+from monitor.core.readiness import SiteReadiness
+from monitor.core.schedule import apply_schedule
+
+if TYPE_CHECKING:
+    from monitor.config.loader import Config
+
+log = logging.getLogger(__name__)
+PROVEN_STATES = frozenset({"up", "impaired"})
+
+
+class Timeline:
+    """The stateful half of readiness; the pure half is monitor/readiness.py."""
+
+    def __init__(self, config: Config) -> None:
+        policy = config.policy
+        self.sustain = SustainTracker(policy.sustain_seconds, policy.sustain_availability_ratio)
+        self.damper = FlapDamper(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
+        self.shares = ShareHistory(resolution_seconds=policy.forecast_resolution_seconds)
+        self.proven: set[str] = set()  # "SITE/backup": links ever seen carrying echo traffic
+        self.forecasts: dict[tuple[str, str], Forecast] = {}
+
+    def reconfigure(self, config: Config) -> None:
+        """Follow a reloaded policy, keeping what has been learnt so far."""
+        fresh = Timeline(config)
+        fresh.sustain.restore(self.sustain.export())
+        fresh.shares.restore(self.shares.export())
+        policy = config.policy
+        self.damper.retune(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
+        self.sustain, self.shares = fresh.sustain, fresh.shares
+
+    def process(self, config: Config, results: Mapping[str, SiteReadiness],
+                previous: Mapping[str, SiteReadiness], now: float) -> dict[str, SiteReadiness]:
+        """Return the final readiness of every site at ``now``."""
+        tz = ZoneInfo(config.programme.timezone)
+        out: dict[str, SiteReadiness] = {}
+        for site in config.sites:
+            r = results.get(site.id)
+            if r is None:
+                continue
+            r = apply_schedule(r, site.county, config.maintenance, config.waivers, now, tz)
+            maintenance = next((x.removeprefix("maintenance: ") for x in r.reasons if x.startswith("maintenance: ")),
+                               "")
+            # Time in maintenance counts neither for nor against a sustaining streak.
+            s = self.sustain.update(site.id, "unknown" if maintenance else r.state, now)
+            state, reasons = r.state, r.reasons
+            prev = previous.get(site.id)
+            if not maintenance:
+                state = s.state  # type: ignore[assignment]
+                if s.reason and s.reason not in reasons:
+                    reasons = (*reasons, s.reason)
+            elif state == "ready" and config.policy.sustain_seconds > 0 and (prev is None or prev.state != "ready"):
+                # Maintenance pauses a sustaining streak; it never makes a site ready by itself.
+                state, reasons = "degraded", (*reasons, "sustaining (paused for maintenance)")
+            for h in r.links:
+                if h.state in PROVEN_STATES:
+                    self.proven.add(f"{site.id}/{h.role}")
+            since = prev.since if prev is not None and prev.state == state else now
+            waivers = tuple(x for x in reasons if x.startswith("waived "))
+            out[site.id] = replace(r, state=state, reasons=reasons, since=since, first_ready_at=s.first_ready_at,
+                                   ever_ready=s.ever_ready, regressions=s.regressions, maintenance=maintenance,
+                                   waivers=waivers)
+        reported = config.reported_sites()
+        # Polling places are what must be ready; network nodes are means, not ends (as in the roll-up rules).
+        self.shares.record(now, [(s.county, s.area, out[s.id].state) for s in reported
+                                 if s.id in out and s.kind == "polling"])
+        self.forecasts = self.shares.forecasts(config.programme.deadline.timestamp(), now,
+                                               days=config.policy.forecast_days)
+        return out
+
+    def export(self) -> dict[str, Any]:
+        return {"version": 1, "sustain": self.sustain.export(), "shares": self.shares.export(),
+                "proven": sorted(self.proven)}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.sustain.restore(data.get("sustain", {}))
+        self.shares.restore(data.get("shares", {}))
+        self.proven = set(data.get("proven", []))
+
+    def save(self, path: Path) -> None:
+        """Write the memory atomically (a crash leaves the old file or the new one, never half)."""
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(self.export(), ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.error("cannot save %s: %s (the event store still holds the record)", path, exc.strerror or exc)
+
+    def load(self, path: Path) -> None:
+        """Resume from ``path`` if it exists and is readable; a bad file is reported and ignored."""
+        try:
+            self.restore(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.error("ignoring %s: %s; sustained readiness and the forecast start over", path, exc)

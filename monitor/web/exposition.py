@@ -1,0 +1,65 @@
+"""A fast Prometheus text-format (0.0.4) renderer, and a cache so one snapshot is rendered once.
+
+prometheus_client's generate_latest formats each sample through several layers; for a country-sized
+instance (two million samples) that took 13 s of the 17 s a scrape cost. Same format, one pass.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable
+
+from prometheus_client.core import Metric
+
+from monitor.runtime.snapshot import Snapshot
+
+_ESCAPE = str.maketrans({"\\": "\\\\", "\n": "\\n", '"': '\\"'})
+_HELP_ESCAPE = str.maketrans({"\\": "\\\\", "\n": "\\n"})
+
+
+def _value(v: float) -> str:
+    if v == math.inf:
+        return "+Inf"
+    if v == -math.inf:
+        return "-Inf"
+    if v != v:
+        return "NaN"
+    return repr(float(v))
+
+
+def render(families: Iterable[Metric]) -> bytes:
+    """Render metric families in the Prometheus text exposition format."""
+    out: list[str] = []
+    add = out.append
+    for fam in families:
+        name = fam.name + ("_total" if fam.type == "counter" else "")
+        add(f"# HELP {name} {fam.documentation.translate(_HELP_ESCAPE)}\n# TYPE {name} {fam.type}\n")
+        for s in fam.samples:
+            if s.labels:
+                labels = ",".join(f'{k}="{v.translate(_ESCAPE)}"' for k, v in s.labels.items())
+                add(f"{s.name}{{{labels}}} {_value(s.value)}\n")
+            else:
+                add(f"{s.name} {_value(s.value)}\n")
+    return "".join(out).encode("utf-8")
+
+
+class RenderCache:
+    """Render each snapshot once, however many scrapers ask (HA Prometheus pairs scrape twice)."""
+
+    def __init__(self, get: Callable[[], Snapshot], collect: Callable[[Snapshot], Iterable[Metric]]) -> None:
+        self._get = get
+        self._collect = collect
+        self._lock = threading.Lock()
+        self._key: tuple[int, float] | None = None
+        self._body = b""
+
+    def body(self) -> bytes:
+        """Return the exposition of the current snapshot, rendering it if nobody has yet."""
+        snap = self._get()
+        key = (id(snap), snap.at)
+        with self._lock:
+            if key != self._key:
+                self._body = render(self._collect(snap))
+                self._key = key
+            return self._body

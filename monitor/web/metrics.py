@@ -1,0 +1,274 @@
+"""Prometheus exposition: a custom collector that builds fresh families from the latest snapshot.
+
+It does no I/O and takes no lock: the snapshot is immutable, so rendering can run off the event loop.
+Every name here is listed in docs/metrics.md; a test compares the catalogue with a real scrape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from monitor import __version__
+from monitor.core.readiness import LINK_STATES, SITE_STATES, reason_code
+from monitor.runtime.snapshot import Snapshot
+
+SITE = ["site", "county", "area"]
+LINK = [*SITE, "role", "medium"]
+TERMINAL = [*SITE, "terminal"]
+
+# Link values: observation value name -> (metric name, help). ICMP first, then SNMP.
+LINK_VALUES: dict[str, tuple[str, str]] = {
+    "loss_ratio": ("readiness_link_loss_ratio", "Share of echo requests lost in the last cycle."),
+    "rtt_min_seconds": ("readiness_link_rtt_min_seconds", "Smallest echo round-trip time in the last cycle."),
+    "rtt_avg_seconds": ("readiness_link_rtt_avg_seconds", "Mean echo round-trip time in the last cycle."),
+    "rtt_max_seconds": ("readiness_link_rtt_max_seconds", "Largest echo round-trip time in the last cycle."),
+    "jitter_seconds": ("readiness_link_jitter_seconds", "Mean difference of consecutive round-trip times."),
+    "oper_up": ("readiness_link_oper_up", "ifOperStatus of the carrying interface is up (1) or not (0)."),
+    "admin_up": ("readiness_link_admin_up", "ifAdminStatus of the carrying interface is up (1) or not (0)."),
+    "rx_power_dbm": ("readiness_link_rx_power_dbm", "Optical receive power of the transceiver (dBm)."),
+    "tx_power_dbm": ("readiness_link_tx_power_dbm", "Optical transmit power of the transceiver (dBm)."),
+    "in_bps": ("readiness_link_in_bits_per_second", "Inbound traffic on the carrying interface."),
+    "out_bps": ("readiness_link_out_bits_per_second", "Outbound traffic on the carrying interface."),
+    "in_errors_per_second": ("readiness_link_in_errors_per_second", "Inbound interface errors per second."),
+    "out_errors_per_second": ("readiness_link_out_errors_per_second", "Outbound interface errors per second."),
+    "in_discards_per_second": ("readiness_link_in_discards_per_second", "Inbound discards per second."),
+    "last_change_seconds": ("readiness_link_last_change_seconds", "Seconds since the interface last changed state."),
+    "oper_changes": ("readiness_link_oper_changes", "Interface state changes seen since the monitor started."),
+    "uptime_seconds": ("readiness_link_device_uptime_seconds", "sysUpTime of the device carrying the link."),
+}
+
+
+def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+class SnapshotCollector(Collector):
+    """Build every readiness_* family from whatever snapshot ``get`` returns now."""
+
+    def __init__(self, get: Callable[[], Snapshot]) -> None:
+        self._get = get
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        snap = self._get()
+        yield from self._sites(snap)
+        yield from self._links(snap)
+        yield from self._terminals(snap)
+        yield from self._programme(snap)
+        yield from self._monitor(snap)
+        took = _gauge("readiness_exporter_collect_seconds", "Time spent building this exposition.", [])
+        took.add_metric([], time.perf_counter() - started)
+        yield took
+
+    def _sites(self, snap: Snapshot) -> Iterator[Metric]:
+        info = _gauge("readiness_site_info", "Static facts of a site (value 1).", [*SITE, "name", "kind", "upstream"])
+        state = _gauge("readiness_site_state", "Readiness state of a site (1 for the current state).", [*SITE, "state"])
+        since = _gauge("readiness_site_state_since_timestamp_seconds", "When the site entered its state.", SITE)
+        reason = _gauge("readiness_site_reason", "Why the site is not ready (1 per reason code).", [*SITE, "reason"])
+        t_up = _gauge("readiness_site_terminals_up", "Terminals of the site that answer.", SITE)
+        t_total = _gauge("readiness_site_terminals", "Terminals the site is expected to have.", SITE)
+        lat = _gauge("readiness_site_latitude_degrees", "Latitude of the site.", SITE)
+        lon = _gauge("readiness_site_longitude_degrees", "Longitude of the site.", SITE)
+        seen = _gauge("readiness_site_terminals_seen", "Expected terminals in the router's neighbour table.", SITE)
+        unexpected = _gauge("readiness_site_unexpected_devices", "Unknown devices in the neighbour table.", SITE)
+        counts = _gauge("readiness_sites", "Sites by county, area and state.", ["county", "area", "state"])
+        first = _gauge("readiness_site_first_ready_timestamp_seconds", "When the site was first (sustained) ready.",
+                       SITE)
+        ever = _gauge("readiness_site_ever_ready", "The site has been (sustained) ready at least once.", SITE)
+        regressions = CounterMetricFamily("readiness_site_regressions", "Times a ready site slipped back.",
+                                          labels=SITE)
+        maint = _gauge("readiness_site_maintenance", "The site is inside a maintenance window (1) or not (0).", SITE)
+        waiver = _gauge("readiness_site_waiver", "A waiver lifts a requirement of the site (1 per waiver).",
+                        [*SITE, "requirement"])
+        for site in snap.config.reported_sites():
+            labels = [site.id, site.county, site.area]
+            info.add_metric([*labels, site.name, site.kind, site.upstream or ""], 1)
+            if site.location is not None:
+                lat.add_metric(labels, site.location.lat)
+                lon.add_metric(labels, site.location.lon)
+            r = snap.sites.get(site.id)
+            current: str = r.state if r else "unknown"
+            for s in SITE_STATES:
+                state.add_metric([*labels, s], 1.0 if s == current else 0.0)
+            if r is None:
+                continue
+            since.add_metric(labels, r.since)
+            if r.first_ready_at is not None:
+                first.add_metric(labels, r.first_ready_at)
+            ever.add_metric(labels, 1.0 if r.ever_ready else 0.0)
+            regressions.add_metric(labels, r.regressions)
+            maint.add_metric(labels, 1.0 if r.maintenance else 0.0)
+            for w in r.waivers:  # "waived backup until ..." -> requirement "backup"
+                waiver.add_metric([*labels, w.split(" ")[1]], 1)
+            for code in sorted({reason_code(x) for x in r.reasons}):
+                reason.add_metric([*labels, code], 1)
+            t_total.add_metric(labels, len(r.terminals))
+            t_up.add_metric(labels, r.terminals_up)
+            if r.neighbours is not None and r.neighbours.ok:
+                if "terminals_seen" in r.neighbours.values:
+                    seen.add_metric(labels, r.neighbours.values["terminals_seen"])
+                if "unexpected_devices" in r.neighbours.values:
+                    unexpected.add_metric(labels, r.neighbours.values["unexpected_devices"])
+        for (county, area, st), n in sorted(snap.counts().items()):
+            counts.add_metric([county, area, st], n)
+        yield from (info, state, since, reason, t_up, t_total, lat, lon, seen, unexpected, counts, first, ever,
+                    regressions, maint, waiver)
+
+    def _links(self, snap: Snapshot) -> Iterator[Metric]:
+        state = _gauge("readiness_link_state", "Health of a link (1 for the current state).", [*LINK, "state"])
+        up = _gauge("readiness_link_up", "The link carries traffic (1) or not (0); absent while unknown.", LINK)
+        rx_min = _gauge("readiness_link_rx_power_min_dbm", "Receive power below which the link is degraded.", LINK)
+        rx_warn = _gauge("readiness_link_rx_power_warn_dbm", "Receive power below which the link is in the "
+                                                             "warning band.", LINK)
+        loss_max = _gauge("readiness_link_loss_max_ratio", "Loss above which the link is impaired.", LINK)
+        rtt_max = _gauge("readiness_link_rtt_max_allowed_seconds", "Mean RTT above which the link is impaired.", LINK)
+        values = {k: _gauge(name, doc, LINK) for k, (name, doc) in LINK_VALUES.items()}
+        flapping = _gauge("readiness_link_flapping", "The link changes state too often and is damped (1) or not.",
+                          LINK)
+        proven = _gauge("readiness_link_backup_proven", "The backup link has been seen carrying traffic (1) or "
+                                                        "never (0).", LINK)
+        proven_set = snap.extra.get("proven", frozenset())
+        sites = {s.id: s for s in snap.config.reported_sites()}
+        media = snap.config.policy.media
+        for site_id, r in snap.sites.items():
+            site = sites.get(site_id)
+            if site is None:
+                continue
+            for h in r.links:
+                labels = [site.id, site.county, site.area, h.role, h.medium]
+                for s in LINK_STATES:
+                    state.add_metric([*labels, s], 1.0 if s == h.state else 0.0)
+                if h.state != "unknown":
+                    up.add_metric(labels, 0.0 if h.state == "down" else 1.0)
+                flapping.add_metric(labels, 1.0 if h.state == "flapping" else 0.0)
+                if h.role == "backup":
+                    proven.add_metric(labels, 1.0 if f"{site.id}/backup" in proven_set else 0.0)  # type: ignore[operator]
+                policy = media[h.medium]  # type: ignore[index]
+                loss_max.add_metric(labels, policy.loss_max_ratio)
+                rtt_max.add_metric(labels, policy.rtt_max_seconds)
+                if "rx_power_dbm" in h.values:
+                    if policy.rx_power_min_dbm is not None:
+                        rx_min.add_metric(labels, policy.rx_power_min_dbm)
+                    if policy.rx_power_warn_dbm is not None:
+                        rx_warn.add_metric(labels, policy.rx_power_warn_dbm)
+                for key, family in values.items():
+                    if key in h.values:
+                        family.add_metric(labels, h.values[key])
+        yield from (state, up, rx_min, rx_warn, loss_max, rtt_max, flapping, proven, *values.values())
+
+    def _terminals(self, snap: Snapshot) -> Iterator[Metric]:
+        up = _gauge("readiness_terminal_up", "The terminal answers (1) or not (0); absent while unknown.", TERMINAL)
+        connect = _gauge("readiness_terminal_connect_seconds", "TCP connect time to the terminal's service.", TERMINAL)
+        rtt = _gauge("readiness_terminal_rtt_avg_seconds", "Mean echo round-trip time to the terminal.", TERMINAL)
+        sites = {s.id: s for s in snap.config.reported_sites()}
+        for site_id, r in snap.sites.items():
+            site = sites.get(site_id)
+            if site is None:
+                continue
+            for t in r.terminals:
+                labels = [site.id, site.county, site.area, t.id]
+                if t.state != "unknown":
+                    up.add_metric(labels, 1.0 if t.state == "up" else 0.0)
+                if "connect_seconds" in t.values:
+                    connect.add_metric(labels, t.values["connect_seconds"])
+                if "rtt_avg_seconds" in t.values:
+                    rtt.add_metric(labels, t.values["rtt_avg_seconds"])
+        yield from (up, connect, rtt)
+
+    def _programme(self, snap: Snapshot) -> Iterator[Metric]:
+        deadline = snap.config.programme.deadline.timestamp()
+        d = _gauge("readiness_deadline_timestamp_seconds", "The programme's deadline (Unix time).", [])
+        d.add_metric([], deadline)
+        days = _gauge("readiness_days_to_deadline", "Days left until the deadline (negative once passed).", [])
+        days.add_metric([], (deadline - snap.at) / 86400.0)
+        yield from (d, days)
+        scope = ["scope", "county", "area"]
+        share = _gauge("readiness_forecast_ready_ratio", "Forecast share of ready sites at the deadline "
+                       "(Theil-Sen trend of the last days).", scope)
+        when = _gauge("readiness_forecast_all_ready_timestamp_seconds", "When the trend reaches every site ready.",
+                      scope)
+        risk = _gauge("readiness_forecast_at_risk", "The forecast at the deadline is below 100% (1) or not (0).",
+                      scope)
+        now_share = _gauge("readiness_ready_ratio", "Share of this instance's sites that are ready now.", scope)
+        forecasts = snap.extra.get("forecast", {})
+        for (kind, name), f in sorted(forecasts.items()):  # type: ignore[attr-defined]
+            labels = [kind, name if kind == "county" else "", name if kind == "area" else ""]
+            share.add_metric(labels, f.share_at_deadline)
+            risk.add_metric(labels, 1.0 if f.at_risk else 0.0)
+            now_share.add_metric(labels, f.share_now)
+            if f.all_ready_at is not None:
+                when.add_metric(labels, f.all_ready_at)
+        yield from (share, when, risk, now_share)
+
+    def _monitor(self, snap: Snapshot) -> Iterator[Metric]:
+        build = _gauge("readiness_build_info", "Version of this monitor (value 1).", ["version"])
+        build.add_metric([__version__], 1)
+        cfg = _gauge("readiness_config_info", "Hash of the config and inventory in force (value 1).", ["version"])
+        cfg.add_metric([snap.config.version], 1)
+        ok = _gauge("readiness_config_last_reload_success", "Whether the last config reload succeeded.", [])
+        ok.add_metric([], 1.0 if snap.reload_success else 0.0)
+        at = _gauge("readiness_config_last_reload_timestamp_seconds", "When the config was last (re)loaded.", [])
+        at.add_metric([], snap.reload_at or snap.started_at)
+        started = _gauge("readiness_start_timestamp_seconds", "When this monitor process started.", [])
+        started.add_metric([], snap.started_at)
+        evaluated = _gauge("readiness_last_evaluation_timestamp_seconds", "When readiness was last evaluated.", [])
+        if snap.evaluated:
+            evaluated.add_metric([], snap.at)
+        kind = ["kind"]
+        duration = _gauge("readiness_probe_cycle_duration_seconds", "Duration of the last probe cycle.", kind)
+        last = _gauge("readiness_probe_last_cycle_timestamp_seconds", "When the last probe cycle finished.", kind)
+        targets = _gauge("readiness_probe_targets", "Targets probed per cycle.", kind)
+        failed = _gauge("readiness_probe_targets_failed", "Targets whose probe failed in the last cycle.", kind)
+        interval = _gauge("readiness_probe_interval_seconds", "Configured probe interval.", kind)
+        cycles = CounterMetricFamily("readiness_probe_cycles", "Probe cycles run.", labels=kind)
+        skipped = CounterMetricFamily("readiness_probe_cycles_skipped", "Cycles skipped because the previous one "
+                                      "was still running.", labels=kind)
+        errors = CounterMetricFamily("readiness_probe_errors", "Cycles that failed as a whole.", labels=kind)
+        requests = CounterMetricFamily("readiness_probe_requests", "Requests sent: echo requests, TCP connects, "
+                                       "SNMP PDUs (retries not counted).", labels=kind)
+        for name, c in sorted(snap.cycles.items()):
+            duration.add_metric([name], c.duration_seconds)
+            if c.finished_at:
+                last.add_metric([name], c.finished_at)
+            targets.add_metric([name], c.targets)
+            failed.add_metric([name], c.failed)
+            interval.add_metric([name], c.interval_seconds)
+            cycles.add_metric([name], c.cycles_total)
+            skipped.add_metric([name], c.skipped_total)
+            errors.add_metric([name], c.errors_total)
+            requests.add_metric([name], c.requests_total)
+        yield from (build, cfg, ok, at, started, evaluated, duration, last, targets, failed, interval, cycles,
+                    skipped, errors, requests)
+        yield from self._store(snap)
+
+    def _store(self, snap: Snapshot) -> Iterator[Metric]:
+        status = snap.extra.get("store")
+        if status is None:
+            return
+        ok = _gauge("readiness_store_ok", "The event store accepts writes (1) or reports an error (0).", [])
+        ok.add_metric([], 1.0 if status.ok else 0.0)  # type: ignore[attr-defined]
+        queued = _gauge("readiness_store_queued_events", "Events accepted but not yet committed.", [])
+        queued.add_metric([], status.queued)  # type: ignore[attr-defined]
+        lag = _gauge("readiness_store_lag_seconds", "Age of the oldest event not yet committed.", [])
+        lag.add_metric([], status.lag_seconds)  # type: ignore[attr-defined]
+        seq = _gauge("readiness_store_committed_sequence", "Sequence number of the chain's last row.", [])
+        seq.add_metric([], status.committed_seq)  # type: ignore[attr-defined]
+        dropped = CounterMetricFamily("readiness_store_dropped_events", "Events refused because the queue "
+                                      "was full.", labels=[])
+        dropped.add_metric([], status.dropped)  # type: ignore[attr-defined]
+        yield from (ok, queued, lag, seq, dropped)
+        if status.last_commit_at:  # type: ignore[attr-defined]
+            last = _gauge("readiness_store_last_commit_timestamp_seconds", "When the store last committed.", [])
+            last.add_metric([], status.last_commit_at)  # type: ignore[attr-defined]
+            yield last
+
+
+def make_registry(get: Callable[[], Snapshot]) -> CollectorRegistry:
+    """Return a fresh registry holding only the snapshot collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(get))
+    return registry
