@@ -49,6 +49,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 
 from monitor.config.loader import Config
+from monitor.config.targets import snmp_targets
 from monitor.demo.snmpsim import free_udp_port, snmp_answers
 from probes.snmp import SnmpProbe, SnmpSettings, _Engine, _var_binds
 
@@ -159,9 +160,9 @@ async def ours_cycle(probe: SnmpProbe, agent: Snmpd, version: str, devices: int,
             {"role": "primary", "medium": "fiber", "address": "10.255.0.1", "snmp": {
                 "device": agent.addresses[i % len(agent.addresses)], "port": agent.port, "auth": "bench",
                 "if_index": 1}}]} for i in range(devices)]})
-    targets = probe.targets(config)
+    targets = snmp_targets(config.sites)
     settings = SnmpSettings(timeout_seconds=args.timeout, retries=args.retries, concurrency=args.concurrency,
-                            device_concurrency=64, interval_seconds=3600)
+                            device_concurrency=64, interval_seconds=3600).with_credentials(config.auths)
     result: list[Any] = []
 
     async def cycle() -> None:

@@ -37,9 +37,5 @@ class ConfigError(ReadinessError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-class ProbeUnavailable(ReadinessError):
-    """A probe kind cannot run on this machine (e.g. no ICMP socket permitted)."""
-
-
 class StoreError(ReadinessError):
     """The event store cannot be written or read (full disk, read-only, corrupt)."""

@@ -1,4 +1,4 @@
-"""SNMP credentials: the auths declared in ``config.auths`` as pysnmp auth data.
+"""SNMP credentials: the auths the targets carry, as pysnmp auth data.
 
 Private to ``probes.snmp``. Every community and key read here joins the engine's secrets, so that
 no reason it returns can carry one.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import SecretStr
 from pysnmp.hlapi.v3arch.asyncio import (
@@ -27,9 +27,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 
 from probes._snmp_engine import _Failure, _Secrets
-
-if TYPE_CHECKING:
-    from monitor.core.model import SnmpAuth
+from probes.credentials import SnmpAuth
 
 _AUTH_PROTOCOLS = {"MD5": USM_AUTH_HMAC96_MD5, "SHA": USM_AUTH_HMAC96_SHA, "SHA224": USM_AUTH_HMAC128_SHA224,
                    "SHA256": USM_AUTH_HMAC192_SHA256, "SHA384": USM_AUTH_HMAC256_SHA384,

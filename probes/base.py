@@ -10,12 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-if TYPE_CHECKING:
-    from monitor.config.loader import Config
 
 
 class ProbeSettings(BaseModel):
@@ -28,6 +25,10 @@ class ProbeSettings(BaseModel):
     timeout_seconds: float = Field(2.0, gt=0)
     jitter_seconds: float = Field(5.0, ge=0)
     concurrency: int = Field(512, ge=1, le=100_000)
+
+    def with_credentials(self, auths: Mapping[str, Any]) -> ProbeSettings:
+        """Return these settings with the credentials the config declares apart (kinds that use some)."""
+        return self
 
     def cycle_budget_seconds(self) -> float:
         """Return the longest a cycle may take with these settings (before overhead)."""
@@ -85,8 +86,8 @@ class Probe(Protocol):
     kind: str
     settings_model: type[ProbeSettings]
 
-    def targets(self, config: Config) -> list[Target]:
-        """Return this kind's targets for the config's inventory."""
+    async def warm(self) -> None:
+        """Prepare shared resources (an engine, sockets) before the first cycle; may do nothing."""
         ...
 
     async def run(
@@ -98,3 +99,12 @@ class Probe(Protocol):
     async def close(self) -> None:
         """Release sockets, engines and other resources."""
         ...
+
+    def requests_sent(self, observations: Sequence[Observation]) -> int:
+        """Return how many requests (echoes, connects, PDUs) the cycle that made ``observations`` sent."""
+        ...
+
+
+def requests_in(observations: Sequence[Observation]) -> int:
+    """Return the requests a cycle sent as its observations count them (``sent``, else one each)."""
+    return sum(int(o.values.get("sent", 1)) for o in observations)

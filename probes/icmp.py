@@ -26,15 +26,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from monitor.errors import ProbeUnavailable
-from probes.base import Observation, ProbeSettings, Target
-
-if TYPE_CHECKING:
-    from monitor.config.loader import Config
+from probes.base import Observation, ProbeSettings, Target, requests_in
+from probes.errors import ProbeUnavailable
 
 KIND = "icmp"
 
@@ -212,16 +209,6 @@ class IcmpProbe:
         self._resolved: dict[tuple[str, str | None], _Request | str] = {}
         self._running = False
 
-    def targets(self, config: Config) -> list[Target]:
-        """Return every link address, and every terminal without a service port."""
-        out: list[Target] = []
-        for site in config.sites:
-            out += [Target(f"{site.id}/{link.role}", site.id, link.address, source=link.source)
-                    for link in site.links]
-            out += [Target(f"{site.id}/terminal/{t.id}", site.id, t.address)
-                    for t in site.terminals if t.port is None]
-        return out
-
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:
         """Ping every target ``settings.count`` times, ``spacing_seconds`` apart, all done by ``deadline``."""
         s = settings if isinstance(settings, IcmpSettings) else IcmpSettings.model_validate(settings.model_dump())
@@ -265,11 +252,18 @@ class IcmpProbe:
                 loop.remove_reader(fd)
             self._running = False
 
+    async def warm(self) -> None:
+        """Open sockets lazily, per family and source, in the first cycle that needs them."""
+
     async def close(self) -> None:
         """Close the shared socket(s)."""
         for ep in self._endpoints.values():
             ep.sock.close()
         self._endpoints.clear()
+
+    def requests_sent(self, observations: Sequence[Observation]) -> int:
+        """Return the echo requests sent, as each observation counts them."""
+        return requests_in(observations)
 
     # ---- sockets -------------------------------------------------------------------------------------------
 

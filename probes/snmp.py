@@ -2,8 +2,9 @@
 
 One pysnmp engine serves every target. Each interface costs one GET per cycle carrying all its OIDs;
 walks (interface names, ENTITY-MIB, ARP) use GETBULK over several columns at once and are cached per
-device until it reboots. Credentials come from ``config.auths`` and never leave the SNMP modules: targets
-carry the auth's name, and every reason is scrubbed of the configured secrets before it is returned.
+device until it reboots. Credentials reach the probe in its settings (``SnmpSettings.auths``, filled from the config's
+``auths:``; secrets redact themselves) and never leave the SNMP modules: targets carry the auth's name,
+and every reason is scrubbed of the configured secrets before it is returned.
 
 This module holds the probe, each interface's reading and the values it reports; its private helpers
 are ``_snmp_engine`` (the shared engine, requests and walks), ``_snmp_auth`` (credentials) and
@@ -16,11 +17,11 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from probes._snmp_auth import _Auths
 from probes._snmp_engine import OID, _dotted, _Engine, _Failure, _text, _typed, _var_binds
@@ -42,9 +43,7 @@ from probes._snmp_entities import (
 )
 from probes._snmp_entities import _inet_address as _inet_address  # re-exported: tests parse index tails with it
 from probes.base import Observation, ProbeSettings, Target
-
-if TYPE_CHECKING:
-    from monitor.config.loader import Config
+from probes.credentials import SnmpAuth
 
 log = logging.getLogger(__name__)
 KIND = "snmp"
@@ -68,6 +67,20 @@ class SnmpSettings(ProbeSettings):
     max_repetitions: int = Field(25, ge=1, le=200, description="rows per GETBULK when walking")
     concurrency: int = Field(256, ge=1, le=100_000, description="targets in progress, all devices together")
     device_concurrency: int = Field(4, ge=1, le=64, description="targets in progress on one device")
+    # Filled from the config's top-level ``auths:`` by with_credentials(), never from probes.snmp itself:
+    # credentials are declared once, apart from the settings that use them (as in snmp_exporter).
+    auths: Mapping[str, SnmpAuth] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @field_validator("auths", mode="before")
+    @classmethod
+    def _declared_apart(cls, value: Any) -> Any:
+        if value:
+            raise ValueError("declare SNMP credentials under the top-level 'auths:', not under probes.snmp")
+        return value
+
+    def with_credentials(self, auths: Mapping[str, Any]) -> SnmpSettings:
+        """Return these settings carrying ``auths`` (model_copy skips the validator above)."""
+        return self.model_copy(update={"auths": dict(auths)})
 
     def cycle_budget_seconds(self) -> float:
         """Return the longest one request may take: every try waits the whole timeout."""
@@ -178,36 +191,31 @@ class SnmpProbe:
         self._devices: dict[tuple[str, int, str], _Device] = {}
         self._ports: dict[str, _Port] = {}
         self._cycle = 0
+        self._credentials: dict[str, SnmpAuth] = {}
+        self._keys: set[str] = set()
+        self._reported = 0
 
     @property
     def pdus_sent(self) -> int:
         """Return how many requests this probe has sent (retries not counted)."""
         return self._engine.pdus_sent
 
-    # --- configuration ------------------------------------------------------------------------
+    def requests_sent(self, observations: Sequence[Observation]) -> int:
+        """Return the PDUs sent since the last call: the engine counts them, walks included."""
+        sent, self._reported = self._engine.pdus_sent - self._reported, self._engine.pdus_sent
+        return sent
 
-    def targets(self, config: Config) -> list[Target]:
-        """Return one target per link with an SNMP view, and one per site whose router lists neighbours."""
-        self._auths.load(config.auths)
-        out: list[Target] = []
-        for site in config.sites:
-            neighbours = False
-            for link in site.links:
-                s = link.snmp
-                if s is None:
-                    continue
-                out.append(Target(f"{site.id}/{link.role}/snmp", site.id, s.device, s.port, extra={
-                    "auth": s.auth, "if_index": s.if_index, "if_name": s.if_name, "rx_sensor": s.rx_sensor,
-                    "tx_sensor": s.tx_sensor, "role": link.role, "medium": link.medium}))
-                if s.neighbours and not neighbours:
-                    neighbours = True
-                    out.append(Target(f"{site.id}/neighbours", site.id, s.device, s.port, extra={
-                        "auth": s.auth, "expected": tuple((t.id, t.address) for t in site.terminals),
-                        "ignore": tuple(sorted({s.device, *(x.address for x in site.links)}))}))
-        keys, devices = {t.key for t in out}, {(t.address, t.port or 161, t.extra["auth"]) for t in out}
-        self._ports = {k: v for k, v in self._ports.items() if k in keys}
-        self._devices = {k: v for k, v in self._devices.items() if k in devices}
-        return out
+    def _configure(self, targets: Sequence[Target], auths: Mapping[str, SnmpAuth]) -> None:
+        """Take the credentials the settings carry; forget devices and ports no target names any more."""
+        if auths != self._credentials:
+            self._auths.load(auths)
+            self._credentials = dict(auths)
+        keys = {t.key for t in targets}
+        if keys != self._keys:
+            devices = {(t.address, t.port or 161, t.extra["auth"]) for t in targets}
+            self._ports = {k: v for k, v in self._ports.items() if k in keys}
+            self._devices = {k: v for k, v in self._devices.items() if k in devices}
+            self._keys = keys
 
     # --- the cycle ----------------------------------------------------------------------------
 
@@ -221,6 +229,7 @@ class SnmpProbe:
         if not isinstance(settings, SnmpSettings):
             settings = SnmpSettings.model_validate(settings.model_dump())
         await self.warm()
+        self._configure(targets, settings.auths)
         self._cycle += 1
         gate = asyncio.Semaphore(settings.concurrency)
         return list(await asyncio.gather(*(self._guarded(t, settings, deadline, gate) for t in targets)))

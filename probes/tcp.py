@@ -7,14 +7,10 @@ import contextlib
 import errno
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from probes.base import Observation, ProbeSettings, Target
-
-if TYPE_CHECKING:
-    from monitor.config.loader import Config
+from probes.base import Observation, ProbeSettings, Target, requests_in
 
 KIND = "tcp"
 
@@ -35,15 +31,6 @@ def _failure(exc: OSError) -> tuple[str, str]:
 class TcpProbe:
     kind: str = KIND
     settings_model: type[ProbeSettings] = TcpSettings
-
-    def targets(self, config: Config) -> list[Target]:
-        """Return one target per terminal that declares a service port."""
-        return [
-            Target(f"{site.id}/terminal/{t.id}", site.id, t.address, t.port)
-            for site in config.sites
-            for t in site.terminals
-            if t.port is not None
-        ]
 
     async def _one(self, target: Target, limit: float, deadline: float, gate: asyncio.Semaphore) -> Observation:
         async with gate:
@@ -72,8 +59,15 @@ class TcpProbe:
         limit = settings.timeout_seconds
         return list(await asyncio.gather(*(self._one(t, limit, deadline, gate) for t in targets)))
 
+    async def warm(self) -> None:
+        """Hold nothing between cycles: nothing to warm."""
+
     async def close(self) -> None:
         """Hold nothing between cycles."""
+
+    def requests_sent(self, observations: Sequence[Observation]) -> int:
+        """Return one connect per observation."""
+        return requests_in(observations)
 
 
 PROBE = TcpProbe()

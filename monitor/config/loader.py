@@ -11,12 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
 from monitor.config.inventory import RawSite, read_inventory, sites_from_yaml
+from monitor.config.targets import BUILDERS
 from monitor.config.yamlsource import Path_, field_name, line_of, load_yaml
-from monitor.core.model import Ident, Listen, Policy, Programme, Site, SnmpAuth, Strict
+from monitor.core.model import Ident, Listen, Policy, Programme, Site, Strict
 from monitor.core.schedule import MaintenanceWindow, Waiver
 from monitor.errors import ConfigError, Problem
 from probes import PROBES
 from probes.base import ProbeSettings
+from probes.credentials import SnmpAuth
 
 
 def _probes_model() -> type[BaseModel]:
@@ -56,7 +58,7 @@ class Config(Strict):
     def probe_settings(self, kind: str) -> ProbeSettings:
         """Return the settings of probe ``kind``."""
         settings: ProbeSettings = getattr(self.probes, kind)
-        return settings
+        return settings.with_credentials(self.auths)
 
     def site_map(self) -> dict[str, Site]:
         """Return sites by id."""
@@ -128,11 +130,11 @@ def _cycle_check(config: Config, file: str, lines: dict[Path_, int]) -> list[Pro
     """A cycle over this many targets must fit its interval, for kinds whose cycle grows with the count
     (ICMP paces its sends); the others were checked against their interval when the settings loaded."""
     problems = []
-    for kind, probe in PROBES.items():
+    for kind in PROBES:
         settings = config.probe_settings(kind)
         if not settings.enabled or type(settings).cycle_seconds_for is ProbeSettings.cycle_seconds_for:
             continue
-        n = len(probe.targets(config))
+        n = len(BUILDERS[kind](config.sites))
         need = settings.cycle_seconds_for(n)
         if need >= settings.interval_seconds:
             problems.append(Problem(

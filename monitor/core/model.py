@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MEDIA = ("fiber", "microwave", "lte", "vsat", "adsl", "copper", "radio")
@@ -112,36 +112,6 @@ class Site(Strict):
     def link(self, role: str) -> Link | None:
         """Return the link with ``role``, if the site has one."""
         return next((link for link in self.links if link.role == role), None)
-
-
-class SnmpAuth(Strict):
-    """SNMP credentials, declared once and referenced by name. Secrets redact themselves."""
-
-    version: Literal["2c", "3"] = "2c"
-    community: SecretStr | None = None
-    community_env: str | None = None
-    user: str | None = None
-    auth_protocol: Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"] | None = None
-    auth_key: SecretStr | None = None
-    auth_key_env: str | None = None
-    priv_protocol: Literal["DES", "AES", "AES192", "AES256"] | None = None
-    priv_key: SecretStr | None = None
-    priv_key_env: str | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> SnmpAuth:
-        if self.version == "2c" and not (self.community or self.community_env):
-            raise ValueError("v2c needs community or community_env")
-        if self.version == "3":
-            if not self.user:
-                raise ValueError("v3 needs user")
-            if self.priv_protocol and not self.auth_protocol:
-                raise ValueError("v3 privacy (priv_protocol) needs authentication (auth_protocol)")
-            if self.auth_protocol and not (self.auth_key or self.auth_key_env):
-                raise ValueError("auth_protocol needs auth_key or auth_key_env")
-            if self.priv_protocol and not (self.priv_key or self.priv_key_env):
-                raise ValueError("priv_protocol needs priv_key or priv_key_env")
-        return self
 
 
 class MediumPolicy(Strict):

@@ -10,11 +10,12 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from monitor.config.loader import Config
+from monitor.config.targets import build_targets
 from monitor.core.readiness import Freshness, SiteReadiness, evaluate
-from monitor.errors import ProbeUnavailable
 from monitor.runtime.snapshot import CycleStats, Snapshot
 from monitor.runtime.timeline import Timeline
 from probes import PROBES, Observation, Probe, Target
+from probes.errors import ProbeUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ class Service:
         self._retarget(config)
 
     def _retarget(self, config: Config) -> None:
-        targets = {kind: probe.targets(config) for kind, probe in self.probes.items()}
+        built = build_targets(config.sites)
+        targets = {kind: built.get(kind, []) for kind in self.probes}
         keys = {t.key for ts in targets.values() for t in ts}
         self.config, self.targets = config, targets
         self.latest = {k: v for k, v in self.latest.items() if k in keys}
@@ -118,9 +120,7 @@ class Service:
             return
         for obs in observations:
             self.latest[obs.key] = obs
-        sent = getattr(probe, "pdus_sent", None)  # SNMP counts its PDUs itself
-        requests = sent if isinstance(sent, int) else \
-            c.requests_total + sum(int(o.values.get("sent", 1)) for o in observations)
+        requests = c.requests_total + probe.requests_sent(observations)
         self.cycles[kind] = replace(
             c, targets=len(targets), failed=sum(not o.ok for o in observations), requests_total=requests,
             duration_seconds=time.monotonic() - start, finished_at=self.clock(),
@@ -165,9 +165,8 @@ class Service:
     async def prepare(self) -> None:
         """Warm what can be warmed before the first cycle (the shared SNMP engine)."""
         for probe in self.probes.values():
-            warm = getattr(probe, "warm", None)
-            if warm is not None and self.targets.get(probe.kind):
-                await warm()
+            if self.targets.get(probe.kind):
+                await probe.warm()
 
     async def run_once(self) -> Snapshot:
         """Run every probe kind once, concurrently, and evaluate."""

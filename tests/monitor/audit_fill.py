@@ -82,8 +82,8 @@ class ScriptedIcmp:
     def __init__(self, clock: list[float]) -> None:
         self.clock = clock
 
-    def targets(self, config: Config) -> list[Target]:
-        return ICMP.targets(config)
+    warm = staticmethod(ICMP.warm)
+    requests_sent = staticmethod(ICMP.requests_sent)
 
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:
         now = self.clock[0]
@@ -112,8 +112,8 @@ class CompressedTcp:
     def __init__(self, clock: list[float]) -> None:
         self.clock = clock
 
-    def targets(self, config: Config) -> list[Target]:
-        return TCP.targets(config)
+    warm = staticmethod(TCP.warm)
+    requests_sent = staticmethod(TCP.requests_sent)
 
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:
         return [replace(o, at=self.clock[0]) for o in await TCP.run(targets, settings, deadline)]

@@ -28,7 +28,8 @@ class SlowTcp:
 
     kind = "tcp"
     settings_model = TCP.settings_model
-    targets = staticmethod(TCP.targets)
+    warm = staticmethod(TCP.warm)
+    requests_sent = staticmethod(TCP.requests_sent)
     running = 0
     most = 0
 

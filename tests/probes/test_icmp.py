@@ -154,7 +154,7 @@ async def test_probe_is_reused_across_cycles_and_after_close(probe: IcmpProbe) -
 # Runs the probe inside a namespace: reads a JSON spec on stdin, prints the observations as JSON.
 RUNNER = """
 import asyncio, dataclasses, json, sys, time
-from monitor.errors import ProbeUnavailable
+from probes.errors import ProbeUnavailable
 from probes.base import Target
 from probes.icmp import IcmpProbe, IcmpSettings
 

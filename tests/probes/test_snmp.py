@@ -27,6 +27,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.proto.rfc1902 import Integer, OctetString, TimeTicks
 
 from monitor.config.loader import Config
+from monitor.config.targets import snmp_targets
 from monitor.demo.snmpsim import (
     IF_ENTRY,
     IF_X_ENTRY,
@@ -46,6 +47,19 @@ from probes import PROBES
 from probes.base import Observation, Target
 from probes.snmp import PROBE, SnmpProbe, SnmpSettings, _Device, _Entities, _inet_address, _rate
 from tests.probes.conftest import RECORDINGS, Snmpd
+
+
+class Targets(list[Target]):
+    """The SNMP targets the service builds for a config, with the credentials its settings will carry."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(snmp_targets(config.sites))
+        self.auths = config.auths
+
+
+def targets_of(config: Config) -> Targets:
+    """Return the SNMP targets the service builds for ``config``."""
+    return Targets(config)
 
 Start = Callable[..., SnmpsimHandle]
 
@@ -76,7 +90,8 @@ async def snmp_probe() -> Any:
 
 async def cycle(probe: SnmpProbe, targets: Sequence[Target], s: SnmpSettings | None = None,
                 budget: float = 10.0) -> dict[str, Observation]:
-    observations = await probe.run(targets, s or settings(), time.monotonic() + budget)
+    s = (s or settings()).with_credentials(getattr(targets, "auths", {}))
+    observations = await probe.run(targets, s, time.monotonic() + budget)
     assert len(observations) == len(targets)
     return {o.key: o for o in observations}
 
@@ -117,13 +132,12 @@ def test_registered_and_settings_fit_the_cycle() -> None:
 
 def test_targets_carry_names_not_secrets() -> None:
     """One target per SNMP link, one neighbours target per site; the community stays inside the probe."""
-    probe = SnmpProbe()
     config = make_config({"ro": {"community": "Sup3rSecretCommunity"}},
                          ("S1", [snmp_link("primary", 1161, "ro", if_name="Gi0/1", neighbours=True),
                                  snmp_link("backup", 1161, "ro", if_index=7, rx_sensor=3071, tx_sensor=3072)],
                           [("T1", "10.20.0.11"), ("T2", "10.20.0.12")]),
                          ("S2", [{"role": "primary", "medium": "lte", "address": "10.9.9.9"}], []))
-    targets = {t.key: t for t in probe.targets(config)}
+    targets = {t.key: t for t in targets_of(config)}
     assert set(targets) == {"S1/primary/snmp", "S1/backup/snmp", "S1/neighbours"}
     primary, backup, neighbours = targets["S1/primary/snmp"], targets["S1/backup/snmp"], targets["S1/neighbours"]
     assert (primary.address, primary.port, primary.site) == ("127.0.0.1", 1161, "S1")
@@ -208,7 +222,7 @@ async def test_recorded_router_interfaces_optics_and_neighbours(snmpsim_agents: 
          [("T1", "10.20.0.11"), ("T2", "10.20.0.12"), ("T3", "10.20.0.13"), ("T4", "10.20.0.14")]),
         ("ILM-002", [snmp_link("primary", agent.port, "core", if_index=3),
                      snmp_link("backup", agent.port, "core", if_index=10)], []))
-    obs = await cycle(snmp_probe, snmp_probe.targets(config))
+    obs = await cycle(snmp_probe, targets_of(config))
     primary = obs["ILM-001/primary/snmp"]
     assert primary.ok, primary.reason
     v = primary.values
@@ -243,7 +257,7 @@ async def test_flat_optics_named_after_ports_and_legacy_switch(snmpsim_agents: S
         ("OLD-1", [snmp_link("primary", agent.port, "old", if_name="FastEthernet0/1", neighbours=True),
                    snmp_link("backup", agent.port, "old", if_index=2)],
          [("T1", "10.30.0.21"), ("T9", "10.30.0.29")]))
-    targets = snmp_probe.targets(config)
+    targets = targets_of(config)
     obs = await cycle(snmp_probe, targets)
     dc = obs["DC-1/primary/snmp"].values
     assert (dc["rx_power_dbm"], dc["tx_power_dbm"]) == (-5.123, -0.987)
@@ -273,7 +287,7 @@ async def test_agent_with_wrong_types_or_nothing(snmpsim_agents: Start, recordin
                  snmp_link("backup", agent.port, "broken", if_index=99)], []),
         ("U-1", [snmp_link("primary", agent.port, "ups", if_index=1),
                  snmp_link("backup", agent.port, "ups", if_name="eth0", neighbours=True)], [("T1", "10.1.1.1")]))
-    obs = await cycle(snmp_probe, snmp_probe.targets(config))
+    obs = await cycle(snmp_probe, targets_of(config))
     string_status = obs["B-1/primary/snmp"]
     assert (string_status.ok, string_status.failure) == (False, "bad_response")
     assert string_status.reason == "1.3.6.1.2.1.2.2.1.8.1 is OctetString, expected INTEGER"
@@ -301,7 +315,7 @@ async def test_v3_auth_priv_and_auth_no_priv(snmpsim_agents: Start, tmp_path: Pa
              "auth": {"version": "3", "user": "auth-user", "auth_protocol": "SHA", "auth_key": "AuthKeySha1!"}}
     config = make_config(auths, ("V3", [snmp_link("primary", agent.port, "priv", if_name="xe-0/0/5"),
                                         snmp_link("backup", agent.port, "auth", if_index=5)], []))
-    obs = await cycle(snmp_probe, snmp_probe.targets(config))
+    obs = await cycle(snmp_probe, targets_of(config))
     for key in ("V3/primary/snmp", "V3/backup/snmp"):
         assert obs[key].ok, obs[key].reason
         assert (obs[key].values["if_index"], obs[key].values["rx_power_dbm"]) == (5, -3.2)
@@ -309,7 +323,7 @@ async def test_v3_auth_priv_and_auth_no_priv(snmpsim_agents: Start, tmp_path: Pa
                         ("V3", [snmp_link("primary", agent.port, "auth", if_index=5)], []))
     probe = SnmpProbe()
     try:
-        o = (await cycle(probe, probe.targets(wrong)))["V3/primary/snmp"]
+        o = (await cycle(probe, targets_of(wrong)))["V3/primary/snmp"]
     finally:
         await probe.close()
     assert (o.ok, o.failure) == (False, "auth")
@@ -326,7 +340,7 @@ async def test_counters_that_wrap_give_steady_rates(snmpsim_agents: Start, recor
     agent = snmpsim_agents(recordings)
     config = make_config({"w": {"community": "wrapping-counters"}},
                          ("W-1", [snmp_link("primary", agent.port, "w", if_name="Gi0/1")], []))
-    targets = snmp_probe.targets(config)
+    targets = targets_of(config)
     in_bps, errors = [], []
     for _ in range(8):
         o = (await cycle(snmp_probe, targets))["W-1/primary/snmp"]
@@ -361,7 +375,7 @@ async def test_agent_restart_renumbers_ports(snmpsim_agents: Start, tmp_path: Pa
     config = make_config({"e": {"community": "edge"}, "v3": v3},
                          ("E-1", [snmp_link("primary", agent.port, "e", if_name="Gi0/1"),
                                   snmp_link("backup", agent.port, "v3", if_name="Gi0/1")], []))
-    targets = snmp_probe.targets(config)
+    targets = targets_of(config)
     keys = ("E-1/primary/snmp", "E-1/backup/snmp")
     first = await cycle(snmp_probe, targets)
     await asyncio.sleep(1.0)
@@ -408,7 +422,7 @@ async def test_link_flap_set_through_writecache(snmpsim_agents: Start, tmp_path:
     agent = snmpsim_agents(tmp_path / "flap")
     config = make_config({"f": {"community": "flap"}},
                          ("F", [snmp_link("primary", agent.port, "f", if_name="Gi0/3")], []))
-    targets = snmp_probe.targets(config)
+    targets = targets_of(config)
     before = (await cycle(snmp_probe, targets))["F/primary/snmp"]
     engine = SnmpEngine()
     try:
@@ -437,7 +451,7 @@ async def test_ports_renumbered_without_reboot(snmpsim_agents: Start, tmp_path: 
     agent = snmpsim_agents(tmp_path / "swap")
     config = make_config({"s": {"community": "swap"}},
                          ("S", [snmp_link("primary", agent.port, "s", if_name="Gi0/1")], []))
-    targets = snmp_probe.targets(config)
+    targets = targets_of(config)
     before = (await cycle(snmp_probe, targets))["S/primary/snmp"]
     engine = SnmpEngine()
     try:
@@ -473,7 +487,7 @@ async def test_slow_and_dead_agents_never_stall_the_cycle(snmpsim_agents: Start,
     config = make_config({"core": {"community": "core-router"}, "slow": {"community": "slow-agent"}}, *sites)
     s = settings(timeout_seconds=0.5, retries=1, device_concurrency=4)
     started = time.monotonic()
-    obs = await cycle(snmp_probe, snmp_probe.targets(config), s, budget=5.0)
+    obs = await cycle(snmp_probe, targets_of(config), s, budget=5.0)
     elapsed = time.monotonic() - started
     assert elapsed < s.cycle_budget_seconds() + 1.0, elapsed
     assert obs["OK/primary/snmp"].ok
@@ -489,7 +503,8 @@ async def test_deadline_shorter_than_the_timeout(snmp_probe: SnmpProbe) -> None:
     config = make_config({"ro": {"community": "x"}},
                          *[(f"S{i}", [snmp_link("primary", free_udp_port(), "ro", if_index=1)], []) for i in range(5)])
     started = time.monotonic()
-    obs = await snmp_probe.run(snmp_probe.targets(config), settings(timeout_seconds=2.0), time.monotonic() + 0.3)
+    obs = await snmp_probe.run(targets_of(config), settings(timeout_seconds=2.0).with_credentials(config.auths),
+                               time.monotonic() + 0.3)
     assert time.monotonic() - started < 0.8
     assert {(o.failure, o.reason) for o in obs} == {("timeout", "cycle deadline reached while polling")}
 
@@ -509,7 +524,7 @@ async def test_garbage_answers_are_survived(snmp_probe: SnmpProbe) -> None:
     try:
         port = transport.get_extra_info("sockname")[1]
         config = make_config({"ro": {"community": "x"}}, ("G", [snmp_link("primary", port, "ro", if_name="x")], []))
-        o = (await cycle(snmp_probe, snmp_probe.targets(config)))["G/primary/snmp"]
+        o = (await cycle(snmp_probe, targets_of(config)))["G/primary/snmp"]
     finally:
         transport.close()
     assert (o.ok, o.failure) == (False, "timeout")
@@ -539,7 +554,7 @@ async def test_secrets_stay_out_of_logs_and_observations(snmpsim_agents: Start, 
     caplog.set_level(logging.DEBUG)
     probe = SnmpProbe()
     try:
-        targets = probe.targets(config)
+        targets = targets_of(config)
         obs = await cycle(probe, targets, settings(timeout_seconds=0.5))
         probe_state = repr(vars(probe))
     finally:
@@ -598,7 +613,7 @@ async def test_snmpd_reads_this_machines_interfaces(snmpd: Snmpd, snmpd_config: 
     """Net-SNMP answers for the real ifTable, over v2c and v3 authPriv (SHA-256, AES), on 127.0.0.1 and ::1:
     lo resolves to the kernel's ifindex, every interface's admin state matches /sys, and loopback traffic
     shows up in bits per second."""
-    targets = snmp_probe.targets(snmpd_config)
+    targets = targets_of(snmpd_config)
     first = await cycle(snmp_probe, targets, settings(timeout_seconds=2.0))
     lo_index = socket.if_nametoindex("lo")
     for key in ("LO/primary/snmp", "LO/backup/snmp", *(["LO6/primary/snmp"] * snmpd.ipv6)):
@@ -633,7 +648,7 @@ async def test_snmpd_arp_table_against_terminals(snmpd: Snmpd, snmp_probe: SnmpP
     terminals = [(f"K{i}", a) for i, a in enumerate(known)] + [("GHOST", "198.51.100.250")]
     config = make_config({"v2": {"community": snmpd.community}},
                          ("ARP", [snmp_link("primary", snmpd.port, "v2", if_name="lo", neighbours=True)], terminals))
-    o = (await cycle(snmp_probe, snmp_probe.targets(config), settings(timeout_seconds=2.0)))["ARP/neighbours"]
+    o = (await cycle(snmp_probe, targets_of(config), settings(timeout_seconds=2.0)))["ARP/neighbours"]
     assert o.ok, o.reason
     assert o.values["terminals_expected"] == len(terminals)
     assert o.values["terminals_seen"] == len(known)
@@ -652,7 +667,7 @@ async def test_many_targets_one_cycle(snmpsim_agents: Start, tmp_path: Path, snm
     sites = [(f"S{d}-{i}", [snmp_link("primary", agent.port, f"a{d}", if_name=f"Gi0/{i}"),
                             snmp_link("backup", agent.port, f"a{d}", if_index=11 - i)], [])
              for d in range(30) for i in range(1, 6)]
-    targets = snmp_probe.targets(make_config(auths, *sites))
+    targets = targets_of(make_config(auths, *sites))
     obs = await cycle(snmp_probe, targets, settings(timeout_seconds=5.0), budget=25)
     assert all(o.ok for o in obs.values()), [o for o in obs.values() if not o.ok][:3]
     assert obs["S29-5/primary/snmp"].values["rx_power_dbm"] == -5.5
