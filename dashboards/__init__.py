@@ -8,3 +8,6 @@ from __future__ import annotations
 
 # The dashboard modules, in build order; each is committed as dashboards/<module>.json (uids: common.UIDS).
 MODULES = ("province", "county", "site", "link_quality", "monitor")
+# The Grafana folder they are pushed into.
+FOLDER_UID = "readiness"
+FOLDER_TITLE = "Readiness · آمادگی"

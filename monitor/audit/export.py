@@ -11,11 +11,9 @@ signature's ``value``). `verify_bundle` checks all of it and names each file and
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import sys
 import time
 import zipfile
 from datetime import datetime, timedelta
@@ -25,19 +23,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor import __version__
+from monitor.audit.bundle import EVENTS, FORMAT, MANIFEST, manifest_bytes, signed_bytes
 from monitor.audit.figures import Figures, GroupFigures, Period, compute
-from monitor.config.loader import Config, load_config
+from monitor.config.loader import Config
 from monitor.core.availability import Availability
 from monitor.core.calendar import format_jalali, parse_when
 from monitor.errors import ReadinessError
 from monitor.store.chain import HASHED_COLUMNS, canonical_json, connect_readonly
 from monitor.store.events import EventStore
-
-FORMAT = "readiness-audit-bundle/1"
-MANIFEST = "manifest.json"
-EVENTS = "events.jsonl"
-FILES = ("readiness.csv", "readiness.xlsx", "summary.json", EVENTS, "report.html")
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class AuditError(ReadinessError):
@@ -193,19 +186,6 @@ def config_sha256(config: Config) -> str:
     return digest.hexdigest()
 
 
-def manifest_bytes(manifest: dict[str, Any]) -> bytes:
-    """Return the one byte form of a manifest that verify accepts (sorted keys, 2-space indent)."""
-    return (json.dumps(manifest, ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode("utf-8")
-
-
-def signed_bytes(manifest: dict[str, Any]) -> bytes:
-    """Return what the signature covers: the manifest's canonical JSON without the signature's value."""
-    body = dict(manifest)
-    if "signature" in body:
-        body["signature"] = {k: v for k, v in body["signature"].items() if k != "value"}
-    return canonical_json(body).encode("utf-8")
-
-
 def export(config: Config, data_dir: str | Path, out: str | Path, period: Period, *, county: str | None = None,
            sign_key: str | Path | None = None) -> dict[str, Any]:
     """Write the bundle ``out`` (a directory, or a zip when it ends in .zip); return its manifest."""
@@ -263,79 +243,3 @@ def _write_bundle(out: Path, files: dict[str, bytes]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():  # the manifest last: a bundle without one is visibly unfinished
         (out / name).write_bytes(data)
-
-
-# -- the command line -----------------------------------------------------------------------------
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from monitor.audit.signing import SigningKeyError
-
-    config = load_config(args.config)
-    data_dir = args.data_dir or config.data_dir
-    try:
-        period = parse_period(config, data_dir, args.start, args.end)
-        manifest = export(config, data_dir, args.output, period, county=args.county, sign_key=args.sign)
-    except (ValueError, AuditError, SigningKeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    chain = manifest["chain"]
-    signed = f", signed by {manifest['signature']['fingerprint']}" if "signature" in manifest else ""
-    print(f"wrote {args.output}: {manifest['config']['sites']} sites, {chain['rows']} events "
-          f"(rows {chain['first_seq']}..{chain['last_seq']}, chain head {chain['head_seq']}){signed}")
-    return EXIT_OK
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    from monitor.audit.verify import verify_bundle
-    from monitor.store.chain import verify_store
-
-    if args.bundle is None and args.data_dir is None:
-        print("error: give a bundle, --data-dir, or both", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.bundle is None:
-        result = verify_store(args.data_dir)
-        print(f"{args.data_dir}: {result}")
-        return EXIT_OK if result.ok else EXIT_FAILURE
-    if not Path(args.bundle).exists():
-        print(f"error: {args.bundle}: no such bundle", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    report = verify_bundle(args.bundle, pubkey=args.pubkey, data_dir=args.data_dir)
-    print(report.text(args.bundle))
-    return EXIT_OK if report.ok else EXIT_FAILURE
-
-
-def cmd_keygen(args: argparse.Namespace) -> int:
-    from monitor.audit import signing
-
-    prefix = Path(args.output)
-    private, public = prefix.with_name(prefix.name + ".key"), prefix.with_name(prefix.name + ".pub")
-    fp = signing.generate_keypair(private, public, force=args.force)
-    print(f"wrote {private} (private, mode 0600: keep it offline) and {public} (give this to auditors)\n"
-          f"fingerprint {fp}")
-    return EXIT_OK
-
-
-def add_audit_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``readiness audit export|verify|keygen``."""
-    p = sub.add_parser("audit", help="export verifiable audit bundles, verify them and the store")
-    asub = p.add_subparsers(dest="audit_command", required=True)
-    q = asub.add_parser("export", help="write an audit bundle (a directory, or a .zip)")
-    q.add_argument("--config", required=True, help="the config: site names, counties, programme")
-    q.add_argument("--data-dir", help="the event store (default: data_dir from the config)")
-    q.add_argument("--from", dest="start", metavar="DATE",
-                   help="period start: YYYY-MM-DD[ HH:MM], Jalali (1404-12-01) or Gregorian (default: first event)")
-    q.add_argument("--to", dest="end", metavar="DATE", help="period end; a bare date includes that day (default: now)")
-    q.add_argument("--county", help="only this county's sites")
-    q.add_argument("--sign", metavar="KEYFILE", help="sign the manifest with this Ed25519 private key")
-    q.add_argument("-o", "--output", required=True, metavar="OUT", help="bundle directory, or OUT.zip")
-    q.set_defaults(func=cmd_export)
-    q = asub.add_parser("verify", help="check a bundle's files, events and signature, and/or a store's chain")
-    q.add_argument("bundle", nargs="?", help="bundle directory or .zip")
-    q.add_argument("--pubkey", metavar="KEY", help="the public key the bundle must be signed with")
-    q.add_argument("--data-dir", help="verify this store's chain (with a bundle: also against the bundle)")
-    q.set_defaults(func=cmd_verify)
-    q = asub.add_parser("keygen", help="write an Ed25519 key pair for signing bundles")
-    q.add_argument("-o", "--output", default="readiness-audit", metavar="PREFIX",
-                   help="writes PREFIX.key (0600) and PREFIX.pub (default: readiness-audit)")
-    q.add_argument("--force", action="store_true", help="replace existing key files")
-    q.set_defaults(func=cmd_keygen)

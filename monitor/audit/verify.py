@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.audit.export import EVENTS, FORMAT, MANIFEST, manifest_bytes, signed_bytes
+from monitor.audit.bundle import EVENTS, FORMAT, MANIFEST, manifest_bytes, signed_bytes
 from monitor.errors import ReadinessError
 from monitor.store.chain import HASHED_COLUMNS, connect_readonly, row_hash, verify_store
 

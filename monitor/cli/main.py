@@ -1,188 +1,36 @@
-"""The `readiness` command line. Exit codes: 0 ok, 1 runtime failure, 2 bad input."""
+"""The `readiness` command line. Exit codes: 0 ok, 1 runtime failure, 2 bad input.
+
+Every command group is a module of this package with ``add_parser(sub)``, listed once in
+:data:`COMMANDS`: a module that fails to import is an error, never a silently missing command. The
+modules import their work inside the handlers, so ``readiness audit verify`` loads no probe library.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
 import sys
-from pathlib import Path
 
-from monitor.errors import ConfigError, Problem, ReadinessError
+from monitor.cli import audit, dashboards, rules, service
+from monitor.cli.exits import EXIT_BAD_INPUT, EXIT_FAILURE
+from monitor.errors import ConfigError, ReadinessError
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
-log = logging.getLogger("readiness")
-
-
-def _print_problems(exc: ConfigError) -> None:
-    print(f"error: {len(exc.problems)} problem(s):", file=sys.stderr)
-    for p in exc.problems:
-        print(f"  {p}", file=sys.stderr)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from monitor.cli.report import config_summary
-    from monitor.config.loader import load_config
-
-    warnings: list[Problem] = []
-    config = load_config(args.config, warnings)
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(config_summary(config))
-    return EXIT_OK
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from monitor.config.loader import load_config
-
-    config = load_config(args.config)
-    if args.shard:
-        from monitor.config.shard import select_shard
-        config = select_shard(config, args.shard)
-    return asyncio.run(_run(config, args))
-
-
-async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    from monitor.runtime.scheduler import Runner
-    from monitor.runtime.service import Service
-
-    service = Service(config)
-    if args.once:
-        try:
-            snap = await service.run_once()
-        finally:
-            await service.close()
-        _report(snap, args.json)
-        return EXIT_OK
-    store = None if args.no_store else open_store(service, args.data_dir or config.data_dir)
-    await service.prepare()
-    runner = Runner(service, args.config)
-    host = args.listen_host or config.listen.host
-    port = config.listen.port if args.listen_port is None else args.listen_port
-    try:
-        await runner.run(host, port)
-    finally:
-        if store is not None:
-            service.timeline.save(Path(store.data_dir) / "timeline.json")
-            store.close()
-    return EXIT_OK
-
-
-def open_store(service, data_dir: str):  # type: ignore[no-untyped-def]
-    """Open the event store in ``data_dir``, resume states from it and record every snapshot into it."""
-    from monitor.runtime.recorder import Recorder
-    from monitor.store.events import EventStore
-
-    store = EventStore(data_dir)
-    store.open()
-    recorder = Recorder(store)
-    service.resume(recorder.resume_sites())
-    memory = Path(data_dir) / "timeline.json"
-    service.timeline.load(memory)
-    service.on_snapshot(recorder)
-    service.on_snapshot(lambda new, old: recorder.snapshot_due and service.timeline.save(memory))
-    service.add_extra("store", lambda: store.status)
-    log.info("recording to %s (chain head %s)", data_dir, store.chain_head()[0])
-    return store
-
-
-def _report(snap, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    if as_json:
-        from monitor.web.api import sites_json
-        print(json.dumps(sites_json(snap), ensure_ascii=False, indent=1))
-    else:
-        from monitor.cli.report import print_table
-        print_table(snap)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from monitor.demo.run import run_demo
-
-    return run_demo(once=args.once, as_json=args.json, port=args.port, report=_report, data_dir=args.data_dir)
-
-
-def cmd_inventory_import(args: argparse.Namespace) -> int:
-    from monitor.config.importer import import_csv
-
-    warnings: list[Problem] = []
-    text = import_csv(Path(args.csv), warnings)
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from monitor.cli.status import render_status, status_from_url
-
-    doc = status_from_url(args.url.rstrip("/") + "/api/v1/sites")
-    render_status(doc, Console(), worst=args.worst)
-    return EXIT_OK
+COMMANDS = (service.add_parser, rules.add_parser, audit.add_parser, dashboards.add_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="readiness", description="Election site readiness monitor.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("check", help="validate a config and its inventories")
-    p.add_argument("config")
-    p.set_defaults(func=cmd_check)
-
-    p = sub.add_parser("run", help="run the service (or one cycle with --once)")
-    p.add_argument("config")
-    p.add_argument("--once", action="store_true", help="probe once, print the report, exit")
-    p.add_argument("--json", action="store_true", help="with --once: JSON as /api/v1/sites")
-    p.add_argument("--listen-host", help="override listen.host")
-    p.add_argument("--listen-port", type=int, help="override listen.port (0: any free port)")
-    p.add_argument("--shard", help="K/N: monitor only shard K of N (rendezvous hashing on site id)")
-    p.add_argument("--data-dir", help="event store directory (default: data_dir from the config, ./data)")
-    p.add_argument("--no-store", action="store_true", help="do not record history")
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("demo", help="bring up the simulated Ilam province and run the service on it")
-    p.add_argument("--once", action="store_true", help="one cycle, print the report, tear down")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--port", type=int, default=9108, help="HTTP port (default 9108)")
-    p.add_argument("--data-dir", help="keep the demo's event store here (default: a temporary directory)")
-    p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("status", help="province, county and urban/rural summary and the worst sites")
-    p.add_argument("--url", default="http://127.0.0.1:9108", help="a running readiness service")
-    p.add_argument("--worst", type=int, default=20, help="how many of the worst sites to list")
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("inventory", help="inventory tools")
-    isub = p.add_subparsers(dest="inventory_command", required=True)
-    q = isub.add_parser("import", help="convert a spreadsheet CSV export to inventory YAML")
-    q.add_argument("csv")
-    q.add_argument("-o", "--output")
-    q.set_defaults(func=cmd_inventory_import)
-
-    for register in _extensions():
-        register(sub)
+    for add_parser in COMMANDS:
+        add_parser(sub)
     return parser
 
 
-def _extensions():  # type: ignore[no-untyped-def]
-    """Yield the add_parser functions of command modules that live elsewhere."""
-    import importlib
-
-    for name in ("monitor.cli.commands",):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        yield from module.REGISTER
+def _print_problems(exc: ConfigError) -> None:
+    print(f"error: {len(exc.problems)} problem(s):", file=sys.stderr)
+    for p in exc.problems:
+        print(f"  {p}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

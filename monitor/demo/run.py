@@ -171,9 +171,10 @@ def run_demo(*, once: bool, as_json: bool, port: int, report: Callable[[Any, boo
 
 async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None],
                 data_dir: str | None) -> int:
-    from monitor.cli.main import open_store
+    from monitor.runtime.recorder import attach_store
     from monitor.runtime.scheduler import Runner
     from monitor.runtime.service import Service
+    from monitor.web.app import make_app
 
     sites = dp.province()
     workdir = Path(tempfile.mkdtemp(prefix="readiness-demo-"))
@@ -200,11 +201,11 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
             report(snap, as_json)
             return 0
         # The demo records like production; its history goes with it unless --data-dir keeps it.
-        store = open_store(service, data_dir or str(workdir / "data"))
+        store = attach_store(service, data_dir or str(workdir / "data"))
         if not service.timeline.shares.keys():
             seed_history(service, sites, service.clock())
         await service.prepare()
-        runner = Runner(service, workdir / "demo.yaml")
+        runner = Runner(service, workdir / "demo.yaml", make_app=make_app)
         url = await runner.start_http(config.listen.host, port)
         print(f"readiness demo: {len(sites)} sites in {len(dp.COUNTIES)} counties", flush=True)
         print(f"  status page  {url}/", flush=True)

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor.core.readiness import SiteReadiness
 from monitor.runtime.snapshot import Snapshot
 from monitor.store.events import EventStore, Transition
+
+if TYPE_CHECKING:
+    from monitor.runtime.service import Service
 
 log = logging.getLogger(__name__)
 Entity = tuple[str, tuple[str, ...]]
@@ -66,3 +71,23 @@ class Recorder:
                              "links": {h.role: h.state for h in r.links}}
                     for r in new.sites.values()}
             self.store.append_snapshot(new.at, body, version)
+
+
+def attach_store(service: Service, data_dir: str) -> EventStore:
+    """Open the event store in ``data_dir``, resume states from it and record every snapshot into it."""
+    store = EventStore(data_dir)
+    store.open()
+    recorder = Recorder(store)
+    service.resume(recorder.resume_sites())
+    memory = Path(data_dir) / "timeline.json"
+    service.timeline.load(memory)
+    service.on_snapshot(recorder)
+
+    def save_memory(new: Snapshot, old: Snapshot | None) -> None:
+        if recorder.snapshot_due:
+            service.timeline.save(memory)
+
+    service.on_snapshot(save_memory)
+    service.add_extra("store", lambda: store.status)
+    log.info("recording to %s (chain head %s)", data_dir, store.chain_head()[0])
+    return store

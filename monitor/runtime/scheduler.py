@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.config.loader import Config, load_config
 from monitor.errors import ConfigError
 from monitor.runtime.service import Service
-from monitor.web.app import make_app
+from monitor.runtime.snapshot import Snapshot
+
+# What serves HTTP: given the current snapshot and a reload, the aiohttp app (monitor.web.app.make_app).
+AppFactory = Callable[[Callable[[], Snapshot], Callable[[], Awaitable[tuple[bool, str]]]], web.Application]
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +28,9 @@ log = logging.getLogger(__name__)
 class Runner:
     """Schedules probe cycles for a Service, serves HTTP, reloads on SIGHUP or POST /-/reload."""
 
-    def __init__(self, service: Service, config_path: str | Path | None = None) -> None:
+    def __init__(self, service: Service, config_path: str | Path | None = None, *, make_app: AppFactory) -> None:
         self.service = service
+        self.make_app = make_app  # passed in: the web layer reads snapshots, the runtime never imports it
         self.config_path = config_path
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.scheduler.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
@@ -79,7 +84,7 @@ class Runner:
 
     async def start_http(self, host: str, port: int) -> str:
         """Serve the app on host:port (port 0 picks a free one); return the base URL."""
-        app = make_app(lambda: self.service.snapshot, self.reload)
+        app = self.make_app(lambda: self.service.snapshot, self.reload)
         app_runner = web.AppRunner(app, access_log=None)
         await app_runner.setup()
         self.site = web.TCPSite(app_runner, host, port)

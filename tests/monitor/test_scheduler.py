@@ -17,6 +17,7 @@ import yaml
 from monitor.config.loader import load_config
 from monitor.runtime.scheduler import Runner
 from monitor.runtime.service import Service
+from monitor.web.app import make_app
 from probes.base import Observation, ProbeSettings, Target
 from probes.tcp import PROBE as TCP
 from tests.helpers import free_port
@@ -49,7 +50,7 @@ async def test_overrunning_cycle_is_skipped_and_counted(tmp_path: Path) -> None:
     path = write_config(tmp_path, [site("S1")],
                         probes={"tcp": {"interval_seconds": 1, "timeout_seconds": 0.5, "jitter_seconds": 0}})
     service = Service(load_config(path), probes={"tcp": SlowTcp()})  # type: ignore[dict-item]
-    runner = Runner(service, path)
+    runner = Runner(service, path, make_app=make_app)
     runner._schedule()
     runner.scheduler.start()
     await asyncio.sleep(4.5)

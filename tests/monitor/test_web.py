@@ -17,6 +17,7 @@ from monitor.config.loader import load_config
 from monitor.runtime.scheduler import Runner
 from monitor.runtime.service import Service
 from monitor.store.events import EventStore
+from monitor.web.app import make_app
 from monitor.web.metrics import SnapshotCollector
 from probes.base import Observation
 from probes.tcp import PROBE as TCP
@@ -47,7 +48,7 @@ async def running(tmp_path: Path):  # type: ignore[no-untyped-def]
     listeners = [await asyncio.start_server(lambda r, w: w.close(), f"127.23.1.{k}", 18080) for k in (1, 2)]
     path = write_config(tmp_path, [site("S1"), site("S2", n=2)], probes={"tcp": {"interval_seconds": 5}})
     service = Service(load_config(path), probes={"tcp": TCP})
-    runner = Runner(service, path)
+    runner = Runner(service, path, make_app=make_app)
     url = await runner.start_http("127.0.0.1", 0)
     await service.run_once()
     yield runner, url, path
@@ -164,7 +165,7 @@ async def test_listens_on_loopback_by_default(tmp_path: Path) -> None:
     """With no listen section, the service binds 127.0.0.1, never 0.0.0.0."""
     config = load_config(write_config(tmp_path, [site("S1")]))
     assert config.listen.host == "127.0.0.1"
-    runner = Runner(Service(config, probes={"tcp": TCP}))
+    runner = Runner(Service(config, probes={"tcp": TCP}), make_app=make_app)
     url = await runner.start_http(config.listen.host, 0)
     port = int(url.rsplit(":", 1)[1])
     other = socket.socket()

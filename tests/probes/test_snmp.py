@@ -130,6 +130,16 @@ def test_registered_and_settings_fit_the_cycle() -> None:
     assert isinstance(config.probe_settings("snmp"), SnmpSettings)
 
 
+def test_credentials_reach_the_probe_in_its_settings_only() -> None:
+    """The config's auths ride on the SNMP settings the service hands the probe; probes.snmp cannot declare any."""
+    config = make_config({"ro": {"community": "Sup3rSecretCommunity"}})
+    s = config.probe_settings("snmp")
+    assert isinstance(s, SnmpSettings) and set(s.auths) == {"ro"}
+    assert "Sup3rSecretCommunity" not in repr(s) and "Sup3rSecretCommunity" not in str(s.model_dump())
+    with pytest.raises(ValueError, match="top-level 'auths:'"):
+        SnmpSettings(auths={"ro": {"community": "x"}})
+
+
 def test_targets_carry_names_not_secrets() -> None:
     """One target per SNMP link, one neighbours target per site; the community stays inside the probe."""
     config = make_config({"ro": {"community": "Sup3rSecretCommunity"}},

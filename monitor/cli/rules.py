@@ -1,4 +1,4 @@
-"""Subcommands registered from outside cli.py: cli.build_parser calls every function in REGISTER."""
+"""``readiness rules``: write the Prometheus recording and alerting rules."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
-
-from dashboards.build import add_dashboards_parser
-from monitor.audit.export import add_audit_parser
 
 
 def _positive(text: str) -> float:
@@ -38,7 +35,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_rules_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``readiness rules``: write the Prometheus recording and alerting rules."""
     p = sub.add_parser("rules", help="generate the Prometheus recording and alerting rules")
     p.add_argument("-o", "--output", help="write here instead of stdout")
@@ -50,5 +47,3 @@ def add_rules_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                    help="multiply every `for:` and `keep_firing_for:` (tests: 0.02 turns 5m into 6s)")
     p.set_defaults(func=cmd_rules)
 
-
-REGISTER = [add_rules_parser, add_audit_parser, add_dashboards_parser]

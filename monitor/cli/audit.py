@@ -1,0 +1,85 @@
+"""``readiness audit export|verify|keygen``. Handlers import their work lazily: verifying loads no probe code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from monitor.cli.exits import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from monitor.audit.export import AuditError, export, parse_period
+    from monitor.audit.signing import SigningKeyError
+    from monitor.config.loader import load_config
+
+    config = load_config(args.config)
+    data_dir = args.data_dir or config.data_dir
+    try:
+        period = parse_period(config, data_dir, args.start, args.end)
+        manifest = export(config, data_dir, args.output, period, county=args.county, sign_key=args.sign)
+    except (ValueError, AuditError, SigningKeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    chain = manifest["chain"]
+    signed = f", signed by {manifest['signature']['fingerprint']}" if "signature" in manifest else ""
+    print(f"wrote {args.output}: {manifest['config']['sites']} sites, {chain['rows']} events "
+          f"(rows {chain['first_seq']}..{chain['last_seq']}, chain head {chain['head_seq']}){signed}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from monitor.audit.verify import verify_bundle
+    from monitor.store.chain import verify_store
+
+    if args.bundle is None and args.data_dir is None:
+        print("error: give a bundle, --data-dir, or both", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.bundle is None:
+        result = verify_store(args.data_dir)
+        print(f"{args.data_dir}: {result}")
+        return EXIT_OK if result.ok else EXIT_FAILURE
+    if not Path(args.bundle).exists():
+        print(f"error: {args.bundle}: no such bundle", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    report = verify_bundle(args.bundle, pubkey=args.pubkey, data_dir=args.data_dir)
+    print(report.text(args.bundle))
+    return EXIT_OK if report.ok else EXIT_FAILURE
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from monitor.audit import signing
+
+    prefix = Path(args.output)
+    private, public = prefix.with_name(prefix.name + ".key"), prefix.with_name(prefix.name + ".pub")
+    fp = signing.generate_keypair(private, public, force=args.force)
+    print(f"wrote {private} (private, mode 0600: keep it offline) and {public} (give this to auditors)\n"
+          f"fingerprint {fp}")
+    return EXIT_OK
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``readiness audit export|verify|keygen``."""
+    p = sub.add_parser("audit", help="export verifiable audit bundles, verify them and the store")
+    asub = p.add_subparsers(dest="audit_command", required=True)
+    q = asub.add_parser("export", help="write an audit bundle (a directory, or a .zip)")
+    q.add_argument("--config", required=True, help="the config: site names, counties, programme")
+    q.add_argument("--data-dir", help="the event store (default: data_dir from the config)")
+    q.add_argument("--from", dest="start", metavar="DATE",
+                   help="period start: YYYY-MM-DD[ HH:MM], Jalali (1404-12-01) or Gregorian (default: first event)")
+    q.add_argument("--to", dest="end", metavar="DATE", help="period end; a bare date includes that day (default: now)")
+    q.add_argument("--county", help="only this county's sites")
+    q.add_argument("--sign", metavar="KEYFILE", help="sign the manifest with this Ed25519 private key")
+    q.add_argument("-o", "--output", required=True, metavar="OUT", help="bundle directory, or OUT.zip")
+    q.set_defaults(func=cmd_export)
+    q = asub.add_parser("verify", help="check a bundle's files, events and signature, and/or a store's chain")
+    q.add_argument("bundle", nargs="?", help="bundle directory or .zip")
+    q.add_argument("--pubkey", metavar="KEY", help="the public key the bundle must be signed with")
+    q.add_argument("--data-dir", help="verify this store's chain (with a bundle: also against the bundle)")
+    q.set_defaults(func=cmd_verify)
+    q = asub.add_parser("keygen", help="write an Ed25519 key pair for signing bundles")
+    q.add_argument("-o", "--output", default="readiness-audit", metavar="PREFIX",
+                   help="writes PREFIX.key (0600) and PREFIX.pub (default: readiness-audit)")
+    q.add_argument("--force", action="store_true", help="replace existing key files")
+    q.set_defaults(func=cmd_keygen)
