@@ -13,7 +13,7 @@ before it), from the last row written to the ``opened`` marker.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config.loader import Config
 from monitor.core.availability import Availability, availability, failed_requirements
+from monitor.core.intervals import merge
 from monitor.core.model import Site
 from monitor.core.readiness import SITE_STATES
 from monitor.core.schedule import maintenance_intervals
@@ -195,18 +196,7 @@ def monitor_outages(data_dir: str | Path, period: Period) -> list[tuple[float, f
                 outages.append((at, max(at, period.end)))
     finally:
         conn.close()
-    clipped = ((max(s, period.start), min(e, period.end)) for s, e in outages)
-    return _merge((s, e) for s, e in clipped if e > s)
-
-
-def _merge(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for s, e in sorted(intervals):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
+    return merge(outages, period.start, period.end)
 
 
 def _blinded(changes: Sequence[tuple[float, T]], outages: Sequence[tuple[float, float]], initial: T | None,

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from monitor.core.intervals import Interval, merge
 from monitor.core.model import Ident, Strict
 from monitor.core.readiness import SiteReadiness, SiteState, reason_code
 
@@ -142,17 +143,6 @@ def _aware(moment: datetime, tz: tzinfo) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
 
 
-def merge(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Return ``intervals`` sorted, with overlapping or touching ones joined and empty ones dropped."""
-    out: list[tuple[float, float]] = []
-    for s, e in sorted(i for i in intervals if i[1] > i[0]):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
-
-
 class Weekly(Strict):
     """A window that opens on some days of the week at a local time and lasts ``duration_minutes``."""
 
@@ -236,9 +226,9 @@ class MaintenanceWindow(Strict):
             day += timedelta(days=1)
         return out
 
-    def intervals(self, start: float, end: float, tz: tzinfo) -> list[tuple[float, float]]:
+    def intervals(self, start: float, end: float, tz: tzinfo) -> list[Interval]:
         """Return the window's time within [start, end), merged and sorted (for availability)."""
-        return merge((max(s, start), min(e, end)) for s, e in self._occurrences(start, end, tz))
+        return merge(self._occurrences(start, end, tz), start, end)
 
     def active(self, now: float, tz: tzinfo) -> bool:
         """Return whether the window is open at ``now``."""
@@ -277,7 +267,7 @@ def maintenance_for(windows: Iterable[MaintenanceWindow], site_id: str, county: 
 
 
 def maintenance_intervals(windows: Iterable[MaintenanceWindow], site_id: str, county: str, start: float,
-                          end: float, tz: tzinfo) -> list[tuple[float, float]]:
+                          end: float, tz: tzinfo) -> list[Interval]:
     """Return the site's maintenance time within [start, end), merged (every window that covers it)."""
     return merge(i for w in windows if w.applies_to(site_id, county) for i in w.intervals(start, end, tz))
 
