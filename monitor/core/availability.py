@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from monitor.core.intervals import merge
-from monitor.core.readiness import reason_code
+from monitor.core.reasons import Reason
 
 T = TypeVar("T")
 
@@ -112,8 +112,8 @@ def availability(transitions: Iterable[tuple[float, str]], start: float, end: fl
     return Availability(totals["up"], totals["down"], totals["other"], totals["unknown"], totals["maintenance"])
 
 
-def failed_requirements(transitions_with_reasons: Iterable[tuple[float, Sequence[str]]], start: float, end: float,
-                        initial: Sequence[str] | None, *,
+def failed_requirements(transitions_with_reasons: Iterable[tuple[float, Sequence[Reason]]], start: float, end: float,
+                        initial: Sequence[Reason] | None, *,
                         maintenance: Sequence[tuple[float, float]] = ()) -> dict[str, float]:
     """Return how many seconds of [start, end) each reason code was present (outside maintenance).
 
@@ -127,6 +127,6 @@ def failed_requirements(transitions_with_reasons: Iterable[tuple[float, Sequence
     for seconds, reasons, in_maintenance in _split(pieces, merge(maintenance, start, end)):
         if in_maintenance:
             continue
-        for code in dict.fromkeys(reason_code(r) for r in reasons):
+        for code in dict.fromkeys(r.code for r in reasons):
             out[code] = out.get(code, 0.0) + seconds
     return out

@@ -27,6 +27,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.core.reasons import SUSTAINING, Reason
+
 EXPORT_VERSION = 1
 
 
@@ -35,7 +37,7 @@ class Sustained:
     """The sustained verdict on one site at one time."""
 
     state: str
-    reason: str | None
+    reason: Reason | None  # sustaining (...): why a raw ready site is reported degraded
     first_ready_at: float | None
     ever_ready: bool
     regressions: int
@@ -97,16 +99,17 @@ class SustainTracker:
             h.streak_start = h.changes[-1][0]
         up, down = self._tally(h, now - window, now)
         ratio = up / (up + down) if up + down > 0 else None
-        state, reason = raw_state, None
+        state = raw_state
+        reason: Reason | None = None
         elapsed = now - h.streak_start if h.streak_start is not None else 0.0
         if raw_state == "ready" and window > 0:
             if elapsed < window:
-                state, reason = "degraded", f"sustaining ({progress(elapsed, window)})"
+                state, reason = "degraded", Reason(SUSTAINING, progress(elapsed, window))
             elif ratio is None:  # the monitor saw nothing of the window: no proof, no ready
-                state, reason = "degraded", "sustaining (no data in the window)"
+                state, reason = "degraded", Reason(SUSTAINING, "no data in the window")
             elif ratio < self.min_availability:
                 state = "degraded"
-                reason = f"sustaining (availability {ratio * 100:.1f}% of {self.min_availability * 100:g}%)"
+                reason = Reason(SUSTAINING, f"availability {ratio * 100:.1f}% of {self.min_availability * 100:g}%")
         if state == "ready":
             if h.first_ready_at is None:
                 h.first_ready_at = now

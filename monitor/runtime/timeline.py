@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from monitor.core.forecast import Forecast, ShareHistory
 from monitor.core.history import FlapDamper, SustainTracker
 from monitor.core.readiness import SiteReadiness
+from monitor.core.reasons import MAINTENANCE, SUSTAINING, WAIVED, Reason
 from monitor.core.schedule import apply_schedule
 
 if TYPE_CHECKING:
@@ -58,8 +59,7 @@ class Timeline:
             if r is None:
                 continue
             r = apply_schedule(r, site.county, config.maintenance, config.waivers, now, tz)
-            maintenance = next((x.removeprefix("maintenance: ") for x in r.reasons if x.startswith("maintenance: ")),
-                               "")
+            maintenance = next((x.detail for x in r.reasons if x.code == MAINTENANCE), "")
             # Time in maintenance counts neither for nor against a sustaining streak.
             s = self.sustain.update(site.id, "unknown" if maintenance else r.state, now)
             state, reasons = r.state, r.reasons
@@ -70,12 +70,12 @@ class Timeline:
                     reasons = (*reasons, s.reason)
             elif state == "ready" and config.policy.sustain_seconds > 0 and (prev is None or prev.state != "ready"):
                 # Maintenance pauses a sustaining streak; it never makes a site ready by itself.
-                state, reasons = "degraded", (*reasons, "sustaining (paused for maintenance)")
+                state, reasons = "degraded", (*reasons, Reason(SUSTAINING, "paused for maintenance"))
             for h in r.links:
                 if h.state in PROVEN_STATES:
                     self.proven.add(f"{site.id}/{h.role}")
             since = prev.since if prev is not None and prev.state == state else now
-            waivers = tuple(x for x in reasons if x.startswith("waived "))
+            waivers = tuple(x for x in reasons if x.code == WAIVED)
             out[site.id] = replace(r, state=state, reasons=reasons, since=since, first_ready_at=s.first_ready_at,
                                    ever_ready=s.ever_ready, regressions=s.regressions, maintenance=maintenance,
                                    waivers=waivers)

@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitor import __version__
-from monitor.core.readiness import LINK_STATES, SITE_STATES, reason_code
+from monitor.core.reasons import LINK_STATES, SITE_STATES
 from monitor.runtime.snapshot import Snapshot
 
 SITE = ["site", "county", "area"]
@@ -102,9 +102,9 @@ class SnapshotCollector(Collector):
             ever.add_metric(labels, 1.0 if r.ever_ready else 0.0)
             regressions.add_metric(labels, r.regressions)
             maint.add_metric(labels, 1.0 if r.maintenance else 0.0)
-            for w in r.waivers:  # "waived backup until ..." -> requirement "backup"
-                waiver.add_metric([*labels, w.split(" ")[1]], 1)
-            for code in sorted({reason_code(x) for x in r.reasons}):
+            for w in r.waivers:  # the subject of a waived note is its requirement
+                waiver.add_metric([*labels, w.subject], 1)
+            for code in sorted({x.code for x in r.reasons}):
                 reason.add_metric([*labels, code], 1)
             t_total.add_metric(labels, len(r.terminals))
             t_up.add_metric(labels, r.terminals_up)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.core.readiness import Freshness, evaluate, reason_code
+from monitor.core.readiness import Freshness, evaluate
+from monitor.core.reasons import Reason, texts
 from probes.base import Observation
 from tests.monitor.fixtures import SNMP_OK, config, obs, site
 
@@ -67,13 +68,13 @@ def test_site_state(tmp_path: Path, scenario: str, changes: dict, state: str, re
         else:
             latest[key] = value
     r = judge(tmp_path, latest)
-    assert (r.state, r.reasons) == (state, reasons), scenario
+    assert (r.state, texts(r.reasons)) == (state, reasons), scenario
 
 
 def test_missing_backup_is_degraded(tmp_path: Path) -> None:
     """A site without a backup link owes a requirement: degraded, backup.missing."""
     r = judge(tmp_path, healthy(backup=False), backup=False)
-    assert (r.state, r.reasons) == ("degraded", ("backup.missing",))
+    assert (r.state, texts(r.reasons)) == ("degraded", ("backup.missing",))
 
 
 def test_backup_not_required_by_policy(tmp_path: Path) -> None:
@@ -102,7 +103,7 @@ def test_snmp_judgement(tmp_path: Path, scenario: str, values: dict, state: str,
     latest = healthy()
     latest["S1/primary/snmp"] = Observation("S1/primary/snmp", "snmp", True, NOW, {**SNMP_OK, **values})
     r = judge(tmp_path, latest, snmp=True)
-    assert (r.state, r.reasons, r.warnings) == (state, reasons, warnings), scenario
+    assert (r.state, texts(r.reasons), texts(r.warnings)) == (state, reasons, warnings), scenario
 
 
 def test_snmp_unavailable_is_a_warning_not_a_verdict(tmp_path: Path) -> None:
@@ -110,7 +111,7 @@ def test_snmp_unavailable_is_a_warning_not_a_verdict(tmp_path: Path) -> None:
     latest = healthy()
     latest["S1/primary/snmp"] = Observation("S1/primary/snmp", "snmp", False, NOW, {}, "timeout", "no answer")
     r = judge(tmp_path, latest, snmp=True)
-    assert (r.state, r.warnings) == ("ready", ("primary.snmp_unavailable",))
+    assert (r.state, texts(r.warnings)) == ("ready", ("primary.snmp_unavailable",))
 
 
 def test_upstream_down_makes_children_unknown(tmp_path: Path) -> None:
@@ -120,8 +121,8 @@ def test_upstream_down_makes_children_unknown(tmp_path: Path) -> None:
     latest = {**healthy("S2"), "AGG/primary": down("AGG/primary"), "AGG/backup": down("AGG/backup"),
               "S1/primary": down("S1/primary"), "S1/backup": down("S1/backup")}
     result = evaluate(cfg.sites, cfg.policy, latest, NOW, FRESH)
-    assert (result["AGG"].state, result["AGG"].reasons[0]) == ("not_ready", "isolated")
-    assert (result["S1"].state, result["S1"].reasons) == ("unknown", ("upstream AGG down",))
+    assert (result["AGG"].state, str(result["AGG"].reasons[0])) == ("not_ready", "isolated")
+    assert (result["S1"].state, texts(result["S1"].reasons)) == ("unknown", ("upstream AGG down",))
     assert result["S2"].state == "ready"  # still reachable: nothing to blame on the node
 
 
@@ -142,4 +143,5 @@ def test_since_is_kept_while_the_state_holds(tmp_path: Path) -> None:
                                               ("backup.rx_power<-25dBm", "backup.rx_power")])
 def test_reason_codes_are_bounded(reason: str, code: str) -> None:
     """Metrics carry the reason's code, never its free text."""
-    assert reason_code(reason) == code
+    assert Reason.parse(reason).code == code
+    assert str(Reason.parse(reason)) == reason
