@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from types import MappingProxyType
+from typing import Literal, NamedTuple
 
+from monitor.core.history import Flap, FlapDamper, Flaps
 from monitor.core.model import Link, MediumPolicy, Policy, Site
 from monitor.core.reasons import (
     ISOLATED,
@@ -230,17 +232,15 @@ def upstream_down(result: SiteReadiness | None) -> bool:
     return any(r.code in (ISOLATED, UPSTREAM) for r in result.reasons)
 
 
-class Damper(Protocol):
-    """Flap damping: maps a link's raw state to (state, flapping); see monitor/history.py."""
+class Evaluation(NamedTuple):
+    """What `evaluate` returns: the verdicts, and the flap memory to pass to the next evaluation."""
 
-    def update(self, entity: str, state: str, now: float) -> tuple[str, bool]: ...
+    sites: dict[str, SiteReadiness]
+    flaps: Flaps
 
 
-def _damped(h: LinkHealth, site_id: str, damper: Damper | None, now: float) -> LinkHealth:
-    if damper is None:
-        return h
-    _, flapping = damper.update(f"{site_id}/{h.role}", h.state, now)
-    if not flapping:
+def _damped(h: LinkHealth, flap: Flap) -> LinkHealth:
+    if not flap.flapping:
         return h
     # One stable "flapping" verdict instead of a transition per flap.
     return replace(h, state="flapping", reasons=(Reason(f"{h.role}.flapping"),))
@@ -248,19 +248,29 @@ def _damped(h: LinkHealth, site_id: str, damper: Damper | None, now: float) -> L
 
 def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Observation], now: float,
              fresh: Freshness, previous: Mapping[str, SiteReadiness] | None = None,
-             damper: Damper | None = None) -> dict[str, SiteReadiness]:
-    """Return the readiness of every site, upstream nodes first, in one consistent pass."""
+             flaps: Flaps | None = None) -> Evaluation:
+    """Return the readiness of every site, upstream nodes first, in one consistent pass.
+
+    Its memory comes in as values and goes out as values; nothing is changed in place. ``previous``
+    are the verdicts last published (a state that holds keeps its ``since``); ``flaps`` is the flap
+    memory the last evaluation returned (None: nothing seen yet). Links of sites not in ``sites``
+    keep their flap memory unchanged.
+    """
     previous = previous or {}
+    damper = FlapDamper(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
+    before: Flaps = flaps or {}
+    after = dict(before)
     out: dict[str, SiteReadiness] = {}
     for site in _order(sites):
-        links = tuple(
-            _damped(link_health(link, latest.get(f"{site.id}/{link.role}"),
-                                latest.get(f"{site.id}/{link.role}/snmp"), policy.media[link.medium], fresh, now),
-                    site.id, damper, now)
-            for link in site.links
-        )
+        links = []
+        for link in site.links:
+            h = link_health(link, latest.get(f"{site.id}/{link.role}"), latest.get(f"{site.id}/{link.role}/snmp"),
+                            policy.media[link.medium], fresh, now)
+            key = f"{site.id}/{link.role}"
+            after[key] = damper.step(before.get(key), h.state, now)
+            links.append(_damped(h, after[key]))
         terminals = terminal_health(site, latest, fresh, now)
-        state, reasons = _site_verdict(links, terminals, policy)
+        state, reasons = _site_verdict(tuple(links), terminals, policy)
         if state in ("not_ready", "unknown") and site.upstream and upstream_down(out.get(site.upstream)):
             # Behind a dead node we cannot see, so we do not know: unknown, not not_ready.
             blocked = Reason(UPSTREAM, subject=site.upstream)
@@ -268,6 +278,6 @@ def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Obser
         prev = previous.get(site.id)
         since = prev.since if prev is not None and prev.state == state else now
         warnings = tuple(w for h in links for w in h.warnings)
-        out[site.id] = SiteReadiness(site.id, state, reasons, since, links, terminals, warnings,
+        out[site.id] = SiteReadiness(site.id, state, reasons, since, tuple(links), terminals, warnings,
                                      latest.get(f"{site.id}/neighbours"))
-    return out
+    return Evaluation(out, MappingProxyType(after))

@@ -1,8 +1,10 @@
 """Readiness over time, applied after each instantaneous verdict: maintenance and waivers, flap damping,
 sustained readiness, backups proven to carry traffic, and the deadline forecast.
 
-Its memory (sustain streaks, share history, proven backups) is not the audit record: the event store
-is. It is saved to ``timeline.json`` in the data dir so a restart resumes instead of starting over.
+The timeline holds readiness' memory between cycles: the flap memory that the pure `evaluate` takes and
+returns, sustain streaks, share history and proven backups. That memory is not the audit record: the
+event store is. All but the flap memory (minutes long) is saved to ``timeline.json`` in the data dir so
+a restart resumes instead of starting over.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.core.forecast import Forecast, ShareHistory
-from monitor.core.history import FlapDamper, SustainTracker
-from monitor.core.readiness import SiteReadiness
+from monitor.core.history import Flaps, SustainTracker
+from monitor.core.readiness import Evaluation, SiteReadiness
 from monitor.core.reasons import MAINTENANCE, SUSTAINING, WAIVED, Reason
 from monitor.core.schedule import apply_schedule
 
@@ -30,28 +33,29 @@ PROVEN_STATES = frozenset({"up", "impaired"})
 
 
 class Timeline:
-    """The stateful half of readiness; the pure half is monitor/readiness.py."""
+    """The stateful half of readiness; the pure half is monitor/core/readiness.py."""
 
     def __init__(self, config: Config) -> None:
         policy = config.policy
         self.sustain = SustainTracker(policy.sustain_seconds, policy.sustain_availability_ratio)
-        self.damper = FlapDamper(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
+        self.flaps: Flaps = MappingProxyType({})  # what evaluate() returned last, for the next evaluate()
         self.shares = ShareHistory(resolution_seconds=policy.forecast_resolution_seconds)
         self.proven: set[str] = set()  # "SITE/backup": links ever seen carrying echo traffic
         self.forecasts: dict[tuple[str, str], Forecast] = {}
 
     def reconfigure(self, config: Config) -> None:
-        """Follow a reloaded policy, keeping what has been learnt so far."""
+        """Follow a reloaded policy, keeping what has been learnt so far (flap damping takes the policy's
+        thresholds at each evaluation, over the same memory)."""
         fresh = Timeline(config)
         fresh.sustain.restore(self.sustain.export())
         fresh.shares.restore(self.shares.export())
-        policy = config.policy
-        self.damper.retune(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
         self.sustain, self.shares = fresh.sustain, fresh.shares
 
-    def process(self, config: Config, results: Mapping[str, SiteReadiness],
+    def process(self, config: Config, evaluation: Evaluation,
                 previous: Mapping[str, SiteReadiness], now: float) -> dict[str, SiteReadiness]:
-        """Return the final readiness of every site at ``now``."""
+        """Keep the flap memory of ``evaluation`` and return the final readiness of every site at ``now``."""
+        self.flaps = evaluation.flaps
+        results = evaluation.sites
         tz = ZoneInfo(config.programme.timezone)
         out: dict[str, SiteReadiness] = {}
         for site in config.sites:

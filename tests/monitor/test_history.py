@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from monitor.core.history import FlapDamper, Sustained, SustainTracker, progress
+from monitor.core.history import Flap, FlapDamper, Sustained, SustainTracker, forget, progress
 
 H, M = 3600.0, 60.0
 DAY = 24 * H
@@ -164,10 +164,12 @@ def flaps(changes: list[float], until: float, step: float = 30.0) -> list[tuple[
     """Toggle up/down at each time in ``changes``; sample every ``step``; return each output change."""
     damper = FlapDamper(max_changes=4, window_seconds=600, hold_seconds=600)
     out: list[tuple[float, str, bool]] = []
+    memory: Flap | None = None
     t = 0.0
     while t <= until:
         state = "up" if sum(c <= t for c in changes) % 2 == 0 else "down"
-        damped, flapping = damper.update("ILM-001/primary", state, t)
+        memory = damper.step(memory, state, t)
+        damped, flapping = memory.output
         if not out or out[-1][1:] != (damped, flapping):
             out.append((t, damped, flapping))
         t += step
@@ -201,13 +203,19 @@ def test_flap_damping(scenario: str, changes: list[float], until: float,
 def test_flap_damper_keeps_entities_apart() -> None:
     """One flapping link does not make another one flap."""
     damper = FlapDamper(max_changes=1, window_seconds=600, hold_seconds=60)
-    damper.update("a", "up", 0)
-    damper.update("a", "down", 10)
-    assert damper.update("a", "up", 20) == ("flapping", True)
-    assert damper.update("b", "up", 20) == ("up", False)
-    assert damper.flapping("a") and not damper.flapping("b")
-    damper.forget({"b"})
-    assert not damper.flapping("a")
+    memory: dict[str, Flap] = {}
+
+    def update(entity: str, state: str, now: float) -> tuple[str, bool]:
+        memory[entity] = damper.step(memory.get(entity), state, now)
+        return memory[entity].output
+
+    update("a", "up", 0)
+    update("a", "down", 10)
+    assert update("a", "up", 20) == ("flapping", True)
+    assert update("b", "up", 20) == ("up", False)
+    assert memory["a"].flapping and not memory["b"].flapping
+    memory = forget(memory, {"b"})
+    assert "a" not in memory  # not flapping: nothing is known of it any more
 
 
 def test_flap_damper_rejects_nonsense_settings() -> None:
@@ -220,10 +228,10 @@ def test_flap_damper_rejects_nonsense_settings() -> None:
 
 def test_retuned_damper_keeps_history_and_uses_new_thresholds() -> None:
     """A reloaded policy with a lower change limit flags a link already changing, without losing its past."""
-    from monitor.core.history import FlapDamper
-
     d = FlapDamper(max_changes=10, window_seconds=600, hold_seconds=600)
+    memory: Flap | None = None
     for i, state in enumerate(["up", "down", "up", "down"]):
-        assert d.update("S/primary", state, 1000.0 + i) == (state, False)
-    d.retune(max_changes=3, window_seconds=600, hold_seconds=600)
-    assert d.update("S/primary", "up", 1004.0) == ("flapping", True)
+        memory = d.step(memory, state, 1000.0 + i)
+        assert memory.output == (state, False)
+    d = FlapDamper(max_changes=3, window_seconds=600, hold_seconds=600)  # the reloaded policy's, same memory
+    assert d.step(memory, "up", 1004.0).output == ("flapping", True)

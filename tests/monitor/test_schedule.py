@@ -271,7 +271,7 @@ def test_state_of_reasons_agrees_with_evaluate(tmp_path: Path) -> None:
     for changes in variants:
         merged: dict[str, Observation | None] = {**healthy, **changes}
         latest = {k: v for k, v in merged.items() if v is not None}
-        for r in evaluate(cfg.sites, cfg.policy, latest, 1000.0, fresh).values():
+        for r in evaluate(cfg.sites, cfg.policy, latest, 1000.0, fresh).sites.values():
             assert state_of_reasons(r.reasons) == r.state, (changes, r.reasons)
 
 
