@@ -59,7 +59,8 @@ def forecast_json(snap: Snapshot) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for (kind, name), f in sorted(snap.extra.get("forecast", {}).items()):  # type: ignore[attr-defined]
         out[f"{kind}:{name}" if name else kind] = {
-            "share_now": round(f.share_now, 4), "share_at_deadline": round(f.share_at_deadline, 4),
+            "share_now": None if f.share_now is None else round(f.share_now, 4),  # None: no polling places
+            "share_at_deadline": round(f.share_at_deadline, 4),
             "at_risk": f.at_risk, "all_ready_at": iso(f.all_ready_at), "slope_per_day": round(f.slope_per_day, 6)}
     return out
 

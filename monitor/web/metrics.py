@@ -199,7 +199,8 @@ class SnapshotCollector(Collector):
             labels = [kind, name if kind == "county" else "", name if kind == "area" else ""]
             share.add_metric(labels, f.share_at_deadline)
             risk.add_metric(labels, 1.0 if f.at_risk else 0.0)
-            now_share.add_metric(labels, f.share_now)
+            if f.share_now is not None:  # None: the scope has no polling places (a shard of nodes)
+                now_share.add_metric(labels, f.share_now)
             if f.all_ready_at is not None:
                 when.add_metric(labels, f.all_ready_at)
         yield from (share, when, risk, now_share)
