@@ -82,7 +82,7 @@ def open_store(service, data_dir: str):  # type: ignore[no-untyped-def]
     service.timeline.load(memory)
     service.on_snapshot(recorder)
     service.on_snapshot(lambda new, old: recorder.snapshot_due and service.timeline.save(memory))
-    service.add_extra("store", lambda: store.status)
+    service.watch_store(lambda: store.status)
     log.info("recording to %s (chain head %s)", data_dir, store.chain_head()[0])
     return store
 

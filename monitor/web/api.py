@@ -57,7 +57,7 @@ def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
 def forecast_json(snap: Snapshot) -> dict[str, Any]:
     """Return the deadline forecast per scope (province, each county, urban/rural)."""
     out: dict[str, Any] = {}
-    for (kind, name), f in sorted(snap.extra.get("forecast", {}).items()):  # type: ignore[attr-defined]
+    for (kind, name), f in sorted(snap.forecasts.items()):
         out[f"{kind}:{name}" if name else kind] = {
             "share_now": None if f.share_now is None else round(f.share_now, 4),  # None: no polling places
             "share_at_deadline": round(f.share_at_deadline, 4),

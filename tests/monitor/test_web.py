@@ -91,7 +91,7 @@ def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
     store.open()
     store.append_config(1000.0, "v1")
     assert store.flush()
-    service.add_extra("store", lambda: store.status)
+    service.watch_store(lambda: store.status)
     snap = service.evaluate(force=True)
     store.close()
     families = list(SnapshotCollector(lambda: snap).collect())
