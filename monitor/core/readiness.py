@@ -15,6 +15,7 @@ from monitor.core.model import Link, MediumPolicy, Policy, Site
 from monitor.core.reasons import (
     ISOLATED,
     LINK_EFFECT,
+    ROLES,
     TERMINALS,
     TERMINALS_UNKNOWN,
     UPSTREAM,
@@ -183,7 +184,7 @@ def _site_verdict(links: tuple[LinkHealth, ...], terminals: tuple[TerminalHealth
     state: SiteState = "ready"
     reasons: list[Reason] = []
     by_role = {h.role: h for h in links}
-    for role in ("primary", "backup"):
+    for role in ROLES:  # primary first: its reasons come first
         h = by_role.get(role)
         if h is not None:
             reasons += h.reasons
