@@ -13,7 +13,7 @@ before it), from the last row written to the ``opened`` marker.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,22 +22,26 @@ from zoneinfo import ZoneInfo
 
 from monitor.config.loader import Config
 from monitor.core.availability import Availability, availability, failed_requirements
+from monitor.core.intervals import merge
 from monitor.core.model import Site
-from monitor.core.readiness import SITE_STATES
+from monitor.core.reasons import NO_DATA, SITE_STATES, Reason
 from monitor.core.schedule import maintenance_intervals
 from monitor.store.chain import connect_readonly
 from monitor.store.events import EventStore
 
 T = TypeVar("T")
 SAMPLE_SECONDS = 3600.0  # ready-share samples for the forecast
-INFORMATIONAL_CODES = frozenset({"maintenance", "waived"})  # reasons that explain, not fail
 AREAS = ("urban", "rural")
 
 
 def is_failure(code: str) -> bool:
     """Return whether a reason code is a requirement the site failed (not blindness, not a note)."""
-    blind = code.endswith((".stale", ".no_data")) or code in ("no_data", "terminals.unknown", "upstream")
-    return not blind and code not in INFORMATIONAL_CODES
+    reason = Reason(code)  # what a code means does not depend on its detail
+    return reason.state != "unknown" and not reason.informational
+
+
+def _reasons(stored: Sequence[str]) -> tuple[Reason, ...]:
+    return tuple(Reason.parse(text) for text in stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,7 @@ class SiteFigures:
     site: Site
     state: str  # at the end of the period
     since: float | None  # when that state began (may be before the period)
-    reasons: tuple[str, ...]  # at the end of the period
+    reasons: tuple[Reason, ...]  # at the end of the period
     first_ready: float | None  # first time ever recorded ready, up to the period's end
     site_availability: Availability
     primary: Availability | None  # None: the site has no such link
@@ -146,11 +150,11 @@ class _Timeline:
     """One entity: its state at the start, its changes within the period, and (sites) reasons."""
 
     initial: str | None = None
-    initial_reasons: tuple[str, ...] = ()
+    initial_reasons: tuple[Reason, ...] = ()
     changes: list[tuple[float, str]] = field(default_factory=list)
-    reason_changes: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
+    reason_changes: list[tuple[float, tuple[Reason, ...]]] = field(default_factory=list)
     last: str | None = None
-    last_reasons: tuple[str, ...] = ()
+    last_reasons: tuple[Reason, ...] = ()
     since: float | None = None
     first_ready: float | None = None
 
@@ -162,14 +166,15 @@ def _read_store(store: EventStore, period: Period) -> dict[str, _Timeline]:
         line = lines[e.entity]
         if line.last != e.new:
             line.since = e.at
-        line.last, line.last_reasons = e.new, e.reasons
+        reasons = _reasons(e.reasons)  # the store's text, typed again
+        line.last, line.last_reasons = e.new, reasons
         if e.new == "ready" and line.first_ready is None and e.entity.startswith("site:"):
             line.first_ready = e.at
         if e.at < period.start:
-            line.initial, line.initial_reasons = e.new, e.reasons
+            line.initial, line.initial_reasons = e.new, reasons
         else:
             line.changes.append((e.at, e.new))
-            line.reason_changes.append((e.at, e.reasons))
+            line.reason_changes.append((e.at, reasons))
     return lines
 
 
@@ -195,18 +200,7 @@ def monitor_outages(data_dir: str | Path, period: Period) -> list[tuple[float, f
                 outages.append((at, max(at, period.end)))
     finally:
         conn.close()
-    clipped = ((max(s, period.start), min(e, period.end)) for s, e in outages)
-    return _merge((s, e) for s, e in clipped if e > s)
-
-
-def _merge(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for s, e in sorted(intervals):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
+    return merge(outages, period.start, period.end)
 
 
 def _blinded(changes: Sequence[tuple[float, T]], outages: Sequence[tuple[float, float]], initial: T | None,
@@ -262,14 +256,14 @@ def _site_figures(site: Site, lines: dict[str, _Timeline], period: Period, outag
     failed: dict[str, float] = {}
     if line is not None:
         changes = sorted(line.reason_changes, key=lambda c: c[0])
-        empty: tuple[str, ...] = ()
+        empty: tuple[Reason, ...] = ()
         if outages:
             changes = _blinded(changes, outages, line.initial_reasons, empty)
         raw = failed_requirements(changes, period.start, period.end, line.initial_reasons, maintenance=maintenance)
         failed = {code: s for code, s in sorted(raw.items()) if is_failure(code) and s > 0}
     return SiteFigures(
         site=site, state=(line.last or "unknown") if line else "unknown", since=line.since if line else None,
-        reasons=line.last_reasons if line else ("no_data",), first_ready=line.first_ready if line else None,
+        reasons=line.last_reasons if line else (Reason(NO_DATA),), first_ready=line.first_ready if line else None,
         site_availability=site_avail, primary=links.get("primary"), backup=links.get("backup"),
         terminals=terminals, failed=failed, waivers=waivers,
     )

@@ -154,7 +154,7 @@ def _not_ready(fig: Figures) -> str:
     for s in sorted(fig.sites, key=lambda s: (s.state == "degraded", s.site.county, s.site.id)):
         if s.state == "ready":
             continue
-        reasons = "<br>".join(f'<bdi class="ltr">{escape(r)}</bdi>' for r in s.reasons) or "—"
+        reasons = "<br>".join(f'<bdi class="ltr">{escape(str(r))}</bdi>' for r in s.reasons) or "—"
         failed = escape(failed_text(s.failed)) or "—"
         rows.append(f'<tr><td class="num">{escape(s.site.id)}</td>{_name(s.site.name)}'
                     f"<td>{_rtl(s.site.county)}</td>{_state(s.state)}<td class=\"date\">{_date(s.since, fig)}</td>"

@@ -77,7 +77,7 @@ SITE_COLUMNS: tuple[Column, ...] = (
            lambda s, f: failed_text(s.failed)),
     Column("waivers", "معافیت‌ها / Waivers", "text",
            lambda s, f: "; ".join(waiver_text(w, f.period.zone) for w in s.waivers)),
-    Column("reasons_at_end", "دلایل / Reasons at end", "text", lambda s, f: "; ".join(s.reasons)),
+    Column("reasons_at_end", "دلایل / Reasons at end", "text", lambda s, f: "; ".join(map(str, s.reasons))),
 )
 
 

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor.config.loader import Config
+from monitor.core.reasons import texts
 from monitor.runtime.snapshot import Snapshot
 
 STYLES = {"ready": "green", "degraded": "yellow", "not_ready": "bold red", "unknown": "dim"}
@@ -37,7 +38,7 @@ def readiness_table(snap: Snapshot, limit: int | None = None) -> Table:
         r = snap.sites.get(site.id)
         state = r.state if r else "unknown"
         table.add_row(site.id, site.name, site.county, site.area, f"[{STYLES[state]}]{state}[/]",
-                      ", ".join(r.reasons) if r else "no data",
+                      ", ".join(texts(r.reasons)) if r else "no data",
                       f"{r.terminals_up}/{len(r.terminals)}" if r else "-")
     return table
 

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from monitor.core.readiness import reason_code
+from monitor.core.intervals import merge
+from monitor.core.reasons import Reason
 
 T = TypeVar("T")
 
@@ -44,18 +45,6 @@ class Availability:
         return Availability(self.up_seconds + other.up_seconds, self.down_seconds + other.down_seconds,
                             self.other_seconds + other.other_seconds, self.unknown_seconds + other.unknown_seconds,
                             self.maintenance_seconds + other.maintenance_seconds)
-
-
-def _merge(intervals: Iterable[tuple[float, float]], start: float, end: float) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for s, e in sorted((max(s, start), min(e, end)) for s, e in intervals):
-        if e <= s:
-            continue
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
 
 
 def _segments(changes: Iterable[tuple[float, T]], start: float, end: float,
@@ -108,7 +97,7 @@ def availability(transitions: Iterable[tuple[float, str]], start: float, end: fl
     """
     totals = {"up": 0.0, "down": 0.0, "other": 0.0, "unknown": 0.0, "maintenance": 0.0}
     pieces = _segments(transitions, start, end, initial)
-    for seconds, state, in_maintenance in _split(pieces, _merge(maintenance, start, end)):
+    for seconds, state, in_maintenance in _split(pieces, merge(maintenance, start, end)):
         if in_maintenance:
             kind = "maintenance"
         elif state is None:
@@ -123,8 +112,8 @@ def availability(transitions: Iterable[tuple[float, str]], start: float, end: fl
     return Availability(totals["up"], totals["down"], totals["other"], totals["unknown"], totals["maintenance"])
 
 
-def failed_requirements(transitions_with_reasons: Iterable[tuple[float, Sequence[str]]], start: float, end: float,
-                        initial: Sequence[str] | None, *,
+def failed_requirements(transitions_with_reasons: Iterable[tuple[float, Sequence[Reason]]], start: float, end: float,
+                        initial: Sequence[Reason] | None, *,
                         maintenance: Sequence[tuple[float, float]] = ()) -> dict[str, float]:
     """Return how many seconds of [start, end) each reason code was present (outside maintenance).
 
@@ -135,9 +124,9 @@ def failed_requirements(transitions_with_reasons: Iterable[tuple[float, Sequence
     out: dict[str, float] = {}
     changes = ((at, tuple(reasons)) for at, reasons in transitions_with_reasons)
     pieces = _segments(changes, start, end, tuple(initial or ()))
-    for seconds, reasons, in_maintenance in _split(pieces, _merge(maintenance, start, end)):
+    for seconds, reasons, in_maintenance in _split(pieces, merge(maintenance, start, end)):
         if in_maintenance:
             continue
-        for code in dict.fromkeys(reason_code(r) for r in reasons):
+        for code in dict.fromkeys(r.code for r in reasons):
             out[code] = out.get(code, 0.0) + seconds
     return out

@@ -1,4 +1,5 @@
-"""Readiness over time: sustained readiness and flap damping. Pure; the caller passes ``now``.
+"""Readiness over time: sustained readiness and flap damping. No clock, no I/O; the caller passes ``now``
+and holds the memory (a `SustainTracker` object; flap damping's memory as immutable `Flap` values).
 
 `SustainTracker` turns the raw (instantaneous) state of each site into the state people act on: a
 site is ``ready`` only once it has been ready for the whole window with enough availability.
@@ -24,8 +25,11 @@ With W = 0 the tracker passes states through and still keeps ``first_ready_at`` 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from monitor.core.reasons import SUSTAINING, Reason
 
 EXPORT_VERSION = 1
 
@@ -35,7 +39,7 @@ class Sustained:
     """The sustained verdict on one site at one time."""
 
     state: str
-    reason: str | None
+    reason: Reason | None  # sustaining (...): why a raw ready site is reported degraded
     first_ready_at: float | None
     ever_ready: bool
     regressions: int
@@ -97,16 +101,17 @@ class SustainTracker:
             h.streak_start = h.changes[-1][0]
         up, down = self._tally(h, now - window, now)
         ratio = up / (up + down) if up + down > 0 else None
-        state, reason = raw_state, None
+        state = raw_state
+        reason: Reason | None = None
         elapsed = now - h.streak_start if h.streak_start is not None else 0.0
         if raw_state == "ready" and window > 0:
             if elapsed < window:
-                state, reason = "degraded", f"sustaining ({progress(elapsed, window)})"
+                state, reason = "degraded", Reason(SUSTAINING, progress(elapsed, window))
             elif ratio is None:  # the monitor saw nothing of the window: no proof, no ready
-                state, reason = "degraded", "sustaining (no data in the window)"
+                state, reason = "degraded", Reason(SUSTAINING, "no data in the window")
             elif ratio < self.min_availability:
                 state = "degraded"
-                reason = f"sustaining (availability {ratio * 100:.1f}% of {self.min_availability * 100:g}%)"
+                reason = Reason(SUSTAINING, f"availability {ratio * 100:.1f}% of {self.min_availability * 100:g}%")
         if state == "ready":
             if h.first_ready_at is None:
                 h.first_ready_at = now
@@ -182,61 +187,66 @@ def _opt(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-@dataclass(slots=True)
-class _Flap:
-    raw: str
-    last_change: float
-    changes: deque[float]
+@dataclass(frozen=True, slots=True)
+class Flap:
+    """What flap damping remembers of one entity: an immutable value, replaced at each step."""
+
+    raw: str  # the last raw state seen
+    last_change: float  # when the raw state last changed (or was first seen)
+    changes: tuple[float, ...] = ()  # times of the recent raw changes, oldest first
     flapping: bool = False
 
+    @property
+    def output(self) -> tuple[str, bool]:
+        """Return (damped state, flapping)."""
+        return ("flapping", True) if self.flapping else (self.raw, False)
 
+
+Flaps = Mapping[str, Flap]  # entity ("SITE/role") -> its flap memory
+
+
+@dataclass(frozen=True, slots=True)
 class FlapDamper:
     """Report an entity that keeps changing state as ``flapping`` instead of every change.
 
     More than ``max_changes`` changes within ``window_seconds`` → ``flapping`` (the caller counts it
     as degraded), held until the raw state has not changed for ``hold_seconds``; meanwhile raw
     changes produce no output change. The first state seen is not a change.
+
+    The damper is only the rule: `step` takes an entity's memory and returns the next one, so the caller
+    keeps the memory (monitor.core.readiness.evaluate returns it, the runtime holds it between cycles).
+    New thresholds (a reloaded policy) are a new damper over the same memory.
     """
 
-    def __init__(self, max_changes: int = 4, window_seconds: float = 600, hold_seconds: float = 600) -> None:
-        if max_changes < 1 or window_seconds <= 0 or hold_seconds < 0:
+    max_changes: int = 4
+    window_seconds: float = 600
+    hold_seconds: float = 600
+
+    def __post_init__(self) -> None:
+        if self.max_changes < 1 or self.window_seconds <= 0 or self.hold_seconds < 0:
             raise ValueError("max_changes >= 1, window_seconds > 0 and hold_seconds >= 0")
-        self.max_changes = max_changes
-        self.window_seconds = window_seconds
-        self.hold_seconds = hold_seconds
-        self._entities: dict[str, _Flap] = {}
 
-    def update(self, entity: str, state: str, now: float) -> tuple[str, bool]:
-        """Record ``state`` of ``entity`` at ``now``; return (damped state, flapping)."""
-        f = self._entities.get(entity)
-        if f is None:
-            f = self._entities[entity] = _Flap(state, now, deque(maxlen=self.max_changes + 1))
-        elif state != f.raw:
-            f.raw, f.last_change = state, now
-            f.changes.append(now)
-        while f.changes and f.changes[0] <= now - self.window_seconds:
-            f.changes.popleft()
-        if not f.flapping and len(f.changes) > self.max_changes:
-            f.flapping = True
-        elif f.flapping and now - f.last_change >= self.hold_seconds:
-            f.flapping = False
-            f.changes.clear()
-        return ("flapping", True) if f.flapping else (state, False)
+    def step(self, flap: Flap | None, state: str, now: float) -> Flap:
+        """Return the memory after seeing ``state`` at ``now`` (``flap``: the memory before, None at first)."""
+        if flap is None:
+            return Flap(state, now)
+        raw, last_change, changes, flapping = flap.raw, flap.last_change, flap.changes, flap.flapping
+        if state != raw:
+            raw, last_change = state, now
+            changes = (*changes, now)
+        changes = changes[-(self.max_changes + 1):]  # more than that is flapping already
+        old = 0
+        while old < len(changes) and changes[old] <= now - self.window_seconds:
+            old += 1
+        changes = changes[old:]
+        if not flapping and len(changes) > self.max_changes:
+            flapping = True
+        elif flapping and now - last_change >= self.hold_seconds:
+            flapping, changes = False, ()
+        after = Flap(raw, last_change, changes, flapping)
+        return flap if after == flap else after
 
-    def retune(self, max_changes: int, window_seconds: float, hold_seconds: float) -> None:
-        """Take new thresholds (a reloaded policy), keeping every entity's recent changes."""
-        fresh = FlapDamper(max_changes, window_seconds, hold_seconds)
-        for f in self._entities.values():
-            f.changes = deque(f.changes, maxlen=max_changes + 1)
-        self.max_changes, self.window_seconds, self.hold_seconds = (
-            fresh.max_changes, fresh.window_seconds, fresh.hold_seconds)
 
-    def flapping(self, entity: str) -> bool:
-        """Return whether ``entity`` is currently held as flapping."""
-        f = self._entities.get(entity)
-        return f is not None and f.flapping
-
-    def forget(self, keep: set[str] | frozenset[str]) -> None:
-        """Drop every entity not in ``keep``."""
-        for entity in set(self._entities) - set(keep):
-            del self._entities[entity]
+def forget(flaps: Flaps, keep: set[str] | frozenset[str]) -> dict[str, Flap]:
+    """Return the memory of the entities in ``keep`` only."""
+    return {entity: f for entity, f in flaps.items() if entity in keep}

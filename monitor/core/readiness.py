@@ -1,37 +1,30 @@
 """Readiness: a pure function of (config, latest observations, now). No clock, no I/O.
 
-Reasons are machine-readable strings whose *code* is the leading dotted word
-(``primary.loss>1%`` has code ``primary.loss``; ``terminals 3/5`` has code ``terminals``), so
-metrics can carry the bounded code and people can read the whole text.
+Reasons are typed values (monitor.core.reasons): a bounded code for metrics, and a text form people read.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from types import MappingProxyType
+from typing import Literal, NamedTuple
 
+from monitor.core.history import Flap, FlapDamper, Flaps
 from monitor.core.model import Link, MediumPolicy, Policy, Site
+from monitor.core.reasons import (
+    ISOLATED,
+    LINK_EFFECT,
+    ROLES,
+    TERMINALS,
+    TERMINALS_UNKNOWN,
+    UPSTREAM,
+    LinkState,
+    Reason,
+    SiteState,
+    worse,
+)
 from probes.base import Observation
-
-SiteState = Literal["ready", "degraded", "not_ready", "unknown"]
-LinkState = Literal["up", "impaired", "flapping", "down", "unknown"]
-SITE_STATES: tuple[SiteState, ...] = ("ready", "degraded", "not_ready", "unknown")
-LINK_STATES: tuple[LinkState, ...] = ("up", "impaired", "flapping", "down", "unknown")
-_SEVERITY = {"ready": 0, "degraded": 1, "unknown": 2, "not_ready": 3}
-_PRIMARY_EFFECT: dict[str, SiteState] = {"up": "ready", "impaired": "degraded", "flapping": "degraded",
-                                         "down": "not_ready", "unknown": "unknown"}
-# A missing backup does not stop the vote today; it is a requirement the site still owes.
-_BACKUP_EFFECT: dict[str, SiteState] = {"up": "ready", "impaired": "degraded", "flapping": "degraded",
-                                        "down": "degraded", "unknown": "unknown"}
-_CODE_RE = re.compile(r"^[a-z_]+(?:\.[a-z_]+)*")
-
-
-def reason_code(reason: str) -> str:
-    """Return the bounded code of a reason (``primary.loss>1%`` -> ``primary.loss``)."""
-    m = _CODE_RE.match(reason)
-    return m.group(0) if m else "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +33,8 @@ class LinkHealth:
     medium: str
     address: str
     state: LinkState
-    reasons: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
+    warnings: tuple[Reason, ...] = ()
     values: Mapping[str, float] = field(default_factory=dict)  # icmp values, then snmp values
     observed_at: float | None = None
 
@@ -61,18 +54,18 @@ class TerminalHealth:
 class SiteReadiness:
     site: str
     state: SiteState
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
     since: float
     links: tuple[LinkHealth, ...] = ()
     terminals: tuple[TerminalHealth, ...] = ()
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Reason, ...] = ()
     neighbours: Observation | None = None
     # Readiness over time (monitor/timeline.py): filled after the instantaneous verdict.
     first_ready_at: float | None = None
     ever_ready: bool = False
     regressions: int = 0
-    maintenance: str = ""
-    waivers: tuple[str, ...] = ()
+    maintenance: str = ""  # the open window's reason
+    waivers: tuple[Reason, ...] = ()  # the waived notes among the reasons
 
     @property
     def terminals_up(self) -> int:
@@ -108,19 +101,19 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
                 fresh: Freshness, now: float) -> LinkHealth:
     """Judge one link from its ICMP and (optional) SNMP observations."""
     role = link.role
-    reasons: list[str] = []
-    warnings: list[str] = []
+    reasons: tuple[Reason, ...] = ()
+    warnings: tuple[Reason, ...] = ()
     values: dict[str, float] = {}
     state: LinkState = "up"
     if not fresh.fresh(icmp, now):
         state = "unknown"
-        reasons.append(f"{role}.stale" if icmp else f"{role}.no_data")
+        reasons = (Reason(f"{role}.stale" if icmp else f"{role}.no_data"),)
     else:
         assert icmp is not None
         values.update(icmp.values)
         if not icmp.ok:
             state = "down"
-            reasons.append(f"{role}.down")
+            reasons = (Reason(f"{role}.down"),)
         else:
             checks = (
                 ("loss_ratio", policy.loss_max_ratio, "loss", _pct),
@@ -131,41 +124,43 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
                 value = icmp.values.get(name)
                 if value is not None and value > limit:
                     state = "impaired"
-                    reasons.append(f"{role}.{word}>{fmt(limit)}")
+                    reasons += (Reason(f"{role}.{word}", f">{fmt(limit)}"),)
     if link.snmp is not None:
         if not fresh.fresh(snmp, now) or snmp is None or not snmp.ok:
-            warnings.append(f"{role}.snmp_unavailable")
+            warnings += (Reason(f"{role}.snmp_unavailable"),)
         else:
             values.update(snmp.values)
-            state = _snmp_verdict(role, snmp.values, policy, state, reasons, warnings)
+            state, more, notes = _snmp_verdict(role, snmp.values, policy, state)
+            reasons, warnings = reasons + more, warnings + notes
     observed = icmp.at if icmp else None
-    return LinkHealth(role, link.medium, link.address, state, tuple(reasons), tuple(warnings), values, observed)
+    return LinkHealth(role, link.medium, link.address, state, reasons, warnings, values, observed)
 
 
-def _snmp_verdict(role: str, v: Mapping[str, float], policy: MediumPolicy, state: LinkState,
-                  reasons: list[str], warnings: list[str]) -> LinkState:
+def _snmp_verdict(role: str, v: Mapping[str, float], policy: MediumPolicy,
+                  state: LinkState) -> tuple[LinkState, tuple[Reason, ...], tuple[Reason, ...]]:
+    """Return the link's state after the device's own view, with the reasons and warnings it adds."""
     # The device's own word beats ICMP: the address may still answer over another path (RFC 2863 ifOperStatus).
     if v.get("admin_up") == 0:
-        reasons.append(f"{role}.admin_down")
-        return "down"
+        return "down", (Reason(f"{role}.admin_down"),), ()
     if v.get("oper_up") == 0:
-        reasons.append(f"{role}.oper_down")
-        return "down"
+        return "down", (Reason(f"{role}.oper_down"),), ()
     if state in ("down", "unknown"):
-        return state
+        return state, (), ()
+    reasons: tuple[Reason, ...] = ()
+    warnings: tuple[Reason, ...] = ()
     rx = v.get("rx_power_dbm")
     if rx is not None and policy.rx_power_min_dbm is not None and rx < policy.rx_power_min_dbm:
         state = "impaired"
-        reasons.append(f"{role}.rx_power<{policy.rx_power_min_dbm:g}dBm")
+        reasons += (Reason(f"{role}.rx_power", f"<{policy.rx_power_min_dbm:g}dBm"),)
     elif rx is not None and policy.rx_power_warn_dbm is not None and rx < policy.rx_power_warn_dbm:
-        warnings.append(f"{role}.rx_power_warning<{policy.rx_power_warn_dbm:g}dBm")
+        warnings += (Reason(f"{role}.rx_power_warning", f"<{policy.rx_power_warn_dbm:g}dBm"),)
     errors = v.get("in_errors_per_second", 0.0) + v.get("out_errors_per_second", 0.0)
     if errors > policy.errors_max_per_second:
         state = "impaired"
-        reasons.append(f"{role}.errors>{policy.errors_max_per_second:g}/s")
+        reasons += (Reason(f"{role}.errors", f">{policy.errors_max_per_second:g}/s"),)
     if v.get("rebooted") == 1:
-        warnings.append(f"{role}.device_rebooted")
-    return state
+        warnings += (Reason(f"{role}.device_rebooted"),)
+    return state, reasons, warnings
 
 
 def terminal_health(site: Site, latest: Mapping[str, Observation], fresh: Freshness,
@@ -183,46 +178,35 @@ def terminal_health(site: Site, latest: Mapping[str, Observation], fresh: Freshn
     return tuple(out)
 
 
-def _site_verdict(site: Site, links: tuple[LinkHealth, ...], terminals: tuple[TerminalHealth, ...],
-                  policy: Policy) -> tuple[SiteState, list[str]]:
-    reasons: list[str] = []
+def _site_verdict(links: tuple[LinkHealth, ...], terminals: tuple[TerminalHealth, ...],
+                  policy: Policy) -> tuple[SiteState, tuple[Reason, ...]]:
+    """Return the site's state and reasons: each link's state weighed by its role, then the terminals."""
     state: SiteState = "ready"
-
-    def worse(candidate: SiteState) -> None:
-        nonlocal state
-        if _SEVERITY[candidate] > _SEVERITY[state]:
-            state = candidate
-
+    reasons: list[Reason] = []
     by_role = {h.role: h for h in links}
+    for role in ROLES:  # primary first: its reasons come first
+        h = by_role.get(role)
+        if h is not None:
+            reasons += h.reasons
+            state = worse(state, LINK_EFFECT[role][h.state])
+        elif role == "primary" or policy.require_backup:
+            missing = Reason(f"{role}.missing")
+            reasons.append(missing)
+            state = worse(state, missing.state)
     primary, backup = by_role.get("primary"), by_role.get("backup")
-    if primary is None:
-        worse("not_ready")
-        reasons.append("primary.missing")
-    else:
-        reasons += primary.reasons
-        worse(_PRIMARY_EFFECT[primary.state])
-    if backup is None:
-        if policy.require_backup:
-            worse("degraded")
-            reasons.append("backup.missing")
-    else:
-        reasons += backup.reasons
-        worse(_BACKUP_EFFECT[backup.state])
     if primary is not None and primary.state == "down" and (backup is None or backup.state == "down"):
-        reasons.insert(0, "isolated")
+        reasons.insert(0, Reason(ISOLATED))  # implies not_ready, as the primary being down already does
     if terminals:
         total = len(terminals)
         up = sum(t.state == "up" for t in terminals)
         unknown = sum(t.state == "unknown" for t in terminals)
         need = policy.terminals_min_ratio * total
         if up < need:
-            if up + unknown >= need:
-                worse("unknown")
-                reasons.append(f"terminals.unknown {unknown}/{total}")
-            else:
-                worse("not_ready")
-                reasons.append(f"terminals {up}/{total}")
-    return state, reasons
+            short = (Reason(TERMINALS_UNKNOWN, f"{unknown}/{total}") if up + unknown >= need
+                     else Reason(TERMINALS, f"{up}/{total}"))
+            reasons.append(short)
+            state = worse(state, short.state)
+    return state, tuple(reasons)
 
 
 def _order(sites: tuple[Site, ...]) -> list[Site]:
@@ -246,46 +230,55 @@ def upstream_down(result: SiteReadiness | None) -> bool:
     """Return whether a node blocks the sites behind it: isolated, or itself blocked."""
     if result is None:
         return False
-    return "isolated" in result.reasons or any(r.startswith("upstream ") for r in result.reasons)
+    return any(r.code in (ISOLATED, UPSTREAM) for r in result.reasons)
 
 
-class Damper(Protocol):
-    """Flap damping: maps a link's raw state to (state, flapping); see monitor/history.py."""
+class Evaluation(NamedTuple):
+    """What `evaluate` returns: the verdicts, and the flap memory to pass to the next evaluation."""
 
-    def update(self, entity: str, state: str, now: float) -> tuple[str, bool]: ...
+    sites: dict[str, SiteReadiness]
+    flaps: Flaps
 
 
-def _damped(h: LinkHealth, site_id: str, damper: Damper | None, now: float) -> LinkHealth:
-    if damper is None:
-        return h
-    _, flapping = damper.update(f"{site_id}/{h.role}", h.state, now)
-    if not flapping:
+def _damped(h: LinkHealth, flap: Flap) -> LinkHealth:
+    if not flap.flapping:
         return h
     # One stable "flapping" verdict instead of a transition per flap.
-    return replace(h, state="flapping", reasons=(f"{h.role}.flapping",))
+    return replace(h, state="flapping", reasons=(Reason(f"{h.role}.flapping"),))
 
 
 def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Observation], now: float,
              fresh: Freshness, previous: Mapping[str, SiteReadiness] | None = None,
-             damper: Damper | None = None) -> dict[str, SiteReadiness]:
-    """Return the readiness of every site, upstream nodes first, in one consistent pass."""
+             flaps: Flaps | None = None) -> Evaluation:
+    """Return the readiness of every site, upstream nodes first, in one consistent pass.
+
+    Its memory comes in as values and goes out as values; nothing is changed in place. ``previous``
+    are the verdicts last published (a state that holds keeps its ``since``); ``flaps`` is the flap
+    memory the last evaluation returned (None: nothing seen yet). Links of sites not in ``sites``
+    keep their flap memory unchanged.
+    """
     previous = previous or {}
+    damper = FlapDamper(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
+    before: Flaps = flaps or {}
+    after = dict(before)
     out: dict[str, SiteReadiness] = {}
     for site in _order(sites):
-        links = tuple(
-            _damped(link_health(link, latest.get(f"{site.id}/{link.role}"),
-                                latest.get(f"{site.id}/{link.role}/snmp"), policy.media[link.medium], fresh, now),
-                    site.id, damper, now)
-            for link in site.links
-        )
+        links = []
+        for link in site.links:
+            h = link_health(link, latest.get(f"{site.id}/{link.role}"), latest.get(f"{site.id}/{link.role}/snmp"),
+                            policy.media[link.medium], fresh, now)
+            key = f"{site.id}/{link.role}"
+            after[key] = damper.step(before.get(key), h.state, now)
+            links.append(_damped(h, after[key]))
         terminals = terminal_health(site, latest, fresh, now)
-        state, reasons = _site_verdict(site, links, terminals, policy)
+        state, reasons = _site_verdict(tuple(links), terminals, policy)
         if state in ("not_ready", "unknown") and site.upstream and upstream_down(out.get(site.upstream)):
             # Behind a dead node we cannot see, so we do not know: unknown, not not_ready.
-            state, reasons = "unknown", [f"upstream {site.upstream} down"]
+            blocked = Reason(UPSTREAM, subject=site.upstream)
+            state, reasons = blocked.state, (blocked,)
         prev = previous.get(site.id)
         since = prev.since if prev is not None and prev.state == state else now
         warnings = tuple(w for h in links for w in h.warnings)
-        out[site.id] = SiteReadiness(site.id, state, tuple(reasons), since, links, terminals, warnings,
+        out[site.id] = SiteReadiness(site.id, state, reasons, since, tuple(links), terminals, warnings,
                                      latest.get(f"{site.id}/neighbours"))
-    return out
+    return Evaluation(out, MappingProxyType(after))

@@ -18,8 +18,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from monitor.core.intervals import Interval, merge
 from monitor.core.model import Ident, Strict
-from monitor.core.readiness import SiteReadiness, SiteState, reason_code
+from monitor.core.readiness import SiteReadiness
+from monitor.core.reasons import MAINTENANCE, TERMINALS, TERMINALS_UNKNOWN, WAIVED, Reason, state_of_reasons
 
 Day = Literal["sat", "sun", "mon", "tue", "wed", "thu", "fri"]
 Requirement = Literal["backup", "terminals", "primary_quality", "optical_power"]
@@ -27,35 +29,12 @@ _WEEKDAY: dict[str, int] = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "s
 _HHMM_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 MAX_DURATION_MINUTES = 7 * 24 * 60
 
-# -- the severity of reasons (mirrors monitor.core.readiness._site_verdict) ------------------------------
-
-_NOT_READY_CODES = frozenset({"primary.down", "primary.oper_down", "primary.admin_down", "isolated",
-                              "primary.missing", "terminals"})
-# Notes that explain a state without being a fault of their own.
-_INFORMATIONAL_CODES = frozenset({"maintenance", "waived"})
-
-
-def state_of_reasons(reasons: Iterable[str]) -> SiteState:
-    """Return the site state that ``reasons`` amount to, with readiness.py's order of severity."""
-    state: SiteState = "ready"
-    for reason in reasons:
-        code = reason_code(reason)
-        if code in _NOT_READY_CODES:
-            return "not_ready"
-        if (code.endswith((".stale", ".no_data")) or code == "terminals.unknown"
-                or reason.startswith("upstream ")):
-            state = "unknown"
-        elif state == "ready" and code not in _INFORMATIONAL_CODES:
-            state = "degraded"
-    return state
-
-
-# What each waivable requirement lifts, by reason code.
-_LIFTS: dict[str, Callable[[str], bool]] = {
-    "backup": lambda code: code.startswith("backup."),
-    "terminals": lambda code: code in ("terminals", "terminals.unknown"),
-    "primary_quality": lambda code: code in ("primary.loss", "primary.rtt", "primary.jitter", "primary.errors"),
-    "optical_power": lambda code: code.endswith(".rx_power"),
+# What each waivable requirement lifts; the severity of what remains is monitor.core.reasons'.
+_LIFTS: dict[str, Callable[[Reason], bool]] = {
+    "backup": lambda r: r.role == "backup",
+    "terminals": lambda r: r.code in (TERMINALS, TERMINALS_UNKNOWN),
+    "primary_quality": lambda r: r.role == "primary" and r.name in ("loss", "rtt", "jitter", "errors"),
+    "optical_power": lambda r: r.name == "rx_power",
 }
 
 # -- a 5-field cron matcher --------------------------------------------------------------------------
@@ -142,17 +121,6 @@ def _aware(moment: datetime, tz: tzinfo) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
 
 
-def merge(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Return ``intervals`` sorted, with overlapping or touching ones joined and empty ones dropped."""
-    out: list[tuple[float, float]] = []
-    for s, e in sorted(i for i in intervals if i[1] > i[0]):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
-
-
 class Weekly(Strict):
     """A window that opens on some days of the week at a local time and lasts ``duration_minutes``."""
 
@@ -236,9 +204,9 @@ class MaintenanceWindow(Strict):
             day += timedelta(days=1)
         return out
 
-    def intervals(self, start: float, end: float, tz: tzinfo) -> list[tuple[float, float]]:
+    def intervals(self, start: float, end: float, tz: tzinfo) -> list[Interval]:
         """Return the window's time within [start, end), merged and sorted (for availability)."""
-        return merge((max(s, start), min(e, end)) for s, e in self._occurrences(start, end, tz))
+        return merge(self._occurrences(start, end, tz), start, end)
 
     def active(self, now: float, tz: tzinfo) -> bool:
         """Return whether the window is open at ``now``."""
@@ -262,10 +230,10 @@ class Waiver(Strict):
         """Return whether the waiver still applies at ``now``."""
         return now < self.expires_at(tz)
 
-    def note(self, tz: tzinfo | None = None) -> str:
-        """Return the reason text that records the waiver, e.g. ``waived backup until 2026-06-01 (by X)``."""
+    def note(self, tz: tzinfo | None = None) -> Reason:
+        """Return the reason that records the waiver, ``waived backup until 2026-06-01 (by X)``."""
         day = datetime.fromtimestamp(self.expires_at(tz), tz or UTC).date().isoformat()
-        return f"waived {self.requirement} until {day} (by {self.approved_by})"
+        return Reason(WAIVED, f"until {day} (by {self.approved_by})", subject=self.requirement)
 
 
 # -- applying them ----------------------------------------------------------------------------------
@@ -277,7 +245,7 @@ def maintenance_for(windows: Iterable[MaintenanceWindow], site_id: str, county: 
 
 
 def maintenance_intervals(windows: Iterable[MaintenanceWindow], site_id: str, county: str, start: float,
-                          end: float, tz: tzinfo) -> list[tuple[float, float]]:
+                          end: float, tz: tzinfo) -> list[Interval]:
     """Return the site's maintenance time within [start, end), merged (every window that covers it)."""
     return merge(i for w in windows if w.applies_to(site_id, county) for i in w.intervals(start, end, tz))
 
@@ -296,11 +264,11 @@ def apply_schedule(result: SiteReadiness, county: str, windows: Sequence[Mainten
     """
     reasons = list(result.reasons)
     state = result.state
-    notes: list[str] = []
+    notes: list[Reason] = []
     lifted = False
     for waiver in waivers_for(waivers, result.site, now, tz):
         lifts = _LIFTS[waiver.requirement]
-        kept = [r for r in reasons if not lifts(reason_code(r))]
+        kept = [r for r in reasons if not lifts(r)]
         lifted = lifted or len(kept) != len(reasons)
         reasons = kept
         if (note := waiver.note(tz)) not in notes:
@@ -309,7 +277,7 @@ def apply_schedule(result: SiteReadiness, county: str, windows: Sequence[Mainten
         # "isolated" stays: both links are down whatever the policy asks of the backup.
         state = state_of_reasons(reasons)
     window = maintenance_for(windows, result.site, county, now, tz)
-    head = [f"maintenance: {window.reason}"] if window is not None else []
+    head = [Reason(MAINTENANCE, window.reason)] if window is not None else []
     if not head and not notes:
         return result
     return replace(result, state=state, reasons=(*head, *reasons, *notes))

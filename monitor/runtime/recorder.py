@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.core.readiness import SiteReadiness
+from monitor.core.reasons import texts
 from monitor.runtime.snapshot import Snapshot
 from monitor.store.events import EventStore, Transition
 
@@ -20,12 +21,12 @@ Entity = tuple[str, tuple[str, ...]]
 
 
 def entity_states(sites: dict[str, SiteReadiness] | object) -> Iterator[tuple[str, str, tuple[str, ...]]]:
-    """Yield (entity, state, reasons) for every site, link and terminal in a snapshot's sites."""
+    """Yield (entity, state, reasons as text) for every site, link and terminal in a snapshot's sites."""
     assert hasattr(sites, "values")
     for r in sites.values():
-        yield f"site:{r.site}", r.state, r.reasons
+        yield f"site:{r.site}", r.state, texts(r.reasons)
         for h in r.links:
-            yield f"link:{r.site}/{h.role}", h.state, h.reasons
+            yield f"link:{r.site}/{h.role}", h.state, texts(h.reasons)
         for t in r.terminals:
             yield f"target:{r.site}/terminal/{t.id}", t.state, (t.reason,) if t.reason else ()
 
@@ -66,7 +67,7 @@ class Recorder:
         self.snapshot_due = new.at - self.last_snapshot_at >= self.every
         if self.snapshot_due:
             self.last_snapshot_at = new.at
-            body = {r.site: {"state": r.state, "since": r.since, "reasons": list(r.reasons),
+            body = {r.site: {"state": r.state, "since": r.since, "reasons": list(texts(r.reasons)),
                              "terminals_up": r.terminals_up, "terminals": len(r.terminals),
                              "links": {h.role: h.state for h in r.links}}
                     for r in new.sites.values()}
@@ -88,6 +89,6 @@ def attach_store(service: Service, data_dir: str) -> EventStore:
             service.timeline.save(memory)
 
     service.on_snapshot(save_memory)
-    service.add_extra("store", lambda: store.status)
+    service.watch_store(lambda: store.status)
     log.info("recording to %s (chain head %s)", data_dir, store.chain_head()[0])
     return store

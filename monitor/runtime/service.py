@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from monitor.config.loader import Config
 from monitor.config.targets import build_targets
@@ -16,6 +17,9 @@ from monitor.runtime.snapshot import CycleStats, Snapshot
 from monitor.runtime.timeline import Timeline
 from probes import PROBES, Observation, Probe, Target
 from probes.errors import ProbeUnavailable
+
+if TYPE_CHECKING:
+    from monitor.store.events import StoreStatus
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ class Service:
         self._sites: Mapping[str, SiteReadiness] = {}
         self._reload = (True, 0.0, "")
         self._listeners: list[Callable[[Snapshot, Snapshot | None], None]] = []
-        self._extra: dict[str, Callable[[], object]] = {}
+        self._store_status: Callable[[], StoreStatus] | None = None
         self.timeline = Timeline(config)
         self._evaluating = asyncio.Lock()  # the timeline's memory is updated by one evaluation at a time
         self._retarget(config)
@@ -75,9 +79,9 @@ class Service:
         """Call ``listener(new, old)`` after every evaluation (the store, for instance)."""
         self._listeners.append(listener)
 
-    def add_extra(self, name: str, provider: Callable[[], object]) -> None:
-        """Put ``provider()`` into every snapshot's ``extra[name]`` (e.g. the store's status)."""
-        self._extra[name] = provider
+    def watch_store(self, status: Callable[[], StoreStatus]) -> None:
+        """Put ``status()``, the event store's health, into every snapshot (``Snapshot.store``)."""
+        self._store_status = status
 
     def resume(self, states: Mapping[str, tuple[str, float]]) -> None:
         """Start from states recorded before a restart, so `since` carries over."""
@@ -147,14 +151,14 @@ class Service:
         warm = force or self.warm()
         if warm:  # before every kind has reported once, sites would look unknown for no reason
             raw = evaluate(config.sites, config.policy, self.latest, now, freshness(config), self._sites,
-                           self.timeline.damper)
+                           self.timeline.flaps)
             self._sites = MappingProxyType(self.timeline.process(config, raw, self._sites, now))
         ok, at, error = self._reload
         old = self.snapshot
-        extra = MappingProxyType({"forecast": dict(self.timeline.forecasts), "proven": frozenset(self.timeline.proven),
-                                  **{name: provider() for name, provider in self._extra.items()}})
         self.snapshot = Snapshot(now, config, self._sites, MappingProxyType(dict(self.cycles)), self.started_at,
-                                 warm, ok, at, error, extra)
+                                 warm, ok, at, error, forecasts=MappingProxyType(dict(self.timeline.forecasts)),
+                                 proven=frozenset(self.timeline.proven),
+                                 store=self._store_status() if self._store_status is not None else None)
         for listener in self._listeners:
             try:
                 listener(self.snapshot, old)

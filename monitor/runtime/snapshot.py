@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from monitor.config.loader import Config
+from monitor.core.forecast import Forecast, Scope
 from monitor.core.readiness import SiteReadiness
+
+if TYPE_CHECKING:
+    from monitor.store.events import StoreStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,9 @@ class Snapshot:
     reload_success: bool = True
     reload_at: float = 0.0
     reload_error: str = ""
-    extra: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    forecasts: Mapping[Scope, Forecast] = field(default_factory=lambda: MappingProxyType({}))  # by scope
+    proven: frozenset[str] = frozenset()  # "SITE/role": links ever seen carrying echo traffic
+    store: StoreStatus | None = None  # the event store's health; None when nothing is recorded
 
     def counts(self) -> dict[tuple[str, str, str], int]:
         """Return the number of sites by (county, area, state)."""

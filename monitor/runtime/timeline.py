@@ -1,8 +1,10 @@
 """Readiness over time, applied after each instantaneous verdict: maintenance and waivers, flap damping,
 sustained readiness, backups proven to carry traffic, and the deadline forecast.
 
-Its memory (sustain streaks, share history, proven backups) is not the audit record: the event store
-is. It is saved to ``timeline.json`` in the data dir so a restart resumes instead of starting over.
+The timeline holds readiness' memory between cycles: the flap memory that the pure `evaluate` takes and
+returns, sustain streaks, share history and proven backups. That memory is not the audit record: the
+event store is. All but the flap memory (minutes long) is saved to ``timeline.json`` in the data dir so
+a restart resumes instead of starting over.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.core.forecast import Forecast, ShareHistory
-from monitor.core.history import FlapDamper, SustainTracker
-from monitor.core.readiness import SiteReadiness
+from monitor.core.history import Flaps, SustainTracker
+from monitor.core.readiness import Evaluation, SiteReadiness
+from monitor.core.reasons import MAINTENANCE, SUSTAINING, WAIVED, Reason
 from monitor.core.schedule import apply_schedule
 
 if TYPE_CHECKING:
@@ -29,28 +33,29 @@ PROVEN_STATES = frozenset({"up", "impaired"})
 
 
 class Timeline:
-    """The stateful half of readiness; the pure half is monitor/readiness.py."""
+    """The stateful half of readiness; the pure half is monitor/core/readiness.py."""
 
     def __init__(self, config: Config) -> None:
         policy = config.policy
         self.sustain = SustainTracker(policy.sustain_seconds, policy.sustain_availability_ratio)
-        self.damper = FlapDamper(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
+        self.flaps: Flaps = MappingProxyType({})  # what evaluate() returned last, for the next evaluate()
         self.shares = ShareHistory(resolution_seconds=policy.forecast_resolution_seconds)
         self.proven: set[str] = set()  # "SITE/backup": links ever seen carrying echo traffic
         self.forecasts: dict[tuple[str, str], Forecast] = {}
 
     def reconfigure(self, config: Config) -> None:
-        """Follow a reloaded policy, keeping what has been learnt so far."""
+        """Follow a reloaded policy, keeping what has been learnt so far (flap damping takes the policy's
+        thresholds at each evaluation, over the same memory)."""
         fresh = Timeline(config)
         fresh.sustain.restore(self.sustain.export())
         fresh.shares.restore(self.shares.export())
-        policy = config.policy
-        self.damper.retune(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
         self.sustain, self.shares = fresh.sustain, fresh.shares
 
-    def process(self, config: Config, results: Mapping[str, SiteReadiness],
+    def process(self, config: Config, evaluation: Evaluation,
                 previous: Mapping[str, SiteReadiness], now: float) -> dict[str, SiteReadiness]:
-        """Return the final readiness of every site at ``now``."""
+        """Keep the flap memory of ``evaluation`` and return the final readiness of every site at ``now``."""
+        self.flaps = evaluation.flaps
+        results = evaluation.sites
         tz = ZoneInfo(config.programme.timezone)
         out: dict[str, SiteReadiness] = {}
         for site in config.sites:
@@ -58,8 +63,7 @@ class Timeline:
             if r is None:
                 continue
             r = apply_schedule(r, site.county, config.maintenance, config.waivers, now, tz)
-            maintenance = next((x.removeprefix("maintenance: ") for x in r.reasons if x.startswith("maintenance: ")),
-                               "")
+            maintenance = next((x.detail for x in r.reasons if x.code == MAINTENANCE), "")
             # Time in maintenance counts neither for nor against a sustaining streak.
             s = self.sustain.update(site.id, "unknown" if maintenance else r.state, now)
             state, reasons = r.state, r.reasons
@@ -70,12 +74,12 @@ class Timeline:
                     reasons = (*reasons, s.reason)
             elif state == "ready" and config.policy.sustain_seconds > 0 and (prev is None or prev.state != "ready"):
                 # Maintenance pauses a sustaining streak; it never makes a site ready by itself.
-                state, reasons = "degraded", (*reasons, "sustaining (paused for maintenance)")
+                state, reasons = "degraded", (*reasons, Reason(SUSTAINING, "paused for maintenance"))
             for h in r.links:
                 if h.state in PROVEN_STATES:
                     self.proven.add(f"{site.id}/{h.role}")
             since = prev.since if prev is not None and prev.state == state else now
-            waivers = tuple(x for x in reasons if x.startswith("waived "))
+            waivers = tuple(x for x in reasons if x.code == WAIVED)
             out[site.id] = replace(r, state=state, reasons=reasons, since=since, first_ready_at=s.first_ready_at,
                                    ever_ready=s.ever_ready, regressions=s.regressions, maintenance=maintenance,
                                    waivers=waivers)

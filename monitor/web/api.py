@@ -7,6 +7,7 @@ from typing import Any
 
 from monitor.core.model import Site
 from monitor.core.readiness import SiteReadiness
+from monitor.core.reasons import texts
 from monitor.runtime.snapshot import Snapshot
 
 
@@ -26,8 +27,8 @@ def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
         "upstream": site.upstream,
         "location": site.location.model_dump() if site.location else None,
         "state": r.state if r else "unknown",
-        "reasons": list(r.reasons) if r else ["no_data"],
-        "warnings": list(r.warnings) if r else [],
+        "reasons": list(texts(r.reasons)) if r else ["no_data"],
+        "warnings": list(texts(r.warnings)) if r else [],
         "since": iso(r.since) if r else None,
         "links": [], "terminals": [],
         "terminals_up": r.terminals_up if r else 0, "terminals_total": len(site.terminals),
@@ -35,10 +36,10 @@ def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
     if r is None:
         return out
     out.update({"first_ready_at": iso(r.first_ready_at), "ever_ready": r.ever_ready, "regressions": r.regressions,
-                "maintenance": r.maintenance or None, "waivers": list(r.waivers)})
+                "maintenance": r.maintenance or None, "waivers": list(texts(r.waivers))})
     out["links"] = [
-        {"role": h.role, "medium": h.medium, "address": h.address, "state": h.state, "reasons": list(h.reasons),
-         "warnings": list(h.warnings), "observed_at": iso(h.observed_at), "values": _clean(h.values)}
+        {"role": h.role, "medium": h.medium, "address": h.address, "state": h.state, "reasons": list(texts(h.reasons)),
+         "warnings": list(texts(h.warnings)), "observed_at": iso(h.observed_at), "values": _clean(h.values)}
         for h in r.links
     ]
     out["terminals"] = [
@@ -56,9 +57,10 @@ def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
 def forecast_json(snap: Snapshot) -> dict[str, Any]:
     """Return the deadline forecast per scope (province, each county, urban/rural)."""
     out: dict[str, Any] = {}
-    for (kind, name), f in sorted(snap.extra.get("forecast", {}).items()):  # type: ignore[attr-defined]
+    for (kind, name), f in sorted(snap.forecasts.items()):
         out[f"{kind}:{name}" if name else kind] = {
-            "share_now": round(f.share_now, 4), "share_at_deadline": round(f.share_at_deadline, 4),
+            "share_now": None if f.share_now is None else round(f.share_now, 4),  # None: no polling places
+            "share_at_deadline": round(f.share_at_deadline, 4),
             "at_risk": f.at_risk, "all_ready_at": iso(f.all_ready_at), "slope_per_day": round(f.slope_per_day, 6)}
     return out
 

@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitor import __version__
-from monitor.core.readiness import LINK_STATES, SITE_STATES, reason_code
+from monitor.core.reasons import LINK_STATES, SITE_STATES
 from monitor.runtime.snapshot import Snapshot
 
 SITE = ["site", "county", "area"]
@@ -102,9 +102,9 @@ class SnapshotCollector(Collector):
             ever.add_metric(labels, 1.0 if r.ever_ready else 0.0)
             regressions.add_metric(labels, r.regressions)
             maint.add_metric(labels, 1.0 if r.maintenance else 0.0)
-            for w in r.waivers:  # "waived backup until ..." -> requirement "backup"
-                waiver.add_metric([*labels, w.split(" ")[1]], 1)
-            for code in sorted({reason_code(x) for x in r.reasons}):
+            for w in r.waivers:  # the subject of a waived note is its requirement
+                waiver.add_metric([*labels, w.subject], 1)
+            for code in sorted({x.code for x in r.reasons}):
                 reason.add_metric([*labels, code], 1)
             t_total.add_metric(labels, len(r.terminals))
             t_up.add_metric(labels, r.terminals_up)
@@ -131,7 +131,6 @@ class SnapshotCollector(Collector):
                           LINK)
         proven = _gauge("readiness_link_backup_proven", "The backup link has been seen carrying traffic (1) or "
                                                         "never (0).", LINK)
-        proven_set = snap.extra.get("proven", frozenset())
         sites = {s.id: s for s in snap.config.reported_sites()}
         media = snap.config.policy.media
         for site_id, r in snap.sites.items():
@@ -146,7 +145,7 @@ class SnapshotCollector(Collector):
                     up.add_metric(labels, 0.0 if h.state == "down" else 1.0)
                 flapping.add_metric(labels, 1.0 if h.state == "flapping" else 0.0)
                 if h.role == "backup":
-                    proven.add_metric(labels, 1.0 if f"{site.id}/backup" in proven_set else 0.0)  # type: ignore[operator]
+                    proven.add_metric(labels, 1.0 if f"{site.id}/backup" in snap.proven else 0.0)
                 policy = media[h.medium]  # type: ignore[index]
                 loss_max.add_metric(labels, policy.loss_max_ratio)
                 rtt_max.add_metric(labels, policy.rtt_max_seconds)
@@ -194,12 +193,12 @@ class SnapshotCollector(Collector):
         risk = _gauge("readiness_forecast_at_risk", "The forecast at the deadline is below 100% (1) or not (0).",
                       scope)
         now_share = _gauge("readiness_ready_ratio", "Share of this instance's sites that are ready now.", scope)
-        forecasts = snap.extra.get("forecast", {})
-        for (kind, name), f in sorted(forecasts.items()):  # type: ignore[attr-defined]
+        for (kind, name), f in sorted(snap.forecasts.items()):
             labels = [kind, name if kind == "county" else "", name if kind == "area" else ""]
             share.add_metric(labels, f.share_at_deadline)
             risk.add_metric(labels, 1.0 if f.at_risk else 0.0)
-            now_share.add_metric(labels, f.share_now)
+            if f.share_now is not None:  # None: the scope has no polling places (a shard of nodes)
+                now_share.add_metric(labels, f.share_now)
             if f.all_ready_at is not None:
                 when.add_metric(labels, f.all_ready_at)
         yield from (share, when, risk, now_share)
@@ -246,24 +245,24 @@ class SnapshotCollector(Collector):
         yield from self._store(snap)
 
     def _store(self, snap: Snapshot) -> Iterator[Metric]:
-        status = snap.extra.get("store")
+        status = snap.store
         if status is None:
             return
         ok = _gauge("readiness_store_ok", "The event store accepts writes (1) or reports an error (0).", [])
-        ok.add_metric([], 1.0 if status.ok else 0.0)  # type: ignore[attr-defined]
+        ok.add_metric([], 1.0 if status.ok else 0.0)
         queued = _gauge("readiness_store_queued_events", "Events accepted but not yet committed.", [])
-        queued.add_metric([], status.queued)  # type: ignore[attr-defined]
+        queued.add_metric([], status.queued)
         lag = _gauge("readiness_store_lag_seconds", "Age of the oldest event not yet committed.", [])
-        lag.add_metric([], status.lag_seconds)  # type: ignore[attr-defined]
+        lag.add_metric([], status.lag_seconds)
         seq = _gauge("readiness_store_committed_sequence", "Sequence number of the chain's last row.", [])
-        seq.add_metric([], status.committed_seq)  # type: ignore[attr-defined]
+        seq.add_metric([], status.committed_seq)
         dropped = CounterMetricFamily("readiness_store_dropped_events", "Events refused because the queue "
                                       "was full.", labels=[])
-        dropped.add_metric([], status.dropped)  # type: ignore[attr-defined]
+        dropped.add_metric([], status.dropped)
         yield from (ok, queued, lag, seq, dropped)
-        if status.last_commit_at:  # type: ignore[attr-defined]
+        if status.last_commit_at:
             last = _gauge("readiness_store_last_commit_timestamp_seconds", "When the store last committed.", [])
-            last.add_metric([], status.last_commit_at)  # type: ignore[attr-defined]
+            last.add_metric([], status.last_commit_at)
             yield last
 
 

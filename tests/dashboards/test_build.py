@@ -139,7 +139,7 @@ def test_variables() -> None:
 
 def test_state_colours_cover_every_state() -> None:
     """The dashboards map exactly the states the monitor exports, each to its own code."""
-    from monitor.core.readiness import LINK_STATES, SITE_STATES
+    from monitor.core.reasons import LINK_STATES, SITE_STATES
 
     for ours, theirs in ((c.SITE_STATES, SITE_STATES), (c.LINK_STATES, LINK_STATES)):
         assert sorted(s for s, *_ in ours) == sorted(theirs)

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from monitor.core.availability import Availability, availability, failed_requirements
+from monitor.core.reasons import Reason
 
 H = 3600.0
 UP, DOWN = frozenset({"up"}), frozenset({"down"})
@@ -138,10 +139,11 @@ REASONS = [
 def test_failed_requirements(scenario: str, maintenance: list[tuple[float, float]],
                              expected: dict[str, float]) -> None:
     """Backup down from the start for 3 h, one terminal short for 1 h, primary lossy and slow the last hour."""
-    got = failed_requirements(REASONS, 0, 6 * H, ("backup.down",), maintenance=maintenance)
+    typed = [(at, tuple(map(Reason.parse, reasons))) for at, reasons in REASONS]
+    got = failed_requirements(typed, 0, 6 * H, (Reason.parse("backup.down"),), maintenance=maintenance)
     assert got == expected, scenario
 
 
 def test_failed_requirements_with_nothing_known_at_the_start() -> None:
     """With no initial reasons the clock starts at the first transition."""
-    assert failed_requirements([(H, ["primary.stale"])], 0, 2 * H, None) == {"primary.stale": H}
+    assert failed_requirements([(H, [Reason.parse("primary.stale")])], 0, 2 * H, None) == {"primary.stale": H}

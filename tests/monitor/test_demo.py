@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitor.core.readiness import reason_code
+from monitor.core.reasons import Reason
 from monitor.demo import province as demo_province
 from monitor.demo.run import faults
 from tests.helpers import require_root
@@ -54,7 +54,7 @@ def test_demo_once_shows_a_mix_of_states() -> None:
     doc = json.loads(proc.stdout)
     summary = doc["summary"]
     assert all(summary[state] > 0 for state in ("ready", "degraded", "not_ready", "unknown")), summary
-    reasons = {reason_code(r) for s in doc["sites"] for r in s["reasons"] + s["warnings"]}
+    reasons = {Reason.parse(r).code for s in doc["sites"] for r in s["reasons"] + s["warnings"]}
     assert {"backup.down", "backup.missing", "upstream", "terminals"} <= reasons, reasons
     # From the simulated switches: optics under and near the threshold, a port oper down, a dead agent.
     assert {"primary.rx_power", "primary.rx_power_warning", "primary.oper_down",

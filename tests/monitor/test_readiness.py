@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.core.readiness import Freshness, evaluate, reason_code
+from monitor.core.readiness import Freshness, evaluate
+from monitor.core.reasons import Reason, texts
 from probes.base import Observation
 from tests.monitor.fixtures import SNMP_OK, config, obs, site
 
@@ -26,7 +27,7 @@ def healthy(site_id: str = "S1", terminals: int = 2, backup: bool = True) -> dic
 
 def judge(tmp_path: Path, latest: dict[str, Observation], **site_kw: object):  # type: ignore[no-untyped-def]
     cfg = config(tmp_path, [site("S1", **site_kw)])  # type: ignore[arg-type]
-    return evaluate(cfg.sites, cfg.policy, latest, NOW, FRESH)["S1"]
+    return evaluate(cfg.sites, cfg.policy, latest, NOW, FRESH).sites["S1"]
 
 
 def down(key: str) -> Observation:
@@ -67,19 +68,19 @@ def test_site_state(tmp_path: Path, scenario: str, changes: dict, state: str, re
         else:
             latest[key] = value
     r = judge(tmp_path, latest)
-    assert (r.state, r.reasons) == (state, reasons), scenario
+    assert (r.state, texts(r.reasons)) == (state, reasons), scenario
 
 
 def test_missing_backup_is_degraded(tmp_path: Path) -> None:
     """A site without a backup link owes a requirement: degraded, backup.missing."""
     r = judge(tmp_path, healthy(backup=False), backup=False)
-    assert (r.state, r.reasons) == ("degraded", ("backup.missing",))
+    assert (r.state, texts(r.reasons)) == ("degraded", ("backup.missing",))
 
 
 def test_backup_not_required_by_policy(tmp_path: Path) -> None:
     """With require_backup false, a primary-only site can be ready."""
     cfg = config(tmp_path, [site("S1", backup=False)], policy={"require_backup": False})
-    assert evaluate(cfg.sites, cfg.policy, healthy(backup=False), NOW, FRESH)["S1"].state == "ready"
+    assert evaluate(cfg.sites, cfg.policy, healthy(backup=False), NOW, FRESH).sites["S1"].state == "ready"
 
 
 SNMP_CASES = [
@@ -102,7 +103,7 @@ def test_snmp_judgement(tmp_path: Path, scenario: str, values: dict, state: str,
     latest = healthy()
     latest["S1/primary/snmp"] = Observation("S1/primary/snmp", "snmp", True, NOW, {**SNMP_OK, **values})
     r = judge(tmp_path, latest, snmp=True)
-    assert (r.state, r.reasons, r.warnings) == (state, reasons, warnings), scenario
+    assert (r.state, texts(r.reasons), texts(r.warnings)) == (state, reasons, warnings), scenario
 
 
 def test_snmp_unavailable_is_a_warning_not_a_verdict(tmp_path: Path) -> None:
@@ -110,7 +111,7 @@ def test_snmp_unavailable_is_a_warning_not_a_verdict(tmp_path: Path) -> None:
     latest = healthy()
     latest["S1/primary/snmp"] = Observation("S1/primary/snmp", "snmp", False, NOW, {}, "timeout", "no answer")
     r = judge(tmp_path, latest, snmp=True)
-    assert (r.state, r.warnings) == ("ready", ("primary.snmp_unavailable",))
+    assert (r.state, texts(r.warnings)) == ("ready", ("primary.snmp_unavailable",))
 
 
 def test_upstream_down_makes_children_unknown(tmp_path: Path) -> None:
@@ -119,21 +120,21 @@ def test_upstream_down_makes_children_unknown(tmp_path: Path) -> None:
     cfg = config(tmp_path, [site("S1", upstream="AGG"), site("S2", upstream="AGG", n=2), agg])
     latest = {**healthy("S2"), "AGG/primary": down("AGG/primary"), "AGG/backup": down("AGG/backup"),
               "S1/primary": down("S1/primary"), "S1/backup": down("S1/backup")}
-    result = evaluate(cfg.sites, cfg.policy, latest, NOW, FRESH)
-    assert (result["AGG"].state, result["AGG"].reasons[0]) == ("not_ready", "isolated")
-    assert (result["S1"].state, result["S1"].reasons) == ("unknown", ("upstream AGG down",))
+    result = evaluate(cfg.sites, cfg.policy, latest, NOW, FRESH).sites
+    assert (result["AGG"].state, str(result["AGG"].reasons[0])) == ("not_ready", "isolated")
+    assert (result["S1"].state, texts(result["S1"].reasons)) == ("unknown", ("upstream AGG down",))
     assert result["S2"].state == "ready"  # still reachable: nothing to blame on the node
 
 
 def test_since_is_kept_while_the_state_holds(tmp_path: Path) -> None:
     """`since` moves only when the state changes."""
     cfg = config(tmp_path, [site("S1")])
-    first = evaluate(cfg.sites, cfg.policy, healthy(), NOW, FRESH)
+    first = evaluate(cfg.sites, cfg.policy, healthy(), NOW, FRESH).sites
     later = {k: Observation(v.key, v.kind, v.ok, NOW + 30, v.values) for k, v in healthy().items()}
-    second = evaluate(cfg.sites, cfg.policy, later, NOW + 30, FRESH, first)
+    second = evaluate(cfg.sites, cfg.policy, later, NOW + 30, FRESH, first).sites
     assert second["S1"].since == NOW
     later["S1/backup"] = down("S1/backup")
-    third = evaluate(cfg.sites, cfg.policy, later, NOW + 60, FRESH, second)
+    third = evaluate(cfg.sites, cfg.policy, later, NOW + 60, FRESH, second).sites
     assert (third["S1"].state, third["S1"].since) == ("degraded", NOW + 60)
 
 
@@ -142,4 +143,25 @@ def test_since_is_kept_while_the_state_holds(tmp_path: Path) -> None:
                                               ("backup.rx_power<-25dBm", "backup.rx_power")])
 def test_reason_codes_are_bounded(reason: str, code: str) -> None:
     """Metrics carry the reason's code, never its free text."""
-    assert reason_code(reason) == code
+    assert Reason.parse(reason).code == code
+    assert str(Reason.parse(reason)) == reason
+
+
+def test_evaluate_takes_and_returns_its_memory(tmp_path: Path) -> None:
+    """No hidden state: the flap memory goes in and comes out as values, and the same inputs give the same
+    verdicts however often evaluate() runs; a backup changing state twice with a limit of one flaps."""
+    cfg = config(tmp_path, [site("S1")], policy={"flap_max_changes": 1})
+    latest = healthy()
+    flaps = None
+    for i, backup in enumerate([obs("S1/backup"), down("S1/backup"), obs("S1/backup")]):
+        latest = {**latest, "S1/backup": backup}
+        before = flaps
+        result = evaluate(cfg.sites, cfg.policy, latest, NOW + i, FRESH, flaps=before)
+        assert evaluate(cfg.sites, cfg.policy, latest, NOW + i, FRESH, flaps=before) == result
+        flaps = result.flaps
+    r = result.sites["S1"]
+    backup_health = r.link("backup")
+    assert backup_health is not None and backup_health.state == "flapping"
+    assert (r.state, texts(r.reasons)) == ("degraded", ("backup.flapping",))
+    assert flaps["S1/backup"].flapping and not flaps["S1/primary"].flapping
+    assert evaluate(cfg.sites, cfg.policy, latest, NOW + 2, FRESH).sites["S1"].state == "ready"  # no memory given

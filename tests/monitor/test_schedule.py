@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from monitor.core.readiness import Freshness, SiteReadiness, evaluate
+from monitor.core.reasons import Reason, texts
 from monitor.core.schedule import (
     Cron,
     MaintenanceWindow,
@@ -206,7 +207,7 @@ def test_an_expired_waiver_stops_applying_by_itself() -> None:
     assert not w.active(at(1, 0, 0, month=6), TEHRAN)
     assert waivers_for([w, waiver(site_id="S2")], "S1", at(1, month=3), TEHRAN) == [w]
     assert waivers_for([w], "S1", at(2, month=6), TEHRAN) == []
-    r = SiteReadiness("S1", "degraded", ("backup.down",), 0.0)
+    r = SiteReadiness("S1", "degraded", (Reason("backup.down"),), 0.0)
     assert apply_schedule(r, "Ilam", [], [w], at(1, month=3), TEHRAN).state == "ready"
     assert apply_schedule(r, "Ilam", [], [w], at(2, month=6), TEHRAN) is r
 
@@ -249,7 +250,7 @@ STATES = [
 @pytest.mark.parametrize(("reasons", "state"), STATES, ids=[" + ".join(c[0]) or "none" for c in STATES])
 def test_state_of_reasons(reasons: tuple[str, ...], state: str) -> None:
     """Reasons map to a state with readiness.py's severity: not_ready > unknown > degraded > ready."""
-    assert state_of_reasons(reasons) == state
+    assert state_of_reasons(map(Reason.parse, reasons)) == state
 
 
 def test_state_of_reasons_agrees_with_evaluate(tmp_path: Path) -> None:
@@ -270,7 +271,7 @@ def test_state_of_reasons_agrees_with_evaluate(tmp_path: Path) -> None:
     for changes in variants:
         merged: dict[str, Observation | None] = {**healthy, **changes}
         latest = {k: v for k, v in merged.items() if v is not None}
-        for r in evaluate(cfg.sites, cfg.policy, latest, 1000.0, fresh).values():
+        for r in evaluate(cfg.sites, cfg.policy, latest, 1000.0, fresh).sites.values():
             assert state_of_reasons(r.reasons) == r.state, (changes, r.reasons)
 
 
@@ -310,16 +311,16 @@ APPLY = [
 def test_apply_schedule(scenario: str, state: str, reasons: tuple[str, ...], requirement: str | None,
                         maintenance: bool, want_state: str, want: tuple[str, ...]) -> None:
     """Maintenance is noted first; a waiver lifts its requirement's reasons and the state is recomputed."""
-    r = SiteReadiness("S1", state, reasons, 500.0)  # type: ignore[arg-type]
+    r = SiteReadiness("S1", state, tuple(map(Reason.parse, reasons)), 500.0)  # type: ignore[arg-type]
     windows = [window(sites=["S1"], start="2026-01-05T09:00", end="2026-01-05T17:00")] if maintenance else []
     waivers = [waiver(requirement)] if requirement else []
     out = apply_schedule(r, "Ilam", windows, waivers, at(5, 10), TEHRAN)
-    assert (out.state, out.reasons) == (want_state, want), scenario
+    assert (out.state, texts(out.reasons)) == (want_state, want), scenario
     assert (out.site, out.since) == ("S1", 500.0)
 
 
 def test_apply_schedule_without_anything_returns_the_result() -> None:
     """No open window and no waiver for this site: the very same result comes back."""
-    r = SiteReadiness("S1", "degraded", ("backup.down",), 0.0)
+    r = SiteReadiness("S1", "degraded", (Reason("backup.down"),), 0.0)
     windows = [window(sites=["S1"], start="2026-01-05T09:00", end="2026-01-05T17:00")]
     assert apply_schedule(r, "Ilam", windows, [waiver(site_id="S2")], at(5, 18), TEHRAN) is r

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from monitor.cli.status import has_rtl, render_status, status_from_url, visual, worst_sites
 from monitor.core.readiness import SiteReadiness
+from monitor.core.reasons import Reason
 from monitor.errors import ReadinessError
 from monitor.runtime.snapshot import Snapshot
 from monitor.web.api import sites_json
@@ -153,8 +154,8 @@ def test_everything_ready() -> None:
 def test_renders_the_real_api_document(tmp_path: Path) -> None:
     """The document sites_json builds renders as it is (one site never evaluated)."""
     cfg = config(tmp_path, [site("S1", n=1), site("S2", n=2)])
-    snap = Snapshot(1_767_600_000.0, cfg, {"S1": SiteReadiness("S1", "degraded", ("backup.down",), 1_767_590_000.0)},
-                    {}, 1_767_500_000.0, evaluated=True)
+    r = SiteReadiness("S1", "degraded", (Reason("backup.down"),), 1_767_590_000.0)
+    snap = Snapshot(1_767_600_000.0, cfg, {"S1": r}, {}, 1_767_500_000.0, evaluated=True)
     text = render(sites_json(snap), terminal=False)
     assert "backup.down" in text and "no_data" in text and "2h 46m" in text
 

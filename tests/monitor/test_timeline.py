@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor.config.loader import load_config
+from monitor.core.reasons import texts
 from monitor.runtime.service import Service
 from probes.base import Observation
 from tests.monitor.fixtures import obs, site, write_config
@@ -50,9 +51,9 @@ def test_sustained_readiness_and_regression(tmp_path: Path) -> None:
     """Ready only after 24 h healthy; first_ready_at kept; a slip back is a regression."""
     _service, world = make(tmp_path)
     r = world.step(T0)["S1"]
-    assert (r.state, r.reasons) == ("degraded", ("sustaining (0h of 24h)",))
+    assert (r.state, texts(r.reasons)) == ("degraded", ("sustaining (0h of 24h)",))
     r = world.step(T0 + 5 * HOUR)["S1"]
-    assert r.state == "degraded" and "sustaining (5h of 24h)" in r.reasons
+    assert r.state == "degraded" and "sustaining (5h of 24h)" in texts(r.reasons)
     for h in range(6, 25):
         r = world.step(T0 + h * HOUR)["S1"]
     assert (r.state, r.ever_ready, r.first_ready_at) == ("ready", True, T0 + 24 * HOUR)
@@ -70,7 +71,8 @@ def test_upstream_blocks_without_a_burst(tmp_path: Path) -> None:
     world.down |= {t.key for ts in service.targets.values() for t in ts if t.site in ("AGG", "S1", "S2")}
     result = world.step(T0 + 60)
     assert result["AGG"].state == "not_ready"
-    assert all(result[s].reasons == ("upstream AGG down",) and result[s].state == "unknown" for s in ("S1", "S2"))
+    assert all(texts(result[s].reasons) == ("upstream AGG down",) and result[s].state == "unknown"
+               for s in ("S1", "S2"))
 
 
 def test_maintenance_and_waiver(tmp_path: Path) -> None:
@@ -84,15 +86,15 @@ def test_maintenance_and_waiver(tmp_path: Path) -> None:
     )
     world.down.add("S2/backup")
     r = world.step(T0)  # 2026-09-21 ~17:23 Tehran: no maintenance
-    assert r["S2"].state == "ready" and r["S2"].waivers and "backup.down" not in r["S2"].reasons
+    assert r["S2"].state == "ready" and r["S2"].waivers and "backup.down" not in texts(r["S2"].reasons)
     assert r["S1"].maintenance == ""
     inside = 1_789_972_200.0 + 60  # 2026-09-21T10:01+03:30
     r = world.step(inside)
-    assert r["S1"].maintenance == "fiber splice" and r["S1"].reasons[0] == "maintenance: fiber splice"
+    assert r["S1"].maintenance == "fiber splice" and str(r["S1"].reasons[0]) == "maintenance: fiber splice"
     assert r["S1"].state == "ready"  # nothing is wrong, and no sustain window is configured
     later = T0 + 5 * 24 * HOUR  # the waiver has expired by itself
     r = world.step(later)
-    assert (r["S2"].state, r["S2"].waivers) == ("degraded", ()) and "backup.down" in r["S2"].reasons
+    assert (r["S2"].state, r["S2"].waivers) == ("degraded", ()) and "backup.down" in texts(r["S2"].reasons)
 
 
 def test_flapping_link_is_damped(tmp_path: Path) -> None:
@@ -107,7 +109,7 @@ def test_flapping_link_is_damped(tmp_path: Path) -> None:
             world.down.discard("S1/backup")
         r = world.step(T0 + minute * 60)["S1"]
         states.append(r.link("backup").state)  # type: ignore[union-attr]
-    assert states[-1] == "flapping" and "backup.flapping" in r.reasons and r.state == "degraded"
+    assert states[-1] == "flapping" and "backup.flapping" in texts(r.reasons) and r.state == "degraded"
     assert states.count("flapping") >= 5
 
 
@@ -173,14 +175,14 @@ def test_demo_province_over_three_simulated_days(tmp_path: Path) -> None:
         world.lossy = {key for key, a in address.items() if a in lossy}
         result = world.step(T0 + hour * HOUR)
         ready_by_hour.append(sum(r.state == "ready" for r in result.values()))
-        blocked += sum(any(x.startswith("upstream ") for x in r.reasons) for r in result.values())
+        blocked += sum(any(x.startswith("upstream ") for x in texts(r.reasons)) for r in result.values())
         maintenance += sum(bool(r.maintenance) for r in result.values())
-        lossy_seen += sum("primary.loss>1%" in r.reasons for r in result.values())
+        lossy_seen += sum("primary.loss>1%" in texts(r.reasons) for r in result.values())
     final = service.snapshot.sites
     assert max(ready_by_hour[:24]) == 0, "nobody is ready before a day has passed"
     assert ready_by_hour[-1] > 30, ready_by_hour
     assert blocked > 0 and maintenance > 0 and lossy_seen > 0
     assert any(r.regressions for r in final.values()), "moving faults must knock some ready sites back"
-    assert final[no_backup].waivers and "backup.missing" not in final[no_backup].reasons
+    assert final[no_backup].waivers and "backup.missing" not in texts(final[no_backup].reasons)
     province = service.timeline.forecasts[("province", "")]
     assert province.points >= 24 and province.slope_per_day > 0

@@ -92,7 +92,7 @@ def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
     store.open()
     store.append_config(1000.0, "v1")
     assert store.flush()
-    service.add_extra("store", lambda: store.status)
+    service.watch_store(lambda: store.status)
     snap = service.evaluate(force=True)
     store.close()
     families = list(SnapshotCollector(lambda: snap).collect())
@@ -103,6 +103,19 @@ def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
         name = f.name + ("_total" if f.type == "counter" else "")
         for smp in f.samples:
             assert set(smp.labels) == documented[name], f"labels of {name} in docs/metrics.md"
+
+
+def test_a_shard_of_nodes_only_renders(tmp_path: Path) -> None:
+    """A shard with no polling places has no ready share now: the API says null, /metrics leaves it out."""
+    from monitor.web.api import sites_json
+    from monitor.web.exposition import render
+
+    service = Service(load_config(write_config(tmp_path, [site("AGG", terminals=0, kind="node", n=9)])),
+                      clock=lambda: 1000.0)
+    snap = service.evaluate(force=True)
+    assert sites_json(snap)["forecast"]["province"]["share_now"] is None
+    text = render(SnapshotCollector(lambda: snap).collect()).decode()
+    assert "readiness_forecast_at_risk{" in text and "readiness_ready_ratio{" not in text
 
 
 async def test_api_sites(running) -> None:  # type: ignore[no-untyped-def]
