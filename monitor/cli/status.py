@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import unicodedata
 import urllib.error
 import urllib.request
@@ -21,6 +22,8 @@ from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bidi import get_base_level, get_display
+from bidi.mirror import MIRRORED
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -31,10 +34,11 @@ DEFAULT_URL = "http://127.0.0.1:9108/api/v1/sites"
 STATES = ("ready", "degraded", "not_ready", "unknown")
 STATE_STYLE = {"ready": "green", "degraded": "yellow", "not_ready": "bold red", "unknown": "magenta"}
 WORST_ORDER = {"not_ready": 0, "unknown": 1, "degraded": 2}
-_OPENING = {"(": ")", "[": "]", "{": "}"}
-_MIRROR = dict(zip("()[]{}<>«»‹›", ")(][}{><»«›‹", strict=True))
+_LEVEL = re.compile(r"Level\(\s*(\d+),?\s*\)")
+_PARAGRAPH = re.compile(r"(\r\n|[\n\r\x1c-\x1e\x85\u2029])")  # bidi class B: each paragraph on its own
+_TRAILING = ("WS", "FSI", "LRI", "RLI", "PDI", "BN", "LRE", "RLE", "LRO", "RLO", "PDF")
 
-# -- bidi: enough of UAX #9 for names and reasons (no explicit embeddings or isolates) ------------
+# -- bidi: python-bidi resolves the levels (UAX #9 P2-I2, L1-L2); the L3 and L4 it leaves out are here ---------
 
 
 def has_rtl(text: str) -> bool:
@@ -42,128 +46,78 @@ def has_rtl(text: str) -> bool:
     return any(unicodedata.bidirectional(c) in ("R", "AL") for c in text)
 
 
-def _clusters(text: str) -> list[str]:
-    """Split ``text`` into a base character and the combining marks that follow it."""
-    out: list[str] = []
-    for c in text:
-        if out and (unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me")):
-            out[-1] += c
+def _levels(line: str) -> list[int] | None:
+    """Return the embedding level python-bidi resolves for each character of ``line``, or None.
+
+    python-bidi hands the levels out only in its debug dump (unicode-bidi's BidiInfo, one level a
+    UTF-8 byte); None if the dump does not read as expected, and the caller keeps get_display's order.
+    """
+    dump = str(get_display(line, debug=True))
+    per_byte = [int(n) for n in _LEVEL.findall(dump.partition("levels:")[2].partition("paragraphs:")[0])]
+    if len(per_byte) != len(line.encode()):
+        return None
+    levels, at = [], 0
+    for c in line:
+        levels.append(per_byte[at])
+        at += len(c.encode())
+    return levels
+
+
+def _visual_line(line: str) -> str:
+    shown = str(get_display(line))
+    levels = _levels(line)
+    if levels is None:
+        return shown
+    para = get_base_level(line)
+    types = [unicodedata.bidirectional(c) for c in line]
+    trailing = True
+    for i in range(len(line) - 1, -1, -1):  # L1: separators and the whitespace before them, trailing whitespace
+        if types[i] in ("S", "B"):
+            levels[i], trailing = para, True
+        elif trailing and types[i] in _TRAILING:
+            levels[i] = para
         else:
-            out.append(c)
-    return out
-
-
-def _strong(t: str) -> str:
-    return "L" if t == "L" else "R"  # for neutrals, European and Arabic numbers count as R (N1)
-
-
-def _brackets(clusters: list[str], types: list[str], base: str) -> None:
-    """Give each pair of brackets one direction, so "(" and ")" stay around their content (N0)."""
-    stack: list[tuple[int, str]] = []
-    pairs: list[tuple[int, int]] = []
-    for i, c in enumerate(clusters):
-        if types[i] != "ON":
-            continue
-        if c[0] in _OPENING:
-            stack.append((i, _OPENING[c[0]]))
-        elif c[0] in _OPENING.values():
-            for k in range(len(stack) - 1, -1, -1):
-                if stack[k][1] == c[0]:
-                    pairs.append((stack[k][0], i))
-                    del stack[k:]
-                    break
-    strong = ("L", "R", "EN", "AN")
-    for opening, closing in sorted(pairs):
-        inside = {_strong(t) for t in types[opening + 1:closing] if t in strong}
-        if not inside:
-            continue
-        direction = base
-        if base not in inside:  # only the opposite direction inside: it wins if the text before agrees
-            direction = next((_strong(t) for t in reversed(types[:opening]) if t in strong), base)
-        types[opening] = types[closing] = direction
-
-
-def _resolve(clusters: list[str], types: list[str], base: str) -> list[str]:
-    """Resolve weak and neutral types (UAX #9 W1-W7, N0-N2) to L, R, EN or AN."""
-    n = len(types)
-    prev, strong = base, base
+            trailing = False
+    units: list[list[int]] = []  # a base character and the combining marks on it
     for i, t in enumerate(types):
-        if t == "NSM":  # W1 (combining marks are already inside their base's cluster)
-            t = types[i] = prev
-        if t in ("L", "R", "AL"):
-            strong = t
-        elif t == "EN" and strong == "AL":  # W2
-            types[i] = "AN"
-        prev = types[i]
-    types[:] = ["R" if t == "AL" else t for t in types]  # W3
-    for i in range(1, n - 1):  # W4
-        if types[i] == "ES" and types[i - 1] == types[i + 1] == "EN":
-            types[i] = "EN"
-        elif types[i] == "CS" and types[i - 1] == types[i + 1] and types[i - 1] in ("EN", "AN"):
-            types[i] = types[i - 1]
-    for i in range(n):  # W5: terminators (%, currency) next to European digits
-        if types[i] == "ET":
-            j = i
-            while j < n and types[j] == "ET":
-                j += 1
-            if (i > 0 and types[i - 1] == "EN") or (j < n and types[j] == "EN"):
-                types[i:j] = ["EN"] * (j - i)
-    strong = base
-    for i, t in enumerate(types):  # W6, W7
-        if t in ("ES", "ET", "CS"):
-            types[i] = "ON"
-        elif t in ("L", "R"):
-            strong = t
-        elif t == "EN" and strong == "L":
-            types[i] = "L"
-    _brackets(clusters, types, base)
-    i = 0
-    while i < n:  # N1, N2: a run of neutrals takes its neighbours' direction if they agree
-        if types[i] in ("L", "R", "EN", "AN"):
-            i += 1
-            continue
-        j = i
-        while j < n and types[j] not in ("L", "R", "EN", "AN"):
-            j += 1
-        before = base if i == 0 else types[i - 1]
-        after = base if j == n else types[j]
-        side = [_strong(before), _strong(after)]
-        types[i:j] = [side[0] if side[0] == side[1] else base] * (j - i)
-        i = j
-    return types
-
-
-def visual(text: str) -> str:
-    """Return ``text`` in visual (left-to-right display) order for a terminal without bidi."""
-    if not has_rtl(text):
-        return text
-    clusters = _clusters(text)
-    types = [unicodedata.bidirectional(c[0]) or "L" for c in clusters]
-    first = next((t for t in types if t in ("L", "R", "AL")), "L")  # P2, P3
-    base, para = ("L", 0) if first == "L" else ("R", 1)
-    resolved = _resolve(clusters, types, base)
-    levels = []
-    for t in resolved:  # I1, I2
-        if para == 0:
-            levels.append({"L": 0, "R": 1}.get(t, 2))
+        if units and t == "NSM" and levels[i] == levels[units[-1][0]]:
+            units[-1].append(i)
         else:
-            levels.append(1 if t == "R" else 2)
-    k = len(clusters)
-    while k and clusters[k - 1].isspace():  # L1: trailing whitespace at the paragraph level
-        k -= 1
-        levels[k] = para
-    for level in range(max(levels), 0, -1):  # L2
+            units.append([i])
+    unit_levels = [levels[u[0]] for u in units]
+    order = list(range(len(units)))
+    for level in range(max(unit_levels), (min(unit_levels) | 1) - 1, -1):  # L2, by units: L3 keeps marks after
         i = 0
-        while i < len(clusters):
-            if levels[i] < level:
+        while i < len(order):
+            if unit_levels[order[i]] < level:
                 i += 1
                 continue
             j = i
-            while j < len(clusters) and levels[j] >= level:
+            while j < len(order) and unit_levels[order[j]] >= level:
                 j += 1
-            clusters[i:j], levels[i:j] = clusters[i:j][::-1], levels[i:j][::-1]
+            order[i:j] = order[i:j][::-1]
             i = j
-    return "".join(_MIRROR.get(c, c) if lvl % 2 else c for c, lvl in zip(clusters, levels, strict=True))  # L4
+    plain: list[str] = []
+    out: list[str] = []
+    for u in order:
+        chars = [line[i] for i in units[u]]
+        odd = unit_levels[u] % 2 == 1
+        plain.extend(reversed(chars) if odd else chars)
+        out.extend(MIRRORED.get(c, c) if odd else c for c in chars)  # L4
+    return "".join(out) if "".join(plain) == shown else shown  # python-bidi's order is the reference
+
+
+def visual(text: str) -> str:
+    """Return ``text`` in visual (left-to-right display) order for a terminal without bidi.
+
+    The order is python-bidi's (the Unicode bidi algorithm up to rule L2). It stops there (its issue
+    #25), so two display rules are applied here: combining marks stay after their letter (L3), and
+    brackets and other mirrored characters in a right-to-left run are drawn mirrored (L4).
+    """
+    if not has_rtl(text):
+        return text
+    return "".join(_visual_line(part) if part and not _PARAGRAPH.fullmatch(part) else part
+                   for part in _PARAGRAPH.split(text))
 
 
 def _display(console: Console, bidi: bool | None) -> Callable[[str], str]:

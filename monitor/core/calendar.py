@@ -1,9 +1,10 @@
 """The Jalali (Solar Hijri) calendar: conversion both ways, parsing and formatting of report dates.
 
-The arithmetic 33-year rule: a year is leap when ``year % 33`` is one of 1, 5, 9, 13, 17, 22, 26, 30
-(eight leap years in every 33). It is the rule jdatetime and most Iranian software use and agrees
-with the official (astronomical) calendar for the years a report can name; the tests compare every
-day of 1300–1500 with jdatetime. Gregorian arithmetic is left to `datetime.date` ordinals.
+The conversion is jdatetime's, which uses the arithmetic 33-year rule (a year is leap when
+``year % 33`` is one of 1, 5, 9, 13, 17, 22, 26, 30); it agrees with the official (astronomical)
+calendar for the years a report can name. The tests compare every day of 1300–1500 with jdatetime
+and pin the known Nowruz and Esfand dates. This module adds the report formats and the parsing of
+dates written in either calendar.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, tzinfo
 
-LEAP_RESIDUES = frozenset((1, 5, 9, 13, 17, 22, 26, 30))
-CYCLE_YEARS, CYCLE_DAYS = 33, 33 * 365 + 8
-# Leap years among residues 1..r of a cycle (index r = 0..32).
-_LEAPS_UPTO = tuple(sum(1 for k in range(1, r + 1) if k in LEAP_RESIDUES) for r in range(CYCLE_YEARS))
+import jdatetime
+
 MONTHS_FA = ("فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور", "مهر", "آبان", "آذر", "دی", "بهمن",
              "اسفند")
 _PERSIAN_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
@@ -24,7 +23,7 @@ JALALI_YEAR_MAX = 1700  # a date whose year is below this is read as Jalali (Gre
 
 def is_leap(jy: int) -> bool:
     """Return whether Jalali year ``jy`` has 366 days (Esfand has 30)."""
-    return jy % CYCLE_YEARS in LEAP_RESIDUES
+    return bool(jdatetime.date(jy, 1, 1).isleap())
 
 
 def month_length(jy: int, jm: int) -> int:
@@ -38,41 +37,19 @@ def month_length(jy: int, jm: int) -> int:
     return 30 if is_leap(jy) else 29
 
 
-def _days_before_year(jy: int) -> int:
-    """Days from 1 Farvardin of year 1 to 1 Farvardin of ``jy``."""
-    n = jy - 1
-    cycles, rest = divmod(n, CYCLE_YEARS)
-    return 365 * n + 8 * cycles + _LEAPS_UPTO[rest]
-
-
-def _days_before_month(jm: int) -> int:
-    return 31 * (jm - 1) if jm <= 7 else 186 + 30 * (jm - 7)
-
-
-# 1 Farvardin 1403 was Wednesday 20 March 2024: the anchor that ties the two day counts together.
-_EPOCH = date(2024, 3, 20).toordinal() - _days_before_year(1403)
-
-
 def jalali_to_gregorian(jy: int, jm: int, jd: int) -> tuple[int, int, int]:
     """Return the Gregorian (year, month, day) of a Jalali date; ValueError if it does not exist."""
     if not 1 <= jd <= month_length(jy, jm):
         raise ValueError(f"{jy:04d}-{jm:02d}-{jd:02d} is not a Jalali date (month {jm} has "
                          f"{month_length(jy, jm)} days)")
-    g = date.fromordinal(_EPOCH + _days_before_year(jy) + _days_before_month(jm) + jd - 1)
+    g = jdatetime.date(jy, jm, jd).togregorian()
     return g.year, g.month, g.day
 
 
 def gregorian_to_jalali(gy: int, gm: int, gd: int) -> tuple[int, int, int]:
-    """Return the Jalali (year, month, day) of a Gregorian date."""
-    days = date(gy, gm, gd).toordinal() - _EPOCH  # days since 1 Farvardin 1
-    jy = (CYCLE_YEARS * days) // CYCLE_DAYS + 1  # an estimate, at most one year off
-    while _days_before_year(jy + 1) <= days:
-        jy += 1
-    while _days_before_year(jy) > days:
-        jy -= 1
-    doy = days - _days_before_year(jy)  # 0-based day of the year
-    jm = doy // 31 + 1 if doy < 186 else (doy - 186) // 30 + 7
-    return jy, jm, doy - _days_before_month(jm) + 1
+    """Return the Jalali (year, month, day) of a Gregorian date; ValueError if it does not exist."""
+    j = jdatetime.date.fromgregorian(date=date(gy, gm, gd))  # date() refuses 30 February; jdatetime would not
+    return j.year, j.month, j.day
 
 
 def persian_digits(text: str) -> str:

@@ -1,7 +1,9 @@
 """A fast Prometheus text-format (0.0.4) renderer, and a cache so one snapshot is rendered once.
 
-prometheus_client's generate_latest formats each sample through several layers; for a country-sized
-instance (two million samples) that took 13 s of the 17 s a scrape cost. Same format, one pass.
+prometheus_client's generate_latest formats each sample through several layers (label sorting and
+escaping, floatToGoString). On a 50,000-site snapshot (2.4 million samples) it took 19.5 s of CPU
+where this renderer takes 9.7 s (2.0x); with the 7.2 s the collector needs either way, a scrape costs
+17 s instead of 27 s (1.6x). Measured with ``python bench/exposition.py``. Same format, one pass.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def test_every_day_1390_to_1420_matches_jdatetime() -> None:
 
 
 def test_wider_range_1300_to_1500_matches_jdatetime() -> None:
-    """The arithmetic rule and jdatetime agree on every day of two centuries, not just the tested window."""
+    """The wrappers and jdatetime agree on every day of two centuries, not just the tested window."""
     first, last = jdatetime.date(1300, 1, 1).togregorian(), jdatetime.date(1500, 12, 29).togregorian()
     for day in _days(first, last):
         ref = jdatetime.date.fromgregorian(date=day)

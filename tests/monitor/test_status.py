@@ -36,6 +36,8 @@ VISUAL = [
     ("a zero-width non-joiner stays between its letters", "می\u200cشود", "دوش\u200cیم"),
     ("a vowel mark stays after its letter", "مَدرسه", "هسردمَ"),
     ("a decimal number keeps its point", "دما 12.5 درجه", "هجرد 12.5 امد"),
+    ("quotation marks around Persian stay around it", "دبستان «شهید» بهشتی", "یتشهب «دیهش» ناتسبد"),
+    ("each line is a paragraph of its own", "الف\nب ج", "فلا\nج ب"),
 ]
 
 
