@@ -515,7 +515,9 @@ async def test_deadline_shorter_than_the_timeout(snmp_probe: SnmpProbe) -> None:
     started = time.monotonic()
     obs = await snmp_probe.run(targets_of(config), settings(timeout_seconds=2.0).with_credentials(config.auths),
                                time.monotonic() + 0.3)
-    assert time.monotonic() - started < 0.8
+    # Well short of one try's 2 s: the deadline, not the timeout, ended the cycle (a loaded 2-core machine
+    # may add a second of scheduling delay, so the bound sits below the timeout rather than near 0.3 s).
+    assert time.monotonic() - started < 1.9
     assert {(o.failure, o.reason) for o in obs} == {("timeout", "cycle deadline reached while polling")}
 
 
