@@ -47,9 +47,9 @@ def generator() -> str:
 
 # -- the period -----------------------------------------------------------------------------------
 
-def parse_period(config: Config, data_dir: str | Path, start: str | None, end: str | None,
-                 now: float | None = None) -> Period:
-    """Return the period from ``--from``/``--to`` (Jalali or Gregorian, in the programme's zone).
+def requested_period(config: Config, data_dir: str | Path, start: str | None, end: str | None,
+                     now: float | None = None) -> Period:
+    """Return the period ``--from``/``--to`` ask for (Jalali or Gregorian, in the programme's zone), unclipped.
 
     A bare date as ``--to`` includes that whole day. Without ``--from`` the period starts at the
     store's first row; without ``--to`` it ends now.
@@ -78,6 +78,38 @@ def parse_period(config: Config, data_dir: str | Path, start: str | None, end: s
     return Period(t0, t1, zone)
 
 
+def last_recorded(data_dir: str | Path) -> float | None:
+    """Return the time of the store's last row (any kind), None when it is empty."""
+    conn = connect_readonly(data_dir)
+    try:
+        (last,) = conn.execute("SELECT MAX(at) FROM events").fetchone()
+    finally:
+        conn.close()
+    return None if last is None else float(last)
+
+
+def parse_period(config: Config, data_dir: str | Path, start: str | None, end: str | None,
+                 now: float | None = None) -> Period:
+    """Return the period to export: `requested_period`, its end clipped to the last recorded moment.
+
+    The record says nothing about time after its last row (or after now, if a clock ran ahead), so
+    the end is at most ``min(last row's time, now)``; ``Period.requested_end`` then keeps what was
+    asked for, and the report says the period was clipped.
+    """
+    asked = requested_period(config, data_dir, start, end, now)
+    now = time.time() if now is None else now
+    last = last_recorded(data_dir)
+    if last is None:
+        raise AuditError(f"the store in {data_dir} holds no events yet")
+    bound = min(last, now)
+    if asked.end <= bound:
+        return asked
+    if bound <= asked.start:
+        raise AuditError(f"nothing is recorded in the period: the record ends at {_iso(bound, asked.zone)}, "
+                         f"the period starts at {_iso(asked.start, asked.zone)}")
+    return Period(asked.start, bound, asked.zone, requested_end=asked.end)
+
+
 def _iso(ts: float, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
 
@@ -88,6 +120,16 @@ def when_json(ts: float | None, zone: ZoneInfo) -> dict[str, Any] | None:
         return None
     local = datetime.fromtimestamp(ts, zone)
     return {"unix": ts, "iso": local.isoformat(timespec="seconds"), "jalali": format_jalali(local)}
+
+
+def clipped_json(period: Period) -> dict[str, Any] | None:
+    """Return what the report says when the period's end was clipped to the last recorded moment."""
+    if period.requested_end is None:
+        return None
+    zone = period.zone
+    return {"requested_end": when_json(period.requested_end, zone),
+            "note": f"period clipped to {_iso(period.end, zone)}, the last recorded moment "
+                    f"({_iso(period.requested_end, zone)} was asked for; nothing is on record after it)"}
 
 
 # -- summary.json ---------------------------------------------------------------------------------
@@ -207,7 +249,8 @@ def export(config: Config, data_dir: str | Path, out: str | Path, period: Period
         "format": FORMAT, "generator": generator(), "created_at": when_json(time.time(), zone),
         "programme": {"name": config.programme.name, "timezone": config.programme.timezone,
                       "deadline": when_json(config.programme.deadline.timestamp(), zone)},
-        "period": {"start": when_json(period.start, zone), "end": when_json(period.end, zone), "county": county},
+        "period": {"start": when_json(period.start, zone), "end": when_json(period.end, zone), "county": county,
+                   "clipped": clipped_json(period)},
         "config": {"source": Path(config.source).name, "version": config.version, "sha256": config_sha256(config),
                    "sites": len(fig.sites)},
         "chain": chain,

@@ -46,11 +46,16 @@ def _reasons(stored: Sequence[str]) -> tuple[Reason, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """[start, end) in Unix seconds, shown in the programme's timezone."""
+    """[start, end) in Unix seconds, shown in the programme's timezone.
+
+    ``requested_end`` is set when the end asked for lay beyond the last recorded moment and ``end``
+    was clipped to it: a period never counts hours the store has no record of yet.
+    """
 
     start: float
     end: float
     zone: ZoneInfo
+    requested_end: float | None = None
 
     def local(self, ts: float) -> datetime:
         """Return ``ts`` as a datetime in the programme's timezone."""

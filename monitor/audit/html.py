@@ -176,12 +176,20 @@ def _waivers(fig: Figures) -> str:
     return _table(headers, rows)
 
 
+def _clipped(info: dict[str, Any]) -> str:
+    clipped = info["period"].get("clipped")
+    if not clipped:
+        return ""
+    return (f'<br><b>{_t("دوره تا آخرین لحظه ثبت‌شده کوتاه شد", "Clipped to the last recorded moment")}</b>: '
+            f'<bdi class="ltr">{escape(clipped["note"])}</bdi>')
+
+
 def _meta(fig: Figures, info: dict[str, Any]) -> str:
     p = fig.period
     chain = info["chain"]
     scope = _rtl(fig.county) if fig.county else _t("همه شهرستان‌ها", "all counties")
     rows = [
-        (_t("دوره", "Period"), f"{_dual(p.local(p.start))}<br>— {_dual(p.local(p.end))}"),
+        (_t("دوره", "Period"), f"{_dual(p.local(p.start))}<br>— {_dual(p.local(p.end))}" + _clipped(info)),
         (_t("منطقه زمانی", "Timezone"), f'<bdi class="ltr">{escape(fig.config.programme.timezone)}</bdi> — '
                                        + _t("همه زمان‌های این گزارش", "every time in this report")),
         (_t("مهلت", "Deadline"), _dual(fig.config.programme.deadline.astimezone(p.zone))),

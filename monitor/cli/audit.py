@@ -26,6 +26,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     signed = f", signed by {manifest['signature']['fingerprint']}" if "signature" in manifest else ""
     print(f"wrote {args.output}: {manifest['config']['sites']} sites, {chain['rows']} events "
           f"(rows {chain['first_seq']}..{chain['last_seq']}, chain head {chain['head_seq']}){signed}")
+    if manifest["period"].get("clipped"):
+        print(f"note: {manifest['period']['clipped']['note']}")
     return EXIT_OK
 
 

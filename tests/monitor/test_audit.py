@@ -18,6 +18,8 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import time
+import types
 import zipfile
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -28,9 +30,11 @@ import openpyxl
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import monitor.store.events
 from monitor.audit import signing
-from monitor.audit.export import manifest_bytes, parse_period, signed_bytes
+from monitor.audit.export import AuditError, manifest_bytes, parse_period, requested_period, signed_bytes
 from monitor.cli.main import main
+from monitor.config.loader import Config, load_config
 from monitor.store.chain import row_hash
 from monitor.store.events import EventStore, Transition
 from tests.helpers import require_tool
@@ -207,11 +211,73 @@ def test_period_in_either_calendar(run: Run) -> None:
     jalali = parse_period(run.config, run.data_dir, "1404-12-01", "1404-12-01")
     gregorian = parse_period(run.config, run.data_dir, "2026-02-20", "2026-02-20")
     assert (jalali.start, jalali.end) == (gregorian.start, gregorian.end) == (T0, T0 + 24 * HOUR)
-    nowruz = parse_period(run.config, run.data_dir, "1404-12-29 12:00", "1405-01-01")
+    nowruz = requested_period(run.config, run.data_dir, "1404-12-29 12:00", "1405-01-01")
     assert nowruz.local(nowruz.start) == datetime(2026, 3, 20, 12, 0, tzinfo=TEHRAN)
     assert nowruz.local(nowruz.end) == datetime(2026, 3, 22, 0, 0, tzinfo=TEHRAN)
-    default = parse_period(run.config, run.data_dir, None, None, now=T0 + 30 * HOUR)
+    default = requested_period(run.config, run.data_dir, None, None, now=T0 + 30 * HOUR)
     assert default.start == T0 + FIRST_STEP * HOUR and default.end == T0 + 30 * HOUR
+    # What is exported ends at the last recorded moment (the monitor's "closed" marker at 26:30).
+    clipped = parse_period(run.config, run.data_dir, None, None, now=T0 + 30 * HOUR)
+    assert (clipped.start, clipped.end, clipped.requested_end) == (default.start, T0 + 26.5 * HOUR, T0 + 30 * HOUR)
+    with pytest.raises(AuditError, match="nothing is recorded in the period"):
+        parse_period(run.config, run.data_dir, "1404-12-29 12:00", "1405-01-01")
+
+
+SMALL_SITE = {"links": [{"role": "primary", "medium": "fiber", "address": "127.44.0.1"},
+                         {"role": "backup", "medium": "lte", "address": "127.44.0.2"}], "area": "rural"}
+
+
+def small_config(directory: Path, **extra: Any) -> tuple[Path, Config]:
+    """Two sites (S1 in Ilam, S2 in Eyvan), written as config.yaml in ``directory`` and loaded."""
+    doc = {"programme": {"name": "test", "deadline": "2026-03-15T08:00:00+03:30"},
+           "sites": [{"id": "S1", "name": "مدرسه فردوسی", "county": "Ilam", **SMALL_SITE},
+                     {"id": "S2", "name": "مسجد نور", "county": "Eyvan", **SMALL_SITE}], **extra}
+    path = directory / "config.yaml"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return path, load_config(path)
+
+
+@pytest.fixture
+def store_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The store's wall clock (its open/close markers), set by the test."""
+    clock = [T0 - 3 * HOUR]
+    monkeypatch.setattr(monitor.store.events, "time",
+                        types.SimpleNamespace(time=lambda: clock[0], monotonic=time.monotonic))
+    return clock
+
+
+def test_a_future_end_is_clipped_to_the_last_recorded_moment(tmp_path: Path, store_clock: list[float],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--to a day not yet over, with the monitor running: the period ends at the last row, and says so.
+
+    S1 is ready until 01:00 and not ready from then on; the last row is the 02:00 snapshot. Counting
+    its current state up to the end of a day to come would make up hours nobody has seen.
+    """
+    config_path, config = small_config(tmp_path)
+    data, out = tmp_path / "data", tmp_path / "bundle"
+    with EventStore(data, batch_seconds=0.01) as store:  # still running while the export is made
+        store.append_config(T0 - 2 * HOUR, config.version, {"sites": 2})
+        store.append([Transition(T0 - HOUR, "site:S1", None, "ready", (), config.version),
+                      Transition(T0 - HOUR, "site:S2", None, "ready", (), config.version),
+                      Transition(T0 + HOUR, "site:S1", "ready", "not_ready", ("primary.down",), config.version)])
+        store.append_snapshot(T0 + 2 * HOUR, {"S1": {"state": "not_ready"}, "S2": {"state": "ready"}},
+                              config.version)
+        assert store.flush()
+        capsys.readouterr()
+        to = "1406-01-01"  # 2027-03-21: later than the test's today, as --to today is later than now
+        assert main(["audit", "export", "--config", str(config_path), "--data-dir", str(data), "--from", "1404-12-01",
+                     "--to", to, "-o", str(out)]) == 0
+        printed = capsys.readouterr().out
+    assert "note: period clipped to 2026-02-20T02:00:00+03:30, the last recorded moment" in printed
+    rows = read_csv(out / "readiness.csv")
+    assert (rows["S1"]["ready_seconds"], rows["S1"]["not_ready_seconds"]) == ("3600", "3600")
+    assert rows["S1"]["site_availability"] == "0.500000" and rows["S1"]["blind_seconds"] == "0"
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["period"]["end"]["iso"] == "2026-02-20T02:00:00+03:30"
+    assert summary["period"]["clipped"]["requested_end"]["jalali"] == "1406-01-02 00:00"
+    assert summary["province"]["availability"]["site"]["ratio"] == pytest.approx(3 / 4)
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Clipped to the last recorded moment" in html and "period clipped to 2026-02-20T02:00:00+03:30" in html
 
 
 def test_bad_input_exits_2(run: Run, bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
