@@ -295,14 +295,22 @@ def test_bad_input_exits_2(run: Run, bundle: Path, tmp_path: Path, capsys: pytes
 
 # -- verify and tampering -------------------------------------------------------------------------
 
-def test_verify_passes_on_an_intact_bundle(bundle: Path, keys: tuple[Path, Path],
+def test_verify_passes_on_an_intact_bundle(bundle: Path, keys: tuple[Path, Path], tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """A fresh signed bundle verifies, with and without the trusted public key."""
+    """A fresh signed bundle verifies against the trusted key, given or pinned; without one it is not verified."""
     code, out = verify(bundle, capsys, "--pubkey", str(keys[1]))
     assert code == 0, out
-    assert "OK" in out and "FAIL" not in out and "(the given key)" in out
-    code, out = verify(bundle, capsys)
-    assert code == 0 and "pass --pubkey" in out
+    assert "FAIL" not in out and "NOT PROVED" not in out and f"the given key {keys[1]}" in out
+    assert out.splitlines()[-1] == f"OK: {bundle} is intact and signed by a trusted key"
+    pinned = tmp_path / "trusted_keys"
+    fp = signing.fingerprint(signing.load_public_key(keys[1]))
+    pinned.write_text(f"# the election committee\n{fp} committee 1404\n")
+    code, out = verify(bundle, capsys, "--trusted-keys", str(pinned))
+    assert code == 0 and f"signed by {fp}, pinned in {pinned} (committee 1404)" in out
+    code, out = verify(bundle, capsys)  # self-consistent, but nothing says whose key signed it
+    assert code == 1 and "OK" not in out
+    assert f"NOT PROVED: signature not checked against a trusted key: it is signed by {fp}" in out
+    assert out.splitlines()[-1].startswith(f"NOT VERIFIED: {bundle}: no check failed, but 1 thing(s)")
 
 
 def tampered(bundle: Path, tmp_path: Path) -> Path:
@@ -436,18 +444,28 @@ def test_a_swapped_signature_is_named(bundle: Path, tmp_path: Path, capsys: pyte
 
 def test_a_bundle_re_signed_by_another_key_fails_against_the_trusted_key(
         bundle: Path, keys: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A forger swaps in their own key and a valid signature: only --pubkey can tell, and it does."""
+    """A forger changes the summary and re-signs with their own key: never verified; a trusted key names the forgery."""
     copy = tampered(bundle, tmp_path)
+    summary = (copy / "summary.json").read_bytes().replace(b'"ever_ready": 5', b'"ever_ready": 4')
+    (copy / "summary.json").write_bytes(summary)
     manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["summary.json"] = {"sha256": hashlib.sha256(summary).hexdigest(), "bytes": len(summary)}
     other = Ed25519PrivateKey.generate()
+    forger = signing.fingerprint(other.public_key())
     manifest["signature"] = {"algorithm": "ed25519", "public_key": signing.public_key_text(other.public_key()),
-                             "fingerprint": signing.fingerprint(other.public_key())}
+                             "fingerprint": forger}
     manifest["signature"]["value"] = signing.sign(other, signed_bytes(manifest))
     (copy / "manifest.json").write_bytes(manifest_bytes(manifest))
-    assert verify(copy, capsys)[0] == 0  # self-consistent...
+    code, out = verify(copy, capsys)  # self-consistent, so nothing fails...
+    assert code == 1 and "OK" not in out and "FAIL" not in out  # ...but nothing is trusted either
+    assert f"NOT PROVED: signature not checked against a trusted key: it is signed by {forger}" in out
     code, out = verify(copy, capsys, "--pubkey", str(keys[1]))
-    assert code == 1  # ...but not the committee's
-    assert f"made with key {signing.fingerprint(other.public_key())}, not the given" in out
+    assert code == 1  # not the committee's
+    assert f"FAIL manifest.json signature: made with key {forger}, not a trusted one" in out
+    pinned = tmp_path / "pinned"
+    pinned.write_text(signing.public_key_text(signing.load_public_key(keys[1])) + " committee\n")
+    code, out = verify(copy, capsys, "--trusted-keys", str(pinned))
+    assert code == 1 and f"made with key {forger}, not a trusted one" in out
 
 
 def test_added_and_removed_files_are_named(bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -487,13 +505,13 @@ def test_zip_bundle_verifies_and_tampering_shows(run: Run, keys: tuple[Path, Pat
     assert code == 1 and "FAIL report.html: corrupt in the zip" in text
 
 
-def test_verify_data_dir_checks_the_store(run: Run, bundle: Path, tmp_path: Path,
+def test_verify_data_dir_checks_the_store(run: Run, bundle: Path, keys: tuple[Path, Path], tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """`verify --data-dir`: the store's chain (issue 4); with a bundle, also that the store still holds it."""
     capsys.readouterr()
     assert main(["audit", "verify", "--data-dir", str(run.data_dir)]) == 0
-    assert "ok:" in capsys.readouterr().out
-    code, out = verify(bundle, capsys, "--data-dir", str(run.data_dir))
+    assert "chain intact" in capsys.readouterr().out
+    code, out = verify(bundle, capsys, "--data-dir", str(run.data_dir), "--pubkey", str(keys[1]))
     assert code == 0 and "holds the exported rows" in out
     forged = tmp_path / "data"
     shutil.copytree(run.data_dir, forged)
@@ -506,8 +524,39 @@ def test_verify_data_dir_checks_the_store(run: Run, bundle: Path, tmp_path: Path
     assert main(["audit", "verify", "--data-dir", str(forged)]) == 1
     out = capsys.readouterr().out
     assert f"row {seq}: hash mismatch" in out and "events_no_update is missing" in out
-    code, out = verify(bundle, capsys, "--data-dir", str(forged))
+    code, out = verify(bundle, capsys, "--data-dir", str(forged), "--pubkey", str(keys[1]))
     assert code == 1 and f"row {seq}: hash mismatch" in out
+    assert f"1 exported row(s) differ from the store or are gone from it, first seq {seq}" in out
+    assert "unchanged" not in out and "OK" not in out and "chain is intact" not in out  # never next to a mismatch
+
+
+def test_rows_cut_off_the_stores_end_are_reported(run: Run, bundle: Path, keys: tuple[Path, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The last store rows deleted (a valid, shorter chain): the checkpoint and the bundle's head both show it."""
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    head = manifest["chain"]["head_seq"]
+    saved = json.loads((run.data_dir / "events.checkpoint.json").read_text())
+    assert saved["seq"] == head
+    cut = tmp_path / "data"
+    shutil.copytree(run.data_dir, cut)
+    with contextlib.closing(sqlite3.connect(cut / "events.db")) as conn:
+        conn.execute("DROP TRIGGER events_no_delete")
+        conn.execute("DELETE FROM events WHERE seq > ?", (head - 2,))
+        conn.commit()
+    capsys.readouterr()
+    assert main(["audit", "verify", "--data-dir", str(cut)]) == 1
+    out = capsys.readouterr().out
+    assert (f"rows after seq {head - 2} are missing: the head recorded at {saved['at_iso']} "
+            f"(events.checkpoint.json) was {head}") in out
+    code, out = verify(bundle, capsys, "--data-dir", str(cut), "--pubkey", str(keys[1]))
+    assert code == 1
+    assert f"rows after seq {head - 2} are missing: the head recorded at export (manifest.json) was {head}" in out
+    assert "OK" not in out and "chain is intact" not in out
+    # With the checkpoint file gone as well, the bundle's head still shows the cut.
+    (cut / "events.checkpoint.json").unlink()
+    code, out = verify(bundle, capsys, "--data-dir", str(cut), "--pubkey", str(keys[1]))
+    assert code == 1 and f"the head recorded at export (manifest.json) was {head}" in out
+    assert "NOT PROVED: store" in out and "no checkpoint file events.checkpoint.json" in out
 
 
 # -- keys -----------------------------------------------------------------------------------------
@@ -592,7 +641,8 @@ def test_report_prints_in_chromium(bundle: Path, tmp_path: Path) -> None:
 
 # -- maintenance and waivers ----------------------------------------------------------------------
 
-def test_maintenance_and_waivers_are_reported_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_maintenance_and_waivers_are_reported_apart(tmp_path: Path, keys: tuple[Path, Path],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """A primary down only inside its maintenance window fails nothing; a waiver in force is listed with who and why."""
     site = {"links": [{"role": "primary", "medium": "fiber", "address": "127.44.0.1"},
                       {"role": "backup", "medium": "lte", "address": "127.44.0.2"}], "area": "rural"}
@@ -619,7 +669,7 @@ def test_maintenance_and_waivers_are_reported_apart(tmp_path: Path, capsys: pyte
         assert store.flush()
     out = tmp_path / "bundle"
     assert main(["audit", "export", "--config", str(config_path), "--data-dir", str(data), "--from", "1404-12-01",
-                 "--to", "1404-12-01", "-o", str(out)]) == 0
+                 "--to", "1404-12-01", "-o", str(out), "--sign", str(keys[0])]) == 0
     rows = read_csv(out / "readiness.csv")
     assert float(rows["S1"]["maintenance_seconds"]) == 2 * HOUR
     assert float(rows["S1"]["ready_seconds"]) == 22 * HOUR and rows["S1"]["site_availability"] == "1.000000"
@@ -632,5 +682,8 @@ def test_maintenance_and_waivers_are_reported_apart(tmp_path: Path, capsys: pyte
     assert summary["province"]["maintenance_seconds"] == 2 * HOUR and summary["province"]["waivers_in_force"] == 1
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "no LTE coverage in the village" in html and "ICT committee" in html and "۱۴۰۴/۱۲/۱۰" in html
+    # The committee's key pinned in the data dir's trusted_keys: verify finds it there.
+    (data / "trusted_keys").write_text(signing.fingerprint(signing.load_public_key(keys[1])) + " committee\n")
     capsys.readouterr()
     assert main(["audit", "verify", str(out), "--data-dir", str(data)]) == 0
+    assert f"pinned in {data / 'trusted_keys'} (committee)" in capsys.readouterr().out
