@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from monitor import __version__
 from monitor.audit.bundle import EVENTS, FORMAT, MANIFEST, manifest_bytes, signed_bytes
-from monitor.audit.figures import Figures, GroupFigures, Period, compute
+from monitor.audit.figures import ConfigInForce, Figures, GroupFigures, Period, compute, config_history
 from monitor.config.loader import Config
 from monitor.core.availability import Availability
 from monitor.core.calendar import format_jalali, parse_when
@@ -162,6 +162,14 @@ def _group_json(g: GroupFigures, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
+def _config_json(c: ConfigInForce, zone: ZoneInfo) -> dict[str, Any]:
+    recorded = "maintenance" in c.payload
+    return {"version": c.version, "since": when_json(c.since, zone), "until": when_json(c.until, zone),
+            "source": c.payload.get("source"), "sites": c.payload.get("sites"),
+            "maintenance_windows": len(c.payload["maintenance"]) if recorded else None,
+            "waivers": len(c.payload["waivers"]) if "waivers" in c.payload else None}
+
+
 def summary_json(fig: Figures, info: dict[str, Any]) -> dict[str, Any]:
     """Return summary.json: the figures of the province, each county and urban/rural."""
     zone = fig.period.zone
@@ -174,6 +182,8 @@ def summary_json(fig: Figures, info: dict[str, Any]) -> dict[str, Any]:
         "counties": {name: _group_json(g, zone) for name, g in fig.counties.items()},
         "areas": {name: _group_json(g, zone) for name, g in fig.areas.items()},
         "monitor_outages": [{"start": when_json(s, zone), "end": when_json(e, zone)} for s, e in fig.outages],
+        "config_versions_in_force": [_config_json(c, zone) for c in fig.config_versions],
+        "context_notes": fig.context_notes,
         "store_sites_not_in_config": fig.unknown_entities,
         "generator": info["generator"],
     }
@@ -229,8 +239,12 @@ def config_sha256(config: Config) -> str:
 
 
 def export(config: Config, data_dir: str | Path, out: str | Path, period: Period, *, county: str | None = None,
-           sign_key: str | Path | None = None) -> dict[str, Any]:
-    """Write the bundle ``out`` (a directory, or a zip when it ends in .zip); return its manifest."""
+           sign_key: str | Path | None = None, force: bool = False) -> dict[str, Any]:
+    """Write the bundle ``out`` (a directory, or a zip when it ends in .zip); return its manifest.
+
+    The config must be a version the store recorded in force at some time (its sites are what was
+    monitored); ``force`` exports with any config, and the report says so.
+    """
     from monitor.audit import html as audit_report
     from monitor.audit import sheet as audit_sheet
     from monitor.audit import signing
@@ -241,9 +255,18 @@ def export(config: Config, data_dir: str | Path, out: str | Path, period: Period
     if county is not None and county not in {s.county for s in config.sites}:
         known = ", ".join(sorted({s.county for s in config.sites}))
         raise AuditError(f"county {county!r} is not in the config (known: {known})")
+    recorded = [c.version for c in config_history(EventStore(data_dir))]
+    if config.version not in recorded and not force:
+        seen = ", ".join(dict.fromkeys(recorded)) or "none"
+        raise AuditError(f"config {config.source} is version {config.version}, which the store in {data_dir} never "
+                         f"recorded in force (it recorded: {seen}); the report would describe sites and a schedule "
+                         f"that were not monitored. Export with the config that was in force, or pass --force")
     key = signing.load_private_key(sign_key) if sign_key else None
     zone = period.zone
     fig = compute(config, data_dir, period, county)
+    if config.version not in recorded:
+        fig.context_notes.insert(0, f"exported with --force: config {config.version} was never recorded in force by "
+                                    f"the store")
     events, chain = events_segment(data_dir, period)
     manifest: dict[str, Any] = {
         "format": FORMAT, "generator": generator(), "created_at": when_json(time.time(), zone),
@@ -252,7 +275,8 @@ def export(config: Config, data_dir: str | Path, out: str | Path, period: Period
         "period": {"start": when_json(period.start, zone), "end": when_json(period.end, zone), "county": county,
                    "clipped": clipped_json(period)},
         "config": {"source": Path(config.source).name, "version": config.version, "sha256": config_sha256(config),
-                   "sites": len(fig.sites)},
+                   "sites": len(fig.sites), "recorded_in_store": config.version in recorded,
+                   "versions_in_force": [c.version for c in fig.config_versions]},
         "chain": chain,
     }
     if key is not None:

@@ -184,6 +184,14 @@ def _clipped(info: dict[str, Any]) -> str:
             f'<bdi class="ltr">{escape(clipped["note"])}</bdi>')
 
 
+def _versions(fig: Figures) -> str:
+    items = [f'<bdi class="ltr">{escape(c.version)}</bdi> {_t("از", "from")} {_date(c.since, fig)}'
+             + (f' {_t("تا", "until")} {_date(c.until, fig)}' if c.until is not None else "")
+             for c in fig.config_versions]
+    notes = [f'<b class="ltr">{escape(n)}</b>' for n in fig.context_notes]
+    return "<br>".join(items + notes) or _t("هیچ", "none on record")
+
+
 def _meta(fig: Figures, info: dict[str, Any]) -> str:
     p = fig.period
     chain = info["chain"]
@@ -197,6 +205,7 @@ def _meta(fig: Figures, info: dict[str, Any]) -> str:
         (_t("تهیه شده", "Generated"), _date(info["created_at"]["unix"], fig)),
         (_t("پیکربندی", "Config"), f'<bdi class="ltr">{escape(info["config"]["source"])} version '
                                    f'{escape(info["config"]["version"])}<br>sha256 {info["config"]["sha256"]}</bdi>'),
+        (_t("نسخه‌های پیکربندی در دوره", "Config versions in force"), _versions(fig)),
         (_t("زنجیره رویدادها", "Event chain"),
          f'<bdi class="ltr">rows {chain["first_seq"]}..{chain["last_seq"]} ({chain["rows"]}), last hash '
          f'{chain["last_hash"]}<br>store head at export: {chain["head_seq"]} {chain["head_hash"]}</bdi>'),

@@ -256,7 +256,7 @@ def test_a_future_end_is_clipped_to_the_last_recorded_moment(tmp_path: Path, sto
     config_path, config = small_config(tmp_path)
     data, out = tmp_path / "data", tmp_path / "bundle"
     with EventStore(data, batch_seconds=0.01) as store:  # still running while the export is made
-        store.append_config(T0 - 2 * HOUR, config.version, {"sites": 2})
+        store.append_config(T0 - 2 * HOUR, config.version, config.record())
         store.append([Transition(T0 - HOUR, "site:S1", None, "ready", (), config.version),
                       Transition(T0 - HOUR, "site:S2", None, "ready", (), config.version),
                       Transition(T0 + HOUR, "site:S1", "ready", "not_ready", ("primary.down",), config.version)])
@@ -643,28 +643,29 @@ def test_report_prints_in_chromium(bundle: Path, tmp_path: Path) -> None:
 
 def test_maintenance_and_waivers_are_reported_apart(tmp_path: Path, keys: tuple[Path, Path],
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """A primary down only inside its maintenance window fails nothing; a waiver in force is listed with who and why."""
-    site = {"links": [{"role": "primary", "medium": "fiber", "address": "127.44.0.1"},
-                      {"role": "backup", "medium": "lte", "address": "127.44.0.2"}], "area": "rural"}
-    doc = {"programme": {"name": "test", "deadline": "2026-03-15T08:00:00+03:30"},
-           "sites": [{"id": "S1", "name": "مدرسه فردوسی", "county": "Ilam", **site},
-                     {"id": "S2", "name": "مسجد نور", "county": "Eyvan", **site}],
-           "maintenance": [{"sites": ["S1"], "reason": "fiber splice", "start": "2026-02-20T02:00:00+03:30",
-                            "end": "2026-02-20T04:00:00+03:30"}],
-           "waivers": [{"site": "S2", "requirement": "backup", "until": "2026-03-01", "approved_by": "ICT committee",
-                        "reason": "no LTE coverage in the village"}]}
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    """A primary down only inside its maintenance window fails nothing; a waiver in force is listed with who and why.
+
+    Both come from the record: the site's reasons carry the window while it is open, and the config
+    row the monitor wrote when the config came into force carries the waiver with who and why.
+    """
+    config_path, config = small_config(
+        tmp_path,
+        maintenance=[{"sites": ["S1"], "reason": "fiber splice", "start": "2026-02-20T02:00:00+03:30",
+                      "end": "2026-02-20T04:00:00+03:30"}],
+        waivers=[{"site": "S2", "requirement": "backup", "until": "2026-03-01", "approved_by": "ICT committee",
+                  "reason": "no LTE coverage in the village"}])
+    v = config.version
     data = tmp_path / "data"
     waived = "waived backup until 2026-03-01 (by ICT committee)"
     with EventStore(data, batch_seconds=0.01) as store:
+        store.append_config(T0 - 2 * HOUR, v, config.record())
         store.append([
-            Transition(T0 - HOUR, "site:S1", None, "ready", (), "v1"),
+            Transition(T0 - HOUR, "site:S1", None, "ready", (), v),
             Transition(T0 + 2 * HOUR, "site:S1", "ready", "not_ready", ("maintenance: fiber splice", "primary.down"),
-                       "v1"),
-            Transition(T0 + 4 * HOUR, "site:S1", "not_ready", "ready", (), "v1"),
-            Transition(T0 - HOUR, "site:S2", None, "ready", (waived,), "v1"),
-            Transition(T0 - HOUR, "link:S2/backup", None, "down", ("backup.down",), "v1"),
+                       v),
+            Transition(T0 + 4 * HOUR, "site:S1", "not_ready", "ready", (), v),
+            Transition(T0 - HOUR, "site:S2", None, "ready", (waived,), v),
+            Transition(T0 - HOUR, "link:S2/backup", None, "down", ("backup.down",), v),
         ])
         assert store.flush()
     out = tmp_path / "bundle"
@@ -687,3 +688,80 @@ def test_maintenance_and_waivers_are_reported_apart(tmp_path: Path, keys: tuple[
     capsys.readouterr()
     assert main(["audit", "verify", str(out), "--data-dir", str(data)]) == 0
     assert f"pinned in {data / 'trusted_keys'} (committee)" in capsys.readouterr().out
+
+
+def store_with_two_versions(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """v1 (no window) in force from 22:00 the day before; at 06:00 v2 adds a window for S1 02:00-04:00 of that day.
+
+    S1 was not ready 02:00-04:00 (primary down) under v1: the monitor saw no maintenance then.
+    Returns the data dir and both configs.
+    """
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v2").mkdir()
+    v1_path, v1 = small_config(tmp_path / "v1")
+    v2_path, v2 = small_config(tmp_path / "v2", maintenance=[
+        {"sites": ["S1"], "reason": "fiber splice, booked late", "start": "2026-02-20T02:00:00+03:30",
+         "end": "2026-02-20T04:00:00+03:30"}])
+    assert v1.version != v2.version
+    data = tmp_path / "data"
+    with EventStore(data, batch_seconds=0.01) as store:
+        store.append_config(T0 - 2 * HOUR, v1.version, v1.record())
+        store.append([Transition(T0 - HOUR, "site:S1", None, "ready", (), v1.version),
+                      Transition(T0 - HOUR, "site:S2", None, "ready", (), v1.version),
+                      Transition(T0 + 2 * HOUR, "site:S1", "ready", "not_ready", ("primary.down",), v1.version),
+                      Transition(T0 + 4 * HOUR, "site:S1", "not_ready", "ready", (), v1.version)])
+        store.append_config(T0 + 6 * HOUR, v2.version, v2.record())
+        assert store.flush()
+    return data, v1_path, v2_path
+
+
+def test_a_window_added_later_does_not_rewrite_past_availability(tmp_path: Path) -> None:
+    """Exported with the later config (v2), the 02:00-04:00 outage still counts: it was not maintenance then."""
+    data, v1_path, v2_path = store_with_two_versions(tmp_path)
+    csvs, summaries = [], []
+    for name, config_path in (("with-v1", v1_path), ("with-v2", v2_path)):
+        out = tmp_path / name
+        assert main(["audit", "export", "--config", str(config_path), "--data-dir", str(data), "--from", "1404-12-01",
+                     "--to", "1404-12-01", "-o", str(out)]) == 0
+        csvs.append(read_csv(out / "readiness.csv"))
+        summaries.append(json.loads((out / "summary.json").read_text(encoding="utf-8")))
+    s1 = csvs[1]["S1"]
+    assert (s1["maintenance_seconds"], s1["not_ready_seconds"], s1["failed_requirements"]) == (
+        "0", "7200", "primary.down 2h 00m")
+    assert s1["site_availability"] == f"{22 / 24:.6f}"
+    assert csvs[0] == csvs[1]  # the config at hand changes nothing the record says
+    versions = summaries[1]["config_versions_in_force"]
+    assert [(c["version"], c["since"]["iso"], c["until"] and c["until"]["iso"], c["maintenance_windows"])
+            for c in versions] == [
+        (load_config(v1_path).version, "2026-02-19T22:00:00+03:30", "2026-02-20T06:00:00+03:30", 0),
+        (load_config(v2_path).version, "2026-02-20T06:00:00+03:30", None, 1)]
+    assert summaries[1]["context_notes"] == []
+    html = (tmp_path / "with-v2" / "report.html").read_text(encoding="utf-8")
+    assert "Config versions in force" in html and load_config(v1_path).version in html
+
+
+def test_a_config_the_store_never_saw_is_refused_unless_forced(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A config version never recorded in force: refused (exit 2); with --force exported, and the report says so."""
+    data, v1_path, _ = store_with_two_versions(tmp_path)
+    (tmp_path / "v3").mkdir()
+    v3_path, v3 = small_config(tmp_path / "v3", waivers=[
+        {"site": "S1", "requirement": "backup", "until": "2026-03-01", "approved_by": "nobody", "reason": "made up"}])
+    base = ["audit", "export", "--config", str(v3_path), "--data-dir", str(data), "--from", "1404-12-01",
+            "--to", "1404-12-01"]
+    capsys.readouterr()
+    assert main([*base, "-o", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert f"is version {v3.version}, which the store in {data} never recorded in force" in err
+    assert load_config(v1_path).version in err and "--force" in err
+    assert not (tmp_path / "refused").exists()
+    out = tmp_path / "forced"
+    assert main([*base, "-o", str(out), "--force"]) == 0
+    assert f"warning: config {v3.version} was never recorded in force (--force)" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["context_notes"][0] == (f"exported with --force: config {v3.version} was never recorded in "
+                                           f"force by the store")
+    assert summary["province"]["waivers_in_force"] == 0  # v3's waiver was never in force
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config"]["recorded_in_store"] is False
+    assert "exported with --force" in (out / "report.html").read_text(encoding="utf-8")
