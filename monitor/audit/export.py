@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from monitor import __version__
 from monitor.audit.bundle import EVENTS, FORMAT, MANIFEST, manifest_bytes, signed_bytes
-from monitor.audit.figures import Figures, GroupFigures, Period, compute
+from monitor.audit.figures import ConfigInForce, Figures, GroupFigures, Period, compute, config_history
 from monitor.config.loader import Config
 from monitor.core.availability import Availability
 from monitor.core.calendar import format_jalali, parse_when
@@ -47,9 +47,9 @@ def generator() -> str:
 
 # -- the period -----------------------------------------------------------------------------------
 
-def parse_period(config: Config, data_dir: str | Path, start: str | None, end: str | None,
-                 now: float | None = None) -> Period:
-    """Return the period from ``--from``/``--to`` (Jalali or Gregorian, in the programme's zone).
+def requested_period(config: Config, data_dir: str | Path, start: str | None, end: str | None,
+                     now: float | None = None) -> Period:
+    """Return the period ``--from``/``--to`` ask for (Jalali or Gregorian, in the programme's zone), unclipped.
 
     A bare date as ``--to`` includes that whole day. Without ``--from`` the period starts at the
     store's first row; without ``--to`` it ends now.
@@ -78,6 +78,38 @@ def parse_period(config: Config, data_dir: str | Path, start: str | None, end: s
     return Period(t0, t1, zone)
 
 
+def last_recorded(data_dir: str | Path) -> float | None:
+    """Return the time of the store's last row (any kind), None when it is empty."""
+    conn = connect_readonly(data_dir)
+    try:
+        (last,) = conn.execute("SELECT MAX(at) FROM events").fetchone()
+    finally:
+        conn.close()
+    return None if last is None else float(last)
+
+
+def parse_period(config: Config, data_dir: str | Path, start: str | None, end: str | None,
+                 now: float | None = None) -> Period:
+    """Return the period to export: `requested_period`, its end clipped to the last recorded moment.
+
+    The record says nothing about time after its last row (or after now, if a clock ran ahead), so
+    the end is at most ``min(last row's time, now)``; ``Period.requested_end`` then keeps what was
+    asked for, and the report says the period was clipped.
+    """
+    asked = requested_period(config, data_dir, start, end, now)
+    now = time.time() if now is None else now
+    last = last_recorded(data_dir)
+    if last is None:
+        raise AuditError(f"the store in {data_dir} holds no events yet")
+    bound = min(last, now)
+    if asked.end <= bound:
+        return asked
+    if bound <= asked.start:
+        raise AuditError(f"nothing is recorded in the period: the record ends at {_iso(bound, asked.zone)}, "
+                         f"the period starts at {_iso(asked.start, asked.zone)}")
+    return Period(asked.start, bound, asked.zone, requested_end=asked.end)
+
+
 def _iso(ts: float, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
 
@@ -88,6 +120,16 @@ def when_json(ts: float | None, zone: ZoneInfo) -> dict[str, Any] | None:
         return None
     local = datetime.fromtimestamp(ts, zone)
     return {"unix": ts, "iso": local.isoformat(timespec="seconds"), "jalali": format_jalali(local)}
+
+
+def clipped_json(period: Period) -> dict[str, Any] | None:
+    """Return what the report says when the period's end was clipped to the last recorded moment."""
+    if period.requested_end is None:
+        return None
+    zone = period.zone
+    return {"requested_end": when_json(period.requested_end, zone),
+            "note": f"period clipped to {_iso(period.end, zone)}, the last recorded moment "
+                    f"({_iso(period.requested_end, zone)} was asked for; nothing is on record after it)"}
 
 
 # -- summary.json ---------------------------------------------------------------------------------
@@ -120,6 +162,14 @@ def _group_json(g: GroupFigures, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
+def _config_json(c: ConfigInForce, zone: ZoneInfo) -> dict[str, Any]:
+    recorded = "maintenance" in c.payload
+    return {"version": c.version, "since": when_json(c.since, zone), "until": when_json(c.until, zone),
+            "source": c.payload.get("source"), "sites": c.payload.get("sites"),
+            "maintenance_windows": len(c.payload["maintenance"]) if recorded else None,
+            "waivers": len(c.payload["waivers"]) if "waivers" in c.payload else None}
+
+
 def summary_json(fig: Figures, info: dict[str, Any]) -> dict[str, Any]:
     """Return summary.json: the figures of the province, each county and urban/rural."""
     zone = fig.period.zone
@@ -132,6 +182,8 @@ def summary_json(fig: Figures, info: dict[str, Any]) -> dict[str, Any]:
         "counties": {name: _group_json(g, zone) for name, g in fig.counties.items()},
         "areas": {name: _group_json(g, zone) for name, g in fig.areas.items()},
         "monitor_outages": [{"start": when_json(s, zone), "end": when_json(e, zone)} for s, e in fig.outages],
+        "config_versions_in_force": [_config_json(c, zone) for c in fig.config_versions],
+        "context_notes": fig.context_notes,
         "store_sites_not_in_config": fig.unknown_entities,
         "generator": info["generator"],
     }
@@ -187,8 +239,12 @@ def config_sha256(config: Config) -> str:
 
 
 def export(config: Config, data_dir: str | Path, out: str | Path, period: Period, *, county: str | None = None,
-           sign_key: str | Path | None = None) -> dict[str, Any]:
-    """Write the bundle ``out`` (a directory, or a zip when it ends in .zip); return its manifest."""
+           sign_key: str | Path | None = None, force: bool = False) -> dict[str, Any]:
+    """Write the bundle ``out`` (a directory, or a zip when it ends in .zip); return its manifest.
+
+    The config must be a version the store recorded in force at some time (its sites are what was
+    monitored); ``force`` exports with any config, and the report says so.
+    """
     from monitor.audit import html as audit_report
     from monitor.audit import sheet as audit_sheet
     from monitor.audit import signing
@@ -199,17 +255,28 @@ def export(config: Config, data_dir: str | Path, out: str | Path, period: Period
     if county is not None and county not in {s.county for s in config.sites}:
         known = ", ".join(sorted({s.county for s in config.sites}))
         raise AuditError(f"county {county!r} is not in the config (known: {known})")
+    recorded = [c.version for c in config_history(EventStore(data_dir))]
+    if config.version not in recorded and not force:
+        seen = ", ".join(dict.fromkeys(recorded)) or "none"
+        raise AuditError(f"config {config.source} is version {config.version}, which the store in {data_dir} never "
+                         f"recorded in force (it recorded: {seen}); the report would describe sites and a schedule "
+                         f"that were not monitored. Export with the config that was in force, or pass --force")
     key = signing.load_private_key(sign_key) if sign_key else None
     zone = period.zone
     fig = compute(config, data_dir, period, county)
+    if config.version not in recorded:
+        fig.context_notes.insert(0, f"exported with --force: config {config.version} was never recorded in force by "
+                                    f"the store")
     events, chain = events_segment(data_dir, period)
     manifest: dict[str, Any] = {
         "format": FORMAT, "generator": generator(), "created_at": when_json(time.time(), zone),
         "programme": {"name": config.programme.name, "timezone": config.programme.timezone,
                       "deadline": when_json(config.programme.deadline.timestamp(), zone)},
-        "period": {"start": when_json(period.start, zone), "end": when_json(period.end, zone), "county": county},
+        "period": {"start": when_json(period.start, zone), "end": when_json(period.end, zone), "county": county,
+                   "clipped": clipped_json(period)},
         "config": {"source": Path(config.source).name, "version": config.version, "sha256": config_sha256(config),
-                   "sites": len(fig.sites)},
+                   "sites": len(fig.sites), "recorded_in_store": config.version in recorded,
+                   "versions_in_force": [c.version for c in fig.config_versions]},
         "chain": chain,
     }
     if key is not None:

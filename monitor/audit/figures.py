@@ -1,8 +1,13 @@
 """The audit's figures: what the event store says about each site, county and the province over a period.
 
-The store is the record of states; the config gives the sites' names, counties and areas, the
-maintenance windows and the waivers. Every figure comes from transitions with ``at`` before the
-period's end: the state in force at the start is the last transition before it.
+The store is the record, context included; the config at hand gives only the sites' names, counties
+and areas. Every figure comes from rows with ``at`` before the period's end: the state in force at
+the start is the last transition before it. Maintenance is the time a site's recorded reasons
+carried ``maintenance: …`` (the monitor records the reason change when a window opens and closes),
+so a window added to the config afterwards cannot rewrite past availability. Waivers are those of
+the config versions in force over the period, as their ``config`` rows recorded them (who approved
+them and why). The config versions in force, and any part of that context the record lacks, are
+part of the figures.
 
 Blind time is time in which nobody can say what state a site was in: the state was ``unknown``
 (stale data, an upstream node down), or the monitor itself was not running — between a store
@@ -24,8 +29,8 @@ from monitor.config.loader import Config
 from monitor.core.availability import Availability, availability, failed_requirements
 from monitor.core.intervals import merge
 from monitor.core.model import Site
-from monitor.core.reasons import NO_DATA, SITE_STATES, Reason
-from monitor.core.schedule import maintenance_intervals
+from monitor.core.reasons import MAINTENANCE, NO_DATA, SITE_STATES, Reason
+from monitor.core.schedule import Waiver
 from monitor.store.chain import connect_readonly
 from monitor.store.events import EventStore
 
@@ -46,11 +51,16 @@ def _reasons(stored: Sequence[str]) -> tuple[Reason, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """[start, end) in Unix seconds, shown in the programme's timezone."""
+    """[start, end) in Unix seconds, shown in the programme's timezone.
+
+    ``requested_end`` is set when the end asked for lay beyond the last recorded moment and ``end``
+    was clipped to it: a period never counts hours the store has no record of yet.
+    """
 
     start: float
     end: float
     zone: ZoneInfo
+    requested_end: float | None = None
 
     def local(self, ts: float) -> datetime:
         """Return ``ts`` as a datetime in the programme's timezone."""
@@ -130,6 +140,16 @@ class GroupFigures:
         return self.states.get("ready", 0) / self.sites if self.sites else None
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigInForce:
+    """A config version as the store recorded it: in force from ``since`` until ``until`` (None: still)."""
+
+    version: str
+    since: float
+    until: float | None
+    payload: dict[str, Any]
+
+
 @dataclass(slots=True)
 class Figures:
     """Everything the bundle's files show."""
@@ -143,6 +163,8 @@ class Figures:
     areas: dict[str, GroupFigures]
     outages: list[tuple[float, float]]  # the monitor's own blind intervals within the period
     unknown_entities: int  # sites in the store that the config does not know (not reported)
+    config_versions: list[ConfigInForce] = field(default_factory=list)  # in force over the period, in order
+    context_notes: list[str] = field(default_factory=list)  # what the record lacks, said in the report
 
 
 @dataclass(slots=True)
@@ -269,17 +291,63 @@ def _site_figures(site: Site, lines: dict[str, _Timeline], period: Period, outag
     )
 
 
-def _waivers(config: Config, period: Period) -> dict[str, tuple[WaiverInForce, ...]]:
+def config_history(store: EventStore) -> list[ConfigInForce]:
+    """Return every config version the store recorded coming into force, in order."""
+    rows = [(e.at, e.new, e.payload) for e in store.events(kinds=("config",))]
+    return [ConfigInForce(version, at, rows[i + 1][0] if i + 1 < len(rows) else None, payload)
+            for i, (at, version, payload) in enumerate(rows)]
+
+
+def in_force(history: list[ConfigInForce], period: Period) -> list[ConfigInForce]:
+    """Return the versions in force at some time in the period (the one in force at its start first)."""
+    return [c for c in history if c.since < period.end and (c.until is None or c.until > period.start)]
+
+
+def _waivers(config: Config, versions: list[ConfigInForce], period: Period,
+             notes: list[str]) -> dict[str, tuple[WaiverInForce, ...]]:
+    """Waivers of the recorded config versions in force over the period, while each version was."""
     out: dict[str, list[WaiverInForce]] = defaultdict(list)
-    for w in config.waivers:
-        until = w.expires_at(period.zone)
-        if until > period.start:  # in force at some time in the period
-            out[w.site].append(WaiverInForce(w.site, w.requirement, until, w.approved_by, w.reason))
+    for c in versions:
+        if "waivers" in c.payload:
+            waivers = [Waiver.model_validate(w) for w in c.payload["waivers"]]
+        elif c.version == config.version:  # an older row without its schedule: the config at hand is that version
+            waivers = list(config.waivers)
+        else:
+            notes.append(f"config {c.version} was recorded without its waivers: those in force under it "
+                         f"are not in this report")
+            continue
+        zone = ZoneInfo(c.payload.get("timezone") or period.zone.key)
+        version_end = period.end if c.until is None else min(c.until, period.end)
+        for w in waivers:
+            until = w.expires_at(zone)
+            if until > max(period.start, c.since) and c.since < version_end:  # in force at some time in the period
+                item = WaiverInForce(w.site, w.requirement, until, w.approved_by, w.reason)
+                if item not in out[w.site]:
+                    out[w.site].append(item)
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _maintenance(config: Config, site: Site, period: Period) -> list[tuple[float, float]]:
-    return maintenance_intervals(config.maintenance, site.id, site.county, period.start, period.end, period.zone)
+def _maintenance(line: _Timeline | None, period: Period,
+                 outages: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Return when the site's recorded reasons said it was in maintenance, within the period (merged)."""
+    if line is None:
+        return []
+    changes = sorted(line.reason_changes, key=lambda c: c[0])
+    empty: tuple[Reason, ...] = ()
+    if outages:  # nothing was recorded while the monitor was down: blind, not maintenance
+        changes = _blinded(changes, outages, line.initial_reasons, empty)
+    out: list[tuple[float, float]] = []
+    opened = period.start if any(r.code == MAINTENANCE for r in line.initial_reasons) else None
+    for at, reasons in changes:
+        now = any(r.code == MAINTENANCE for r in reasons)
+        if now and opened is None:
+            opened = at
+        elif not now and opened is not None:
+            out.append((opened, at))
+            opened = None
+    if opened is not None:
+        out.append((opened, period.end))
+    return merge(out, period.start, period.end)
 
 
 def _share_points(figures: list[SiteFigures], lines: dict[str, _Timeline], period: Period,
@@ -315,8 +383,16 @@ def compute(config: Config, data_dir: str | Path, period: Period, county: str | 
     lines = _read_store(store, period)
     outages = monitor_outages(data_dir, period)
     sites = [s for s in config.reported_sites() if county is None or s.county == county]
-    waivers = _waivers(config, period)
-    figures = [_site_figures(s, lines, period, outages, _maintenance(config, s, period), waivers.get(s.id, ()))
+    versions = in_force(config_history(store), period)
+    notes: list[str] = []
+    if not versions or versions[0].since > period.start:
+        notes.append("no config version is on record for the start of the period")
+    if config.version not in {c.version for c in versions}:
+        notes.append(f"the sites' names, counties and areas are those of config {config.version}, which was not "
+                     f"in force during the period")
+    waivers = _waivers(config, versions, period, notes)
+    figures = [_site_figures(s, lines, period, outages, _maintenance(lines.get(f"site:{s.id}"), period, outages),
+                             waivers.get(s.id, ()))
                for s in sites]
     province = GroupFigures("province")
     counties: dict[str, GroupFigures] = {}
@@ -334,7 +410,7 @@ def compute(config: Config, data_dir: str | Path, period: Period, county: str | 
     known = {f"site:{s.id}" for s in config.sites}
     unknown = sum(1 for e in lines if e.startswith("site:") and e not in known)
     return Figures(period, config, county, figures, province, dict(sorted(counties.items())), areas, outages,
-                   unknown)
+                   unknown, versions, notes)
 
 
 # -- shared text forms (CSV, XLSX and the report say the same thing the same way) ------------------

@@ -176,12 +176,28 @@ def _waivers(fig: Figures) -> str:
     return _table(headers, rows)
 
 
+def _clipped(info: dict[str, Any]) -> str:
+    clipped = info["period"].get("clipped")
+    if not clipped:
+        return ""
+    return (f'<br><b>{_t("دوره تا آخرین لحظه ثبت‌شده کوتاه شد", "Clipped to the last recorded moment")}</b>: '
+            f'<bdi class="ltr">{escape(clipped["note"])}</bdi>')
+
+
+def _versions(fig: Figures) -> str:
+    items = [f'<bdi class="ltr">{escape(c.version)}</bdi> {_t("از", "from")} {_date(c.since, fig)}'
+             + (f' {_t("تا", "until")} {_date(c.until, fig)}' if c.until is not None else "")
+             for c in fig.config_versions]
+    notes = [f'<b class="ltr">{escape(n)}</b>' for n in fig.context_notes]
+    return "<br>".join(items + notes) or _t("هیچ", "none on record")
+
+
 def _meta(fig: Figures, info: dict[str, Any]) -> str:
     p = fig.period
     chain = info["chain"]
     scope = _rtl(fig.county) if fig.county else _t("همه شهرستان‌ها", "all counties")
     rows = [
-        (_t("دوره", "Period"), f"{_dual(p.local(p.start))}<br>— {_dual(p.local(p.end))}"),
+        (_t("دوره", "Period"), f"{_dual(p.local(p.start))}<br>— {_dual(p.local(p.end))}" + _clipped(info)),
         (_t("منطقه زمانی", "Timezone"), f'<bdi class="ltr">{escape(fig.config.programme.timezone)}</bdi> — '
                                        + _t("همه زمان‌های این گزارش", "every time in this report")),
         (_t("مهلت", "Deadline"), _dual(fig.config.programme.deadline.astimezone(p.zone))),
@@ -189,6 +205,7 @@ def _meta(fig: Figures, info: dict[str, Any]) -> str:
         (_t("تهیه شده", "Generated"), _date(info["created_at"]["unix"], fig)),
         (_t("پیکربندی", "Config"), f'<bdi class="ltr">{escape(info["config"]["source"])} version '
                                    f'{escape(info["config"]["version"])}<br>sha256 {info["config"]["sha256"]}</bdi>'),
+        (_t("نسخه‌های پیکربندی در دوره", "Config versions in force"), _versions(fig)),
         (_t("زنجیره رویدادها", "Event chain"),
          f'<bdi class="ltr">rows {chain["first_seq"]}..{chain["last_seq"]} ({chain["rows"]}), last hash '
          f'{chain["last_hash"]}<br>store head at export: {chain["head_seq"]} {chain["head_hash"]}</bdi>'),

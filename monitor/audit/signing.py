@@ -126,3 +126,53 @@ def verify(key: Ed25519PublicKey, data: bytes, signature: str) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def load_trusted_keys(path: str | Path) -> dict[str, str]:
+    """Read a trusted-keys file; return fingerprint -> how the file names the key.
+
+    One key per line, as ``readiness audit keygen`` gives them: the fingerprint (``SHA256:…``) or the
+    base64 public key, optionally followed by a label; PEM public-key blocks may be pasted whole;
+    ``#`` starts a comment. A file with no key in it, or a line that is not a key, is an error.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SigningKeyError(f"cannot read trusted keys {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    keys: dict[str, str] = {}
+    pem: list[str] | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip() if pem is None else line.strip()
+        if pem is not None:
+            pem.append(line)
+            if line.startswith("-----END"):
+                try:
+                    key = serialization.load_pem_public_key("\n".join(pem).encode("ascii"))
+                except (ValueError, TypeError, UnicodeEncodeError) as exc:
+                    raise SigningKeyError(f"{path} line {number}: not a PEM public key ({exc})") from exc
+                if not isinstance(key, Ed25519PublicKey):
+                    raise SigningKeyError(f"{path} line {number}: not an Ed25519 public key")
+                keys[fingerprint(key)] = f"{path.name} line {number}"
+                pem = None
+            continue
+        if not line:
+            continue
+        if line.startswith("-----BEGIN"):
+            pem = [line]
+            continue
+        token, _, label = line.partition(" ")
+        label = label.strip() or f"{path.name} line {number}"
+        if token.startswith("SHA256:"):
+            keys[token] = label
+            continue
+        try:
+            keys[fingerprint(public_key_from_text(token))] = label
+        except ValueError as exc:
+            raise SigningKeyError(f"{path} line {number}: not a fingerprint (SHA256:…) or a base64 Ed25519 public "
+                                  f"key ({exc})") from exc
+    if pem is not None:
+        raise SigningKeyError(f"{path}: a PEM block is not closed")
+    if not keys:
+        raise SigningKeyError(f"{path} holds no key: it trusts nobody")
+    return keys

@@ -1,9 +1,14 @@
 """`readiness audit verify BUNDLE`: every file's hash, the events' chain, the signature; each fault named.
 
-What a clean result proves: the files are the ones the manifest lists, events.jsonl is an unbroken
-run of the store's hash chain ending where the manifest says, and (signed bundles) the manifest is
-the key holder's. With ``--data-dir`` it also proves the store still holds that chain: rows cut
-off or rewritten since the export show against the manifest's chain head.
+Strict by default: the verdict is OK only when everything was proved. What a clean result proves:
+the files are the ones the manifest lists, events.jsonl is an unbroken run of the store's hash
+chain ending where the manifest says, and the manifest is signed by a key the auditor trusts — one
+given with ``--pubkey`` or pinned in a trusted-keys file. A signature by any other key proves only
+that *someone* signed it (a forger can re-sign a changed bundle with their own key), so without a
+trusted key the report says "signature not checked against a trusted key" and the verdict is not
+OK. With ``--data-dir`` it also proves the store still holds those rows unchanged and still reaches
+the chain head recorded at export and the store's own checkpoint: rows cut off or rewritten since
+show. The report lists what was proved, what failed, and what could not be proved.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from typing import Any
 
 from monitor.audit.bundle import EVENTS, FORMAT, MANIFEST, manifest_bytes, signed_bytes
 from monitor.errors import ReadinessError
-from monitor.store.chain import HASHED_COLUMNS, connect_readonly, row_hash, verify_store
+from monitor.store.chain import HASHED_COLUMNS, Anchor, connect_readonly, hash_values, row_hash, verify_store
+
+TRUSTED_KEYS_FILENAME = "trusted_keys"  # looked for in the data dir when no --trusted-keys is given
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,23 +39,35 @@ class Finding:
 
 @dataclass(slots=True)
 class VerifyReport:
-    problems: list[Finding] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)  # something is wrong
+    unproven: list[str] = field(default_factory=list)  # something could not be checked
+    proven: list[str] = field(default_factory=list)  # what the checks established
     notes: list[str] = field(default_factory=list)
 
     @property
-    def ok(self) -> bool:
+    def intact(self) -> bool:
+        """No check failed (but some may not have been made)."""
         return not self.problems
+
+    @property
+    def ok(self) -> bool:
+        """Every check passed and nothing was left unproved: the only verdict that exits 0."""
+        return not self.problems and not self.unproven
 
     def bad(self, where: str, message: str) -> None:
         self.problems.append(Finding(where, message))
 
     def text(self, name: str | Path) -> str:
-        """Return what verify prints: each problem, the notes, and the verdict."""
-        lines = [f"FAIL {p}" for p in self.problems] + [f"note: {n}" for n in self.notes]
-        if self.ok:
-            lines.append(f"OK: {name} is intact")
-        else:
+        """Return what verify prints: each problem, what was not and what was proved, the notes, the verdict."""
+        lines = [f"FAIL {p}" for p in self.problems] + [f"NOT PROVED: {u}" for u in self.unproven]
+        lines += [f"proved: {p}" for p in self.proven] + [f"note: {n}" for n in self.notes]
+        if self.problems:
             lines.append(f"NOT INTACT: {name}: {len(self.problems)} problem(s)")
+        elif self.unproven:
+            lines.append(f"NOT VERIFIED: {name}: no check failed, but {len(self.unproven)} thing(s) could not be "
+                         f"proved (above)")
+        else:
+            lines.append(f"OK: {name} is intact and signed by a trusted key")
         return "\n".join(lines)
 
 
@@ -75,9 +94,12 @@ class _Bundle:
             self.zip.close()
 
 
-def verify_bundle(path: str | Path, *, pubkey: str | Path | None = None,
+def verify_bundle(path: str | Path, *, pubkey: str | Path | None = None, trusted_keys: str | Path | None = None,
                   data_dir: str | Path | None = None) -> VerifyReport:
-    """Check a bundle; return every problem found, named by file and row."""
+    """Check a bundle; return every problem found, named by file and row, and what was and was not proved.
+
+    The signature counts only against ``pubkey`` or a key in the ``trusted_keys`` file.
+    """
     report = VerifyReport()
     try:
         bundle = _Bundle(Path(path))
@@ -88,12 +110,24 @@ def verify_bundle(path: str | Path, *, pubkey: str | Path | None = None,
         manifest = _manifest(bundle, report)
         if manifest is None:
             return report
+        before = len(report.problems)
         contents = _files(bundle, manifest, report)
+        if len(report.problems) == before:
+            report.proven.append(f"the {len(contents)} files are the ones the manifest lists (SHA-256 and size)")
         if EVENTS in contents:
-            rows = _chain(contents[EVENTS], manifest.get("chain") or {}, report)
+            chain = manifest.get("chain") or {}
+            before = len(report.problems)
+            rows = _chain(contents[EVENTS], chain, report)
+            if len(report.problems) == before:
+                report.proven.append(f"{EVENTS} is an unbroken run of the hash chain, rows "
+                                     f"{chain.get('first_seq')}..{chain.get('last_seq')} ({len(rows)}), as the "
+                                     f"manifest says")
             if data_dir is not None:
-                _against_store(rows, manifest.get("chain") or {}, data_dir, report)
-        _signature(manifest, pubkey, report)
+                _against_store(rows, chain, data_dir, report)
+            else:
+                report.notes.append("the store was not consulted (--data-dir): whether it still holds these rows "
+                                    "is not part of this verdict")
+        _signature(manifest, pubkey, trusted_keys, report)
     finally:
         bundle.close()
     return report
@@ -219,49 +253,75 @@ def _ends(rows: list[tuple[int, dict[str, Any]]], chain: dict[str, Any], report:
 
 def _against_store(rows: list[dict[str, Any]], chain: dict[str, Any], data_dir: str | Path,
                    report: VerifyReport) -> None:
-    """Check that the store still holds the exported run and the chain head recorded at export."""
+    """Check that the store still holds the exported rows, the chain head recorded at export and its checkpoint."""
     where = f"store {data_dir}"
-    head = (chain.get("head_seq"), chain.get("head_hash"))
+    head_seq, head_hash = chain.get("head_seq"), chain.get("head_hash")
+    anchor = None
+    if isinstance(head_seq, int) and head_seq > 0 and isinstance(head_hash, str):
+        anchor = Anchor(head_seq, head_hash, "at export (manifest.json)")
     try:
-        result = verify_store(data_dir, anchor=head if isinstance(head[0], int) and head[0] > 0 else None)  # type: ignore[arg-type]
+        result = verify_store(data_dir, anchor=anchor)
     except ReadinessError as exc:
         report.bad(where, str(exc))
         return
     if not result.ok:
         report.bad(where, result.reason)
+    report.unproven += [f"{where}: {u}" for u in result.unproven]
     report.notes += [f"{where}: {w}" for w in result.warnings]
+    if result.ok:
+        report.proven.append(f"{where}: its chain is intact ({result.rows} rows)"
+                             + "".join(f"; it reaches {a}" for a in result.anchored))
     if not rows:
+        return
+    seqs = [row["seq"] for row in rows if isinstance(row.get("seq"), int)]
+    if not seqs:
         return
     conn = connect_readonly(data_dir)
     try:
-        stored = dict(conn.execute("SELECT seq, hash FROM events WHERE seq BETWEEN ? AND ?",
-                                   (rows[0]["seq"], rows[-1]["seq"])).fetchall())
+        stored = {values[0]: values for values in conn.execute(
+            f"SELECT {', '.join(HASHED_COLUMNS)}, hash FROM events WHERE seq BETWEEN ? AND ?",
+            (min(seqs), max(seqs)))}
     finally:
         conn.close()
-    differ = [row["seq"] for row in rows if stored.get(row["seq"]) != row["hash"]]
+    differ = []
+    for row in rows:
+        values = stored.get(row["seq"])
+        try:
+            same = values is not None and values[10] == row["hash"] and hash_values(values) == row_hash(row)
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            differ.append(row["seq"])
     if differ:
-        report.bad(where, f"{len(differ)} exported row(s) differ from the store, first seq {differ[0]}")
-    else:
-        report.notes.append(f"{where}: holds the exported rows {rows[0]['seq']}..{rows[-1]['seq']} unchanged")
+        report.bad(where, f"{len(differ)} exported row(s) differ from the store or are gone from it, first seq "
+                          f"{differ[0]}")
+    elif result.ok:
+        report.proven.append(f"{where}: holds the exported rows {min(seqs)}..{max(seqs)} unchanged")
 
 
-def _signature(manifest: dict[str, Any], pubkey: str | Path | None, report: VerifyReport) -> None:
+def _signature(manifest: dict[str, Any], pubkey: str | Path | None, trusted_keys: str | Path | None,
+               report: VerifyReport) -> None:
     from monitor.audit import signing
 
     where = f"{MANIFEST} signature"
     sig = manifest.get("signature")
-    trusted = None
-    if pubkey is not None:
-        try:
-            trusted = signing.load_public_key(pubkey)
-        except signing.SigningKeyError as exc:
-            report.bad(str(pubkey), str(exc))
-            return
+    trusted: dict[str, str] = {}  # fingerprint -> where it is trusted from
+    try:
+        if pubkey is not None:
+            trusted[signing.fingerprint(signing.load_public_key(pubkey))] = f"the given key {pubkey}"
+        if trusted_keys is not None:
+            pinned = signing.load_trusted_keys(trusted_keys)
+            trusted.update({fp: f"pinned in {trusted_keys} ({label})" for fp, label in pinned.items()
+                            if fp not in trusted})
+    except signing.SigningKeyError as exc:
+        report.bad("trusted key", str(exc))
+        return
+    untrusted = "signature not checked against a trusted key"
     if sig is None:
-        if trusted is not None:
+        if trusted:
             report.bad(where, "missing: the bundle is not signed")
         else:
-            report.notes.append("the bundle is not signed: it proves its own consistency, not who wrote it")
+            report.unproven.append(f"{untrusted}: the bundle is not signed, so nothing shows who wrote it")
         return
     try:
         embedded = signing.public_key_from_text(sig["public_key"])
@@ -269,16 +329,17 @@ def _signature(manifest: dict[str, Any], pubkey: str | Path | None, report: Veri
     except (KeyError, TypeError, ValueError) as exc:
         report.bad(where, f"malformed ({exc})")
         return
-    if signing.fingerprint(embedded) != sig.get("fingerprint"):
+    fp = signing.fingerprint(embedded)
+    if fp != sig.get("fingerprint"):
         report.bad(where, "the fingerprint does not belong to the public key")
-    if trusted is not None and signing.fingerprint(trusted) != signing.fingerprint(embedded):
-        report.bad(where, f"made with key {signing.fingerprint(embedded)}, not the given "
-                          f"{signing.fingerprint(trusted)}")
+    if trusted and fp not in trusted:
+        given = ", ".join(sorted(trusted))
+        report.bad(where, f"made with key {fp}, not a trusted one ({given}): re-signed by someone else")
         return
     if not signing.verify(embedded, signed_bytes(manifest), str(value)):
         report.bad(where, "does not verify: the manifest was changed after signing, or the signature replaced")
-    elif trusted is None:
-        report.notes.append(f"signed by {signing.fingerprint(embedded)}; pass --pubkey to check that this is "
-                            f"the key you trust")
+    elif not trusted:
+        report.unproven.append(f"{untrusted}: it is signed by {fp}, but anyone can sign with a key of their own; "
+                               f"give the committee's key with --pubkey or pin it in a {TRUSTED_KEYS_FILENAME} file")
     else:
-        report.notes.append(f"signed by {signing.fingerprint(embedded)} (the given key)")
+        report.proven.append(f"the manifest is signed by {fp}, {trusted[fp]}")

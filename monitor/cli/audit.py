@@ -18,7 +18,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or config.data_dir
     try:
         period = parse_period(config, data_dir, args.start, args.end)
-        manifest = export(config, data_dir, args.output, period, county=args.county, sign_key=args.sign)
+        manifest = export(config, data_dir, args.output, period, county=args.county, sign_key=args.sign,
+                          force=args.force)
     except (ValueError, AuditError, SigningKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -26,11 +27,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     signed = f", signed by {manifest['signature']['fingerprint']}" if "signature" in manifest else ""
     print(f"wrote {args.output}: {manifest['config']['sites']} sites, {chain['rows']} events "
           f"(rows {chain['first_seq']}..{chain['last_seq']}, chain head {chain['head_seq']}){signed}")
+    if manifest["period"].get("clipped"):
+        print(f"note: {manifest['period']['clipped']['note']}")
+    print(f"config versions in force over the period: {', '.join(manifest['config']['versions_in_force']) or 'none'}")
+    if not manifest["config"]["recorded_in_store"]:
+        print(f"warning: config {manifest['config']['version']} was never recorded in force (--force)")
     return EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from monitor.audit.verify import verify_bundle
+    from monitor.audit.verify import TRUSTED_KEYS_FILENAME, verify_bundle
     from monitor.store.chain import verify_store
 
     if args.bundle is None and args.data_dir is None:
@@ -39,11 +45,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.bundle is None:
         result = verify_store(args.data_dir)
         print(f"{args.data_dir}: {result}")
-        return EXIT_OK if result.ok else EXIT_FAILURE
+        return EXIT_OK if result.proven else EXIT_FAILURE
     if not Path(args.bundle).exists():
         print(f"error: {args.bundle}: no such bundle", file=sys.stderr)
         return EXIT_BAD_INPUT
-    report = verify_bundle(args.bundle, pubkey=args.pubkey, data_dir=args.data_dir)
+    trusted = args.trusted_keys
+    if trusted is None and args.data_dir is not None and (Path(args.data_dir) / TRUSTED_KEYS_FILENAME).is_file():
+        trusted = str(Path(args.data_dir) / TRUSTED_KEYS_FILENAME)
+    report = verify_bundle(args.bundle, pubkey=args.pubkey, trusted_keys=trusted, data_dir=args.data_dir)
     print(report.text(args.bundle))
     return EXIT_OK if report.ok else EXIT_FAILURE
 
@@ -71,12 +80,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     q.add_argument("--to", dest="end", metavar="DATE", help="period end; a bare date includes that day (default: now)")
     q.add_argument("--county", help="only this county's sites")
     q.add_argument("--sign", metavar="KEYFILE", help="sign the manifest with this Ed25519 private key")
+    q.add_argument("--force", action="store_true",
+                   help="export even with a config version the store never recorded in force (the report says so)")
     q.add_argument("-o", "--output", required=True, metavar="OUT", help="bundle directory, or OUT.zip")
     q.set_defaults(func=cmd_export)
-    q = asub.add_parser("verify", help="check a bundle's files, events and signature, and/or a store's chain")
+    q = asub.add_parser("verify", help="check a bundle's files, events and signature, and/or a store's chain; "
+                                       "exits 0 only when everything was proved")
     q.add_argument("bundle", nargs="?", help="bundle directory or .zip")
     q.add_argument("--pubkey", metavar="KEY", help="the public key the bundle must be signed with")
-    q.add_argument("--data-dir", help="verify this store's chain (with a bundle: also against the bundle)")
+    q.add_argument("--trusted-keys", metavar="FILE",
+                   help="keys the bundle may be signed with, one a line (default: DATA_DIR/trusted_keys if there); "
+                        "without it or --pubkey a bundle is never verified as trusted")
+    q.add_argument("--data-dir", help="verify this store's chain and checkpoint (with a bundle: also against "
+                                      "the bundle)")
     q.set_defaults(func=cmd_verify)
     q = asub.add_parser("keygen", help="write an Ed25519 key pair for signing bundles")
     q.add_argument("-o", "--output", default="readiness-audit", metavar="PREFIX",

@@ -64,6 +64,17 @@ class Config(Strict):
         """Return sites by id."""
         return {site.id: site for site in self.sites}
 
+    def record(self) -> dict[str, Any]:
+        """Return what the event store keeps of this config when it comes into force (a config row's payload).
+
+        Enough for an audit to report on the period later without trusting the config at hand: the
+        schedule in force (maintenance windows and waivers, with who approved them and why) and the
+        timezone their local times are read in.
+        """
+        return {"source": self.source, "sites": len(self.sites), "timezone": self.programme.timezone,
+                "maintenance": [w.model_dump(mode="json", exclude_none=True) for w in self.maintenance],
+                "waivers": [w.model_dump(mode="json") for w in self.waivers]}
+
 
 # Fields the loader fills in: a config file that sets them is as wrong as one with a typo.
 _LOADER_FIELDS = ("source", "version", "watch_only")

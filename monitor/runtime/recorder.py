@@ -52,7 +52,7 @@ class Recorder:
     def __call__(self, new: Snapshot, old: Snapshot | None) -> None:
         version = new.config.version
         if version != self.version:  # which config was in force is part of the record
-            self.store.append_config(new.at, version, {"sites": len(new.config.sites), "source": new.config.source})
+            self.store.append_config(new.at, version, new.config.record())  # with its windows and waivers
             self.version = version
         if not new.evaluated:
             return

@@ -32,9 +32,15 @@ Because ``reasons`` and ``payload`` enter the hash as the exact text stored, a v
 re-serialise them; only ``at`` depends on float formatting. Non-ASCII text (Persian site names) is
 hashed as raw UTF-8, not as ``\\u`` escapes.
 
-What the chain cannot show on its own: rows cut off the *end* (the last row is as valid as any). An
-auditor closes that gap with an anchor — a ``(seq, hash)`` head recorded earlier, e.g. printed in an
-export bundle — passed to `verify_store`.
+What the chain cannot show on its own: rows cut off the *end* (the last row is as valid as any). Two
+anchors close that gap, each a ``(seq, hash)`` head kept outside the table: the store's checkpoint
+file ``events.checkpoint.json`` next to the database (the head as last committed, rewritten
+atomically and fsynced at most every minute and when the store closes), and the head each export
+bundle records in its manifest. `verify_store` checks the chain against both: a head recorded
+earlier that the table no longer reaches is reported as rows missing from the end. The checkpoint
+file lives on the same disk, so it shows truncation by accident or by someone who forgot it, not by
+someone who rewrites both; a bundle's head, kept elsewhere (and signed), is the independent anchor.
+Rows written after the last anchor and then removed cannot be shown by anything.
 """
 
 from __future__ import annotations
@@ -45,12 +51,15 @@ import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from monitor.errors import StoreError
 
 DB_FILENAME = "events.db"
+CHECKPOINT_FILENAME = "events.checkpoint.json"  # the chain head kept outside the table
+CHECKPOINT_FORMAT = "readiness-store-checkpoint/1"
 GENESIS_HASH = "0" * 64
 HASHED_COLUMNS = (
     "seq", "at", "kind", "entity", "old", "new", "reasons", "config_version", "payload", "prev_hash",
@@ -123,8 +132,17 @@ def row_hash(fields: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Anchor:
+    """A chain head ``(seq, hash)`` recorded outside the table, and where: the chain must still reach it."""
+
+    seq: int
+    hash: str
+    recorded: str = "earlier"  # "at 2026-02-20T02:00:00Z (events.checkpoint.json)": ends "the head recorded …"
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """What walking the chain found: ok, or the first bad row and why."""
+    """What walking the chain found: ok, or the first bad row and why; and what it could not prove."""
 
     ok: bool
     rows: int  # rows checked (up to and including the first bad one)
@@ -133,19 +151,40 @@ class VerifyResult:
     head_seq: int = 0  # last good row
     head_hash: str = GENESIS_HASH
     warnings: tuple[str, ...] = ()
+    unproven: tuple[str, ...] = ()  # what could not be checked (a strict verify fails on these too)
+    anchored: tuple[str, ...] = ()  # the anchors the chain was found to reach
+
+    @property
+    def proven(self) -> bool:
+        """Whether the chain is intact and nothing was left unchecked."""
+        return self.ok and not self.unproven
 
     def __str__(self) -> str:
         if self.ok:
-            text = f"ok: {self.rows} rows, chain head {self.head_seq} {self.head_hash}"
+            text = f"chain intact: {self.rows} rows, chain head {self.head_seq} {self.head_hash}"
         else:
             text = f"FAILED after {self.rows} rows: {self.reason}"
-        return "\n".join([text, *(f"warning: {w}" for w in self.warnings)])
+        return "\n".join([text, *(f"reaches {a}" for a in self.anchored),
+                          *(f"not proved: {u}" for u in self.unproven), *(f"warning: {w}" for w in self.warnings)])
+
+
+def _as_anchor(anchor: Anchor | tuple[int, str]) -> Anchor:
+    return anchor if isinstance(anchor, Anchor) else Anchor(anchor[0], anchor[1])
 
 
 def verify_rows(
-    rows: Iterable[tuple[Any, ...]], anchor: tuple[int, str] | None = None
+    rows: Iterable[tuple[Any, ...]], anchor: Anchor | tuple[int, str] | None = None,
+    anchors: Sequence[Anchor | tuple[int, str]] = (),
 ) -> VerifyResult:
-    """Walk rows (HASHED_COLUMNS then hash, in seq order) and report the first one that breaks the chain."""
+    """Walk rows (HASHED_COLUMNS then hash, in seq order) and report the first one that breaks the chain.
+
+    Each anchor is a head recorded earlier: the row at its seq must have its hash, and the chain
+    must reach it (rows cut off the end show as missing).
+    """
+    pinned = [_as_anchor(a) for a in ([anchor] if anchor is not None else []) + list(anchors)]
+    by_seq: dict[int, list[Anchor]] = {}
+    for a in pinned:
+        by_seq.setdefault(a.seq, []).append(a)
     expected, prev, checked = 1, GENESIS_HASH, 0
 
     def bad(seq: int, reason: str) -> VerifyResult:
@@ -168,16 +207,69 @@ def verify_rows(
             computed = ""
         if computed != stored:
             return bad(seq, f"row {seq}: hash mismatch (content changed)")
-        if anchor is not None and seq == anchor[0] and stored != anchor[1]:
-            return bad(seq, f"row {seq}: hash differs from the anchor {anchor[1]} (history rewritten)")
+        for a in by_seq.get(seq, ()):
+            if stored != a.hash:
+                return bad(seq, f"row {seq}: hash differs from the head recorded {a.recorded}, {a.hash} "
+                                f"(history rewritten)")
         expected, prev = seq + 1, stored
-    if anchor is not None and anchor[0] >= expected:
-        missing = expected
-        return VerifyResult(
-            False, checked, missing, f"row {missing} missing (deleted; the anchor says the chain reached row "
-            f"{anchor[0]})", expected - 1, prev,
-        )
-    return VerifyResult(True, checked, None, "", expected - 1, prev)
+    for a in sorted(pinned, key=lambda a: -a.seq):
+        if a.seq >= expected:
+            return VerifyResult(
+                False, checked, expected,
+                f"rows after seq {expected - 1} are missing: the head recorded {a.recorded} was {a.seq}",
+                expected - 1, prev,
+            )
+    reached = tuple(f"the head recorded {a.recorded} (seq {a.seq})" for a in pinned)
+    return VerifyResult(True, checked, None, "", expected - 1, prev, anchored=reached)
+
+
+# -- the checkpoint: the head kept next to the table ------------------------------------------------
+
+def checkpoint_json(seq: int, head_hash: str, at: float) -> bytes:
+    """Return the checkpoint file's bytes for head ``(seq, head_hash)`` committed by ``at``."""
+    iso = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return (canonical_json({"format": CHECKPOINT_FORMAT, "seq": seq, "hash": head_hash, "at": float(at),
+                            "at_iso": iso}) + "\n").encode("utf-8")
+
+
+def write_checkpoint(data_dir: str | Path, seq: int, head_hash: str, at: float) -> None:
+    """Replace the checkpoint file atomically (write, fsync, rename, fsync the dir); OSError on failure."""
+    directory = Path(data_dir)
+    path = directory / CHECKPOINT_FILENAME
+    tmp = directory / f".{CHECKPOINT_FILENAME}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, checkpoint_json(seq, head_hash, at))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def read_checkpoint(data_dir: str | Path) -> Anchor | None:
+    """Return the store's checkpoint as an anchor, None when there is no file; StoreError if it is garbled."""
+    path = Path(data_dir) / CHECKPOINT_FILENAME
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+        seq, head_hash, at = doc["seq"], doc["hash"], doc["at"]
+        if doc.get("format") != CHECKPOINT_FORMAT or not isinstance(seq, int) or not isinstance(head_hash, str) \
+                or not isinstance(at, int | float):
+            raise ValueError("not a checkpoint")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{path} is not a store checkpoint ({exc})") from exc
+    iso = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return Anchor(seq, head_hash, f"at {iso} ({CHECKPOINT_FILENAME})")
 
 
 def connect_readonly(data_dir: str | Path) -> sqlite3.Connection:
@@ -196,22 +288,38 @@ def connect_readonly(data_dir: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def verify_store(data_dir: str | Path, *, anchor: tuple[int, str] | None = None) -> VerifyResult:
+def verify_store(data_dir: str | Path, *, anchor: Anchor | tuple[int, str] | None = None,
+                 checkpoint: bool = True) -> VerifyResult:
     """Walk the whole chain of the store in ``data_dir``; name the first bad row and why.
 
-    Safe while a writer is running (it reads one consistent WAL snapshot). ``anchor`` is a
-    ``(seq, hash)`` recorded earlier; with it, rows cut off the end are caught too.
+    Safe while a writer is running (it reads one consistent WAL snapshot). ``anchor`` is a head
+    recorded earlier (an export's); with ``checkpoint`` the store's own checkpoint file is one
+    too. Either catches rows cut off the end; with neither, that is reported as not proved.
     """
+    anchors: list[Anchor] = [] if anchor is None else [_as_anchor(anchor)]
+    unproven: list[str] = []
     conn = connect_readonly(data_dir)
     try:
+        if checkpoint:
+            try:
+                saved = read_checkpoint(data_dir)
+            except StoreError as exc:
+                saved = None
+                unproven.append(f"{exc}: rows cut off the end cannot be detected")
+            else:
+                if saved is not None:
+                    anchors.append(saved)
+                elif conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None:
+                    unproven.append(f"no checkpoint file {CHECKPOINT_FILENAME} (deleted, or a store older than "
+                                    f"checkpoints): rows cut off the end cannot be detected")
         present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
         warnings = tuple(f"trigger {t} is missing (someone disabled append-only)" for t in TRIGGERS
                          if t not in present)
         cursor = conn.execute(f"SELECT {', '.join(HASHED_COLUMNS)}, hash FROM events ORDER BY seq")
-        result = verify_rows(cursor, anchor)
+        result = verify_rows(cursor, anchors=anchors)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read {Path(data_dir) / DB_FILENAME}: {exc}") from exc
     finally:
         conn.close()
     return VerifyResult(result.ok, result.rows, result.first_bad_seq, result.reason,
-                        result.head_seq, result.head_hash, warnings)
+                        result.head_seq, result.head_hash, warnings, tuple(unproven), result.anchored)

@@ -15,6 +15,10 @@ then a ``marker`` row records how many, so the gap is on the record too.
 
 Append-only by construction: triggers refuse UPDATE and DELETE and any INSERT that does not extend
 the chain. Someone with the file can drop them, which `monitor.store.chain.verify_store` then notices.
+A chain cannot show rows cut off its end, so the writer also keeps the head outside the table: after
+a commit, at most every ``checkpoint_seconds`` and when the store closes, it replaces
+``events.checkpoint.json`` (fsynced) with the committed ``(seq, hash)``; verify checks the chain
+still reaches it. Failing to write it is logged and never stops the record.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Any, NamedTuple
 
 from monitor.errors import StoreError
 from monitor.store.chain import (
+    CHECKPOINT_FILENAME,
     DB_FILENAME,
     GENESIS_HASH,
     HASHED_COLUMNS,
@@ -45,8 +50,10 @@ from monitor.store.chain import (
     canonical_json,
     connect_readonly,
     hash_values,
+    read_checkpoint,
     row_hash,
     verify_store,
+    write_checkpoint,
 )
 
 __all__ = [
@@ -57,6 +64,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SNAPSHOT_INTERVAL_SECONDS = 3600.0  # default period of the site snapshot rows
+CHECKPOINT_SECONDS = 60.0  # how often (at most) the head is written to the checkpoint file
 LOCK_FILENAME = "readiness.lock"
 BATCH_MAX_ROWS = 20_000  # commit sooner than batch_seconds once this many rows wait
 RETRY_MIN_SECONDS, RETRY_MAX_SECONDS = 0.05, 5.0
@@ -137,10 +145,14 @@ def _pending(kind: str, at: float, entity: str, old: str | None, new: str, reaso
 class EventStore:
     """The append-only, hash-chained event store of one data dir (one writer process per dir)."""
 
-    def __init__(self, data_dir: str | Path, *, batch_seconds: float = 0.5, max_queue: int = 1_000_000):
+    def __init__(self, data_dir: str | Path, *, batch_seconds: float = 0.5, max_queue: int = 1_000_000,
+                 checkpoint_seconds: float = CHECKPOINT_SECONDS):
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_FILENAME
         self.batch_seconds = batch_seconds
+        self.checkpoint_seconds = checkpoint_seconds
+        self._checkpointed: tuple[int, float] = (-1, -math.inf)  # (seq, time.monotonic()) of the last checkpoint
+        self._checkpoint_error = ""
         self.max_queue = max_queue
         self._cond = threading.Condition()
         self._queue: deque[_Pending] = deque()
@@ -174,6 +186,12 @@ class EventStore:
         except (sqlite3.Error, StoreError) as exc:
             self._unlock_dir()
             raise exc if isinstance(exc, StoreError) else StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            self._check_checkpoint(conn)
+        except (sqlite3.Error, StoreError) as exc:
+            conn.close()
+            self._unlock_dir()
+            raise exc if isinstance(exc, StoreError) else StoreError(f"cannot open {self.path}: {exc}") from exc
         self._conn = conn
         self._state = "open"
         self._thread = threading.Thread(target=self._run, name="event-store-writer", daemon=True)
@@ -198,6 +216,7 @@ class EventStore:
                 self._give_up = True
                 self._cond.notify_all()
         self._thread.join()
+        self._checkpoint(force=True)  # the writer is gone: the head is final
         with self._cond:
             lost = len(self._queue) + len(self._inflight)
         if lost:
@@ -310,6 +329,7 @@ class EventStore:
                     self._cond.wait_for(lambda: self._give_up, delay)
                 continue
             delay, chunk = RETRY_MIN_SECONDS, min(chunk * 2, BATCH_MAX_ROWS)
+            self._checkpoint()
             with self._cond:
                 del self._inflight[: len(part)]
                 self._committed += len(part)
@@ -346,6 +366,46 @@ class EventStore:
                 pass
             raise
         self._head = (seq, prev)
+
+    def _check_checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Refuse to extend a chain that no longer reaches its checkpoint (rows cut off or rewritten).
+
+        Writing on would replace the checkpoint, the one trace of what was removed; the operator
+        decides (``readiness audit verify --data-dir``, then move the checkpoint file aside).
+        """
+        saved = read_checkpoint(self.data_dir)
+        if saved is None:
+            return
+        row = conn.execute("SELECT hash FROM events WHERE seq = ?", (saved.seq,)).fetchone()
+        if saved.seq > self._head[0]:
+            problem = (f"rows after seq {self._head[0]} are missing: the head recorded {saved.recorded} "
+                       f"was {saved.seq}")
+        elif saved.seq > 0 and (row is None or row[0] != saved.hash):
+            problem = f"row {saved.seq} differs from the head recorded {saved.recorded} (history rewritten)"
+        else:
+            self._checkpointed = (saved.seq, -math.inf)
+            return
+        raise StoreError(f"{self.path}: {problem}; refusing to record on top of it (check it with `readiness "
+                         f"audit verify --data-dir {self.data_dir}`; to go on anyway, move "
+                         f"{self.data_dir / CHECKPOINT_FILENAME} aside)")
+
+    def _checkpoint(self, *, force: bool = False) -> None:
+        """Write the committed head to the checkpoint file when due (by the writer after a commit, or at close)."""
+        seq, head_hash = self._head
+        last_seq, last_at = self._checkpointed
+        due = force or self._state != "open" or time.monotonic() - last_at >= self.checkpoint_seconds
+        if seq == last_seq or not due:
+            return
+        try:
+            write_checkpoint(self.data_dir, seq, head_hash, time.time())
+        except OSError as exc:
+            cause = f"cannot write {self.data_dir / CHECKPOINT_FILENAME}: {exc.strerror or exc}"
+            if cause != self._checkpoint_error:
+                log.warning("event store %s: %s (the record goes on; truncation of its tail is detectable "
+                            "only up to the last checkpoint)", self.path, cause)
+            self._checkpoint_error = cause
+            return
+        self._checkpointed, self._checkpoint_error = (seq, time.monotonic()), ""
 
     def _write_failed(self, exc: Exception) -> None:
         cause = f"cannot write {self.path}: {exc}"

@@ -18,6 +18,8 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import time
+import types
 import zipfile
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -28,9 +30,11 @@ import openpyxl
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import monitor.store.events
 from monitor.audit import signing
-from monitor.audit.export import manifest_bytes, parse_period, signed_bytes
+from monitor.audit.export import AuditError, manifest_bytes, parse_period, requested_period, signed_bytes
 from monitor.cli.main import main
+from monitor.config.loader import Config, load_config
 from monitor.store.chain import row_hash
 from monitor.store.events import EventStore, Transition
 from tests.helpers import require_tool
@@ -207,11 +211,73 @@ def test_period_in_either_calendar(run: Run) -> None:
     jalali = parse_period(run.config, run.data_dir, "1404-12-01", "1404-12-01")
     gregorian = parse_period(run.config, run.data_dir, "2026-02-20", "2026-02-20")
     assert (jalali.start, jalali.end) == (gregorian.start, gregorian.end) == (T0, T0 + 24 * HOUR)
-    nowruz = parse_period(run.config, run.data_dir, "1404-12-29 12:00", "1405-01-01")
+    nowruz = requested_period(run.config, run.data_dir, "1404-12-29 12:00", "1405-01-01")
     assert nowruz.local(nowruz.start) == datetime(2026, 3, 20, 12, 0, tzinfo=TEHRAN)
     assert nowruz.local(nowruz.end) == datetime(2026, 3, 22, 0, 0, tzinfo=TEHRAN)
-    default = parse_period(run.config, run.data_dir, None, None, now=T0 + 30 * HOUR)
+    default = requested_period(run.config, run.data_dir, None, None, now=T0 + 30 * HOUR)
     assert default.start == T0 + FIRST_STEP * HOUR and default.end == T0 + 30 * HOUR
+    # What is exported ends at the last recorded moment (the monitor's "closed" marker at 26:30).
+    clipped = parse_period(run.config, run.data_dir, None, None, now=T0 + 30 * HOUR)
+    assert (clipped.start, clipped.end, clipped.requested_end) == (default.start, T0 + 26.5 * HOUR, T0 + 30 * HOUR)
+    with pytest.raises(AuditError, match="nothing is recorded in the period"):
+        parse_period(run.config, run.data_dir, "1404-12-29 12:00", "1405-01-01")
+
+
+SMALL_SITE = {"links": [{"role": "primary", "medium": "fiber", "address": "127.44.0.1"},
+                         {"role": "backup", "medium": "lte", "address": "127.44.0.2"}], "area": "rural"}
+
+
+def small_config(directory: Path, **extra: Any) -> tuple[Path, Config]:
+    """Two sites (S1 in Ilam, S2 in Eyvan), written as config.yaml in ``directory`` and loaded."""
+    doc = {"programme": {"name": "test", "deadline": "2026-03-15T08:00:00+03:30"},
+           "sites": [{"id": "S1", "name": "مدرسه فردوسی", "county": "Ilam", **SMALL_SITE},
+                     {"id": "S2", "name": "مسجد نور", "county": "Eyvan", **SMALL_SITE}], **extra}
+    path = directory / "config.yaml"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return path, load_config(path)
+
+
+@pytest.fixture
+def store_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The store's wall clock (its open/close markers), set by the test."""
+    clock = [T0 - 3 * HOUR]
+    monkeypatch.setattr(monitor.store.events, "time",
+                        types.SimpleNamespace(time=lambda: clock[0], monotonic=time.monotonic))
+    return clock
+
+
+def test_a_future_end_is_clipped_to_the_last_recorded_moment(tmp_path: Path, store_clock: list[float],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--to a day not yet over, with the monitor running: the period ends at the last row, and says so.
+
+    S1 is ready until 01:00 and not ready from then on; the last row is the 02:00 snapshot. Counting
+    its current state up to the end of a day to come would make up hours nobody has seen.
+    """
+    config_path, config = small_config(tmp_path)
+    data, out = tmp_path / "data", tmp_path / "bundle"
+    with EventStore(data, batch_seconds=0.01) as store:  # still running while the export is made
+        store.append_config(T0 - 2 * HOUR, config.version, config.record())
+        store.append([Transition(T0 - HOUR, "site:S1", None, "ready", (), config.version),
+                      Transition(T0 - HOUR, "site:S2", None, "ready", (), config.version),
+                      Transition(T0 + HOUR, "site:S1", "ready", "not_ready", ("primary.down",), config.version)])
+        store.append_snapshot(T0 + 2 * HOUR, {"S1": {"state": "not_ready"}, "S2": {"state": "ready"}},
+                              config.version)
+        assert store.flush()
+        capsys.readouterr()
+        to = "1406-01-01"  # 2027-03-21: later than the test's today, as --to today is later than now
+        assert main(["audit", "export", "--config", str(config_path), "--data-dir", str(data), "--from", "1404-12-01",
+                     "--to", to, "-o", str(out)]) == 0
+        printed = capsys.readouterr().out
+    assert "note: period clipped to 2026-02-20T02:00:00+03:30, the last recorded moment" in printed
+    rows = read_csv(out / "readiness.csv")
+    assert (rows["S1"]["ready_seconds"], rows["S1"]["not_ready_seconds"]) == ("3600", "3600")
+    assert rows["S1"]["site_availability"] == "0.500000" and rows["S1"]["blind_seconds"] == "0"
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["period"]["end"]["iso"] == "2026-02-20T02:00:00+03:30"
+    assert summary["period"]["clipped"]["requested_end"]["jalali"] == "1406-01-02 00:00"
+    assert summary["province"]["availability"]["site"]["ratio"] == pytest.approx(3 / 4)
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Clipped to the last recorded moment" in html and "period clipped to 2026-02-20T02:00:00+03:30" in html
 
 
 def test_bad_input_exits_2(run: Run, bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -229,14 +295,22 @@ def test_bad_input_exits_2(run: Run, bundle: Path, tmp_path: Path, capsys: pytes
 
 # -- verify and tampering -------------------------------------------------------------------------
 
-def test_verify_passes_on_an_intact_bundle(bundle: Path, keys: tuple[Path, Path],
+def test_verify_passes_on_an_intact_bundle(bundle: Path, keys: tuple[Path, Path], tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """A fresh signed bundle verifies, with and without the trusted public key."""
+    """A fresh signed bundle verifies against the trusted key, given or pinned; without one it is not verified."""
     code, out = verify(bundle, capsys, "--pubkey", str(keys[1]))
     assert code == 0, out
-    assert "OK" in out and "FAIL" not in out and "(the given key)" in out
-    code, out = verify(bundle, capsys)
-    assert code == 0 and "pass --pubkey" in out
+    assert "FAIL" not in out and "NOT PROVED" not in out and f"the given key {keys[1]}" in out
+    assert out.splitlines()[-1] == f"OK: {bundle} is intact and signed by a trusted key"
+    pinned = tmp_path / "trusted_keys"
+    fp = signing.fingerprint(signing.load_public_key(keys[1]))
+    pinned.write_text(f"# the election committee\n{fp} committee 1404\n")
+    code, out = verify(bundle, capsys, "--trusted-keys", str(pinned))
+    assert code == 0 and f"signed by {fp}, pinned in {pinned} (committee 1404)" in out
+    code, out = verify(bundle, capsys)  # self-consistent, but nothing says whose key signed it
+    assert code == 1 and "OK" not in out
+    assert f"NOT PROVED: signature not checked against a trusted key: it is signed by {fp}" in out
+    assert out.splitlines()[-1].startswith(f"NOT VERIFIED: {bundle}: no check failed, but 1 thing(s)")
 
 
 def tampered(bundle: Path, tmp_path: Path) -> Path:
@@ -370,18 +444,28 @@ def test_a_swapped_signature_is_named(bundle: Path, tmp_path: Path, capsys: pyte
 
 def test_a_bundle_re_signed_by_another_key_fails_against_the_trusted_key(
         bundle: Path, keys: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A forger swaps in their own key and a valid signature: only --pubkey can tell, and it does."""
+    """A forger changes the summary and re-signs with their own key: never verified; a trusted key names the forgery."""
     copy = tampered(bundle, tmp_path)
+    summary = (copy / "summary.json").read_bytes().replace(b'"ever_ready": 5', b'"ever_ready": 4')
+    (copy / "summary.json").write_bytes(summary)
     manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["summary.json"] = {"sha256": hashlib.sha256(summary).hexdigest(), "bytes": len(summary)}
     other = Ed25519PrivateKey.generate()
+    forger = signing.fingerprint(other.public_key())
     manifest["signature"] = {"algorithm": "ed25519", "public_key": signing.public_key_text(other.public_key()),
-                             "fingerprint": signing.fingerprint(other.public_key())}
+                             "fingerprint": forger}
     manifest["signature"]["value"] = signing.sign(other, signed_bytes(manifest))
     (copy / "manifest.json").write_bytes(manifest_bytes(manifest))
-    assert verify(copy, capsys)[0] == 0  # self-consistent...
+    code, out = verify(copy, capsys)  # self-consistent, so nothing fails...
+    assert code == 1 and "OK" not in out and "FAIL" not in out  # ...but nothing is trusted either
+    assert f"NOT PROVED: signature not checked against a trusted key: it is signed by {forger}" in out
     code, out = verify(copy, capsys, "--pubkey", str(keys[1]))
-    assert code == 1  # ...but not the committee's
-    assert f"made with key {signing.fingerprint(other.public_key())}, not the given" in out
+    assert code == 1  # not the committee's
+    assert f"FAIL manifest.json signature: made with key {forger}, not a trusted one" in out
+    pinned = tmp_path / "pinned"
+    pinned.write_text(signing.public_key_text(signing.load_public_key(keys[1])) + " committee\n")
+    code, out = verify(copy, capsys, "--trusted-keys", str(pinned))
+    assert code == 1 and f"made with key {forger}, not a trusted one" in out
 
 
 def test_added_and_removed_files_are_named(bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -421,13 +505,13 @@ def test_zip_bundle_verifies_and_tampering_shows(run: Run, keys: tuple[Path, Pat
     assert code == 1 and "FAIL report.html: corrupt in the zip" in text
 
 
-def test_verify_data_dir_checks_the_store(run: Run, bundle: Path, tmp_path: Path,
+def test_verify_data_dir_checks_the_store(run: Run, bundle: Path, keys: tuple[Path, Path], tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """`verify --data-dir`: the store's chain (issue 4); with a bundle, also that the store still holds it."""
     capsys.readouterr()
     assert main(["audit", "verify", "--data-dir", str(run.data_dir)]) == 0
-    assert "ok:" in capsys.readouterr().out
-    code, out = verify(bundle, capsys, "--data-dir", str(run.data_dir))
+    assert "chain intact" in capsys.readouterr().out
+    code, out = verify(bundle, capsys, "--data-dir", str(run.data_dir), "--pubkey", str(keys[1]))
     assert code == 0 and "holds the exported rows" in out
     forged = tmp_path / "data"
     shutil.copytree(run.data_dir, forged)
@@ -440,8 +524,39 @@ def test_verify_data_dir_checks_the_store(run: Run, bundle: Path, tmp_path: Path
     assert main(["audit", "verify", "--data-dir", str(forged)]) == 1
     out = capsys.readouterr().out
     assert f"row {seq}: hash mismatch" in out and "events_no_update is missing" in out
-    code, out = verify(bundle, capsys, "--data-dir", str(forged))
+    code, out = verify(bundle, capsys, "--data-dir", str(forged), "--pubkey", str(keys[1]))
     assert code == 1 and f"row {seq}: hash mismatch" in out
+    assert f"1 exported row(s) differ from the store or are gone from it, first seq {seq}" in out
+    assert "unchanged" not in out and "OK" not in out and "chain is intact" not in out  # never next to a mismatch
+
+
+def test_rows_cut_off_the_stores_end_are_reported(run: Run, bundle: Path, keys: tuple[Path, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The last store rows deleted (a valid, shorter chain): the checkpoint and the bundle's head both show it."""
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    head = manifest["chain"]["head_seq"]
+    saved = json.loads((run.data_dir / "events.checkpoint.json").read_text())
+    assert saved["seq"] == head
+    cut = tmp_path / "data"
+    shutil.copytree(run.data_dir, cut)
+    with contextlib.closing(sqlite3.connect(cut / "events.db")) as conn:
+        conn.execute("DROP TRIGGER events_no_delete")
+        conn.execute("DELETE FROM events WHERE seq > ?", (head - 2,))
+        conn.commit()
+    capsys.readouterr()
+    assert main(["audit", "verify", "--data-dir", str(cut)]) == 1
+    out = capsys.readouterr().out
+    assert (f"rows after seq {head - 2} are missing: the head recorded at {saved['at_iso']} "
+            f"(events.checkpoint.json) was {head}") in out
+    code, out = verify(bundle, capsys, "--data-dir", str(cut), "--pubkey", str(keys[1]))
+    assert code == 1
+    assert f"rows after seq {head - 2} are missing: the head recorded at export (manifest.json) was {head}" in out
+    assert "OK" not in out and "chain is intact" not in out
+    # With the checkpoint file gone as well, the bundle's head still shows the cut.
+    (cut / "events.checkpoint.json").unlink()
+    code, out = verify(bundle, capsys, "--data-dir", str(cut), "--pubkey", str(keys[1]))
+    assert code == 1 and f"the head recorded at export (manifest.json) was {head}" in out
+    assert "NOT PROVED: store" in out and "no checkpoint file events.checkpoint.json" in out
 
 
 # -- keys -----------------------------------------------------------------------------------------
@@ -526,34 +641,36 @@ def test_report_prints_in_chromium(bundle: Path, tmp_path: Path) -> None:
 
 # -- maintenance and waivers ----------------------------------------------------------------------
 
-def test_maintenance_and_waivers_are_reported_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A primary down only inside its maintenance window fails nothing; a waiver in force is listed with who and why."""
-    site = {"links": [{"role": "primary", "medium": "fiber", "address": "127.44.0.1"},
-                      {"role": "backup", "medium": "lte", "address": "127.44.0.2"}], "area": "rural"}
-    doc = {"programme": {"name": "test", "deadline": "2026-03-15T08:00:00+03:30"},
-           "sites": [{"id": "S1", "name": "مدرسه فردوسی", "county": "Ilam", **site},
-                     {"id": "S2", "name": "مسجد نور", "county": "Eyvan", **site}],
-           "maintenance": [{"sites": ["S1"], "reason": "fiber splice", "start": "2026-02-20T02:00:00+03:30",
-                            "end": "2026-02-20T04:00:00+03:30"}],
-           "waivers": [{"site": "S2", "requirement": "backup", "until": "2026-03-01", "approved_by": "ICT committee",
-                        "reason": "no LTE coverage in the village"}]}
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+def test_maintenance_and_waivers_are_reported_apart(tmp_path: Path, keys: tuple[Path, Path],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A primary down only inside its maintenance window fails nothing; a waiver in force is listed with who and why.
+
+    Both come from the record: the site's reasons carry the window while it is open, and the config
+    row the monitor wrote when the config came into force carries the waiver with who and why.
+    """
+    config_path, config = small_config(
+        tmp_path,
+        maintenance=[{"sites": ["S1"], "reason": "fiber splice", "start": "2026-02-20T02:00:00+03:30",
+                      "end": "2026-02-20T04:00:00+03:30"}],
+        waivers=[{"site": "S2", "requirement": "backup", "until": "2026-03-01", "approved_by": "ICT committee",
+                  "reason": "no LTE coverage in the village"}])
+    v = config.version
     data = tmp_path / "data"
     waived = "waived backup until 2026-03-01 (by ICT committee)"
     with EventStore(data, batch_seconds=0.01) as store:
+        store.append_config(T0 - 2 * HOUR, v, config.record())
         store.append([
-            Transition(T0 - HOUR, "site:S1", None, "ready", (), "v1"),
+            Transition(T0 - HOUR, "site:S1", None, "ready", (), v),
             Transition(T0 + 2 * HOUR, "site:S1", "ready", "not_ready", ("maintenance: fiber splice", "primary.down"),
-                       "v1"),
-            Transition(T0 + 4 * HOUR, "site:S1", "not_ready", "ready", (), "v1"),
-            Transition(T0 - HOUR, "site:S2", None, "ready", (waived,), "v1"),
-            Transition(T0 - HOUR, "link:S2/backup", None, "down", ("backup.down",), "v1"),
+                       v),
+            Transition(T0 + 4 * HOUR, "site:S1", "not_ready", "ready", (), v),
+            Transition(T0 - HOUR, "site:S2", None, "ready", (waived,), v),
+            Transition(T0 - HOUR, "link:S2/backup", None, "down", ("backup.down",), v),
         ])
         assert store.flush()
     out = tmp_path / "bundle"
     assert main(["audit", "export", "--config", str(config_path), "--data-dir", str(data), "--from", "1404-12-01",
-                 "--to", "1404-12-01", "-o", str(out)]) == 0
+                 "--to", "1404-12-01", "-o", str(out), "--sign", str(keys[0])]) == 0
     rows = read_csv(out / "readiness.csv")
     assert float(rows["S1"]["maintenance_seconds"]) == 2 * HOUR
     assert float(rows["S1"]["ready_seconds"]) == 22 * HOUR and rows["S1"]["site_availability"] == "1.000000"
@@ -566,5 +683,85 @@ def test_maintenance_and_waivers_are_reported_apart(tmp_path: Path, capsys: pyte
     assert summary["province"]["maintenance_seconds"] == 2 * HOUR and summary["province"]["waivers_in_force"] == 1
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "no LTE coverage in the village" in html and "ICT committee" in html and "۱۴۰۴/۱۲/۱۰" in html
+    # The committee's key pinned in the data dir's trusted_keys: verify finds it there.
+    (data / "trusted_keys").write_text(signing.fingerprint(signing.load_public_key(keys[1])) + " committee\n")
     capsys.readouterr()
     assert main(["audit", "verify", str(out), "--data-dir", str(data)]) == 0
+    assert f"pinned in {data / 'trusted_keys'} (committee)" in capsys.readouterr().out
+
+
+def store_with_two_versions(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """v1 (no window) in force from 22:00 the day before; at 06:00 v2 adds a window for S1 02:00-04:00 of that day.
+
+    S1 was not ready 02:00-04:00 (primary down) under v1: the monitor saw no maintenance then.
+    Returns the data dir and both configs.
+    """
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v2").mkdir()
+    v1_path, v1 = small_config(tmp_path / "v1")
+    v2_path, v2 = small_config(tmp_path / "v2", maintenance=[
+        {"sites": ["S1"], "reason": "fiber splice, booked late", "start": "2026-02-20T02:00:00+03:30",
+         "end": "2026-02-20T04:00:00+03:30"}])
+    assert v1.version != v2.version
+    data = tmp_path / "data"
+    with EventStore(data, batch_seconds=0.01) as store:
+        store.append_config(T0 - 2 * HOUR, v1.version, v1.record())
+        store.append([Transition(T0 - HOUR, "site:S1", None, "ready", (), v1.version),
+                      Transition(T0 - HOUR, "site:S2", None, "ready", (), v1.version),
+                      Transition(T0 + 2 * HOUR, "site:S1", "ready", "not_ready", ("primary.down",), v1.version),
+                      Transition(T0 + 4 * HOUR, "site:S1", "not_ready", "ready", (), v1.version)])
+        store.append_config(T0 + 6 * HOUR, v2.version, v2.record())
+        assert store.flush()
+    return data, v1_path, v2_path
+
+
+def test_a_window_added_later_does_not_rewrite_past_availability(tmp_path: Path) -> None:
+    """Exported with the later config (v2), the 02:00-04:00 outage still counts: it was not maintenance then."""
+    data, v1_path, v2_path = store_with_two_versions(tmp_path)
+    csvs, summaries = [], []
+    for name, config_path in (("with-v1", v1_path), ("with-v2", v2_path)):
+        out = tmp_path / name
+        assert main(["audit", "export", "--config", str(config_path), "--data-dir", str(data), "--from", "1404-12-01",
+                     "--to", "1404-12-01", "-o", str(out)]) == 0
+        csvs.append(read_csv(out / "readiness.csv"))
+        summaries.append(json.loads((out / "summary.json").read_text(encoding="utf-8")))
+    s1 = csvs[1]["S1"]
+    assert (s1["maintenance_seconds"], s1["not_ready_seconds"], s1["failed_requirements"]) == (
+        "0", "7200", "primary.down 2h 00m")
+    assert s1["site_availability"] == f"{22 / 24:.6f}"
+    assert csvs[0] == csvs[1]  # the config at hand changes nothing the record says
+    versions = summaries[1]["config_versions_in_force"]
+    assert [(c["version"], c["since"]["iso"], c["until"] and c["until"]["iso"], c["maintenance_windows"])
+            for c in versions] == [
+        (load_config(v1_path).version, "2026-02-19T22:00:00+03:30", "2026-02-20T06:00:00+03:30", 0),
+        (load_config(v2_path).version, "2026-02-20T06:00:00+03:30", None, 1)]
+    assert summaries[1]["context_notes"] == []
+    html = (tmp_path / "with-v2" / "report.html").read_text(encoding="utf-8")
+    assert "Config versions in force" in html and load_config(v1_path).version in html
+
+
+def test_a_config_the_store_never_saw_is_refused_unless_forced(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A config version never recorded in force: refused (exit 2); with --force exported, and the report says so."""
+    data, v1_path, _ = store_with_two_versions(tmp_path)
+    (tmp_path / "v3").mkdir()
+    v3_path, v3 = small_config(tmp_path / "v3", waivers=[
+        {"site": "S1", "requirement": "backup", "until": "2026-03-01", "approved_by": "nobody", "reason": "made up"}])
+    base = ["audit", "export", "--config", str(v3_path), "--data-dir", str(data), "--from", "1404-12-01",
+            "--to", "1404-12-01"]
+    capsys.readouterr()
+    assert main([*base, "-o", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert f"is version {v3.version}, which the store in {data} never recorded in force" in err
+    assert load_config(v1_path).version in err and "--force" in err
+    assert not (tmp_path / "refused").exists()
+    out = tmp_path / "forced"
+    assert main([*base, "-o", str(out), "--force"]) == 0
+    assert f"warning: config {v3.version} was never recorded in force (--force)" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["context_notes"][0] == (f"exported with --force: config {v3.version} was never recorded in "
+                                           f"force by the store")
+    assert summary["province"]["waivers_in_force"] == 0  # v3's waiver was never in force
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config"]["recorded_in_store"] is False
+    assert "exported with --force" in (out / "report.html").read_text(encoding="utf-8")

@@ -65,3 +65,6 @@ async def test_config_version_is_recorded_once(tmp_path: Path) -> None:
     await run_service(path, data, 2000.0)
     store = EventStore(data)
     assert len(list(store.events(kinds=["config"]))) == 1
+    (row,) = store.events(kinds=["config"])
+    # The record holds its context: the schedule in force and the zone its times are read in.
+    assert {"maintenance", "waivers", "timezone", "sites", "source"} <= set(row.payload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import random
@@ -181,10 +182,68 @@ def test_an_anchor_catches_rows_cut_off_the_end(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         _drop_triggers(conn)
         conn.execute("DELETE FROM events WHERE seq >= 6")
-    assert verify_store(tmp_path).ok  # the limit of any hash chain on its own
-    result = verify_store(tmp_path, anchor=anchor)
+    assert verify_store(tmp_path, checkpoint=False).ok  # the limit of any hash chain on its own
+    result = verify_store(tmp_path, anchor=anchor, checkpoint=False)
     assert (result.ok, result.first_bad_seq) == (False, 6)
-    assert "row 6 missing" in result.reason
+    assert result.reason == "rows after seq 5 are missing: the head recorded earlier was 7"
+
+
+def test_the_checkpoint_catches_the_last_rows_deleted(tmp_path: Path) -> None:
+    """The store keeps its head in a checkpoint file: deleting the last rows of the table shows, by seq and time."""
+    db = filled_store(tmp_path, 5)  # 7 rows: opened, 5 transitions, closed
+    saved = json.loads((tmp_path / "events.checkpoint.json").read_text())
+    head = verify_store(tmp_path)
+    assert head.proven and (saved["seq"], saved["hash"]) == (head.head_seq, head.head_hash) == (7, head.head_hash)
+    assert f"reaches the head recorded at {saved['at_iso']} (events.checkpoint.json) (seq 7)" in str(head)
+    with sqlite3.connect(db) as conn:
+        _drop_triggers(conn)
+        conn.execute("DELETE FROM events WHERE seq >= 6")
+    result = verify_store(tmp_path)
+    assert (result.ok, result.first_bad_seq, result.head_seq) == (False, 6, 5)
+    assert result.reason == (f"rows after seq 5 are missing: the head recorded at {saved['at_iso']} "
+                             f"(events.checkpoint.json) was 7")
+    assert "chain intact" not in str(result) and "ok" not in str(result).split()
+    # The store refuses to write on (which would replace the checkpoint, the trace of the cut).
+    with pytest.raises(StoreError, match=r"rows after seq 5 are missing: .* refusing to record on top of it"):
+        EventStore(tmp_path).open()
+    assert json.loads((tmp_path / "events.checkpoint.json").read_text())["seq"] == 7
+
+
+def test_a_missing_or_rewritten_checkpoint_is_reported(tmp_path: Path) -> None:
+    """No checkpoint file: the tail cannot be proved (said, not passed over); a rewritten row at its seq shows."""
+    db = filled_store(tmp_path, 3)
+    checkpoint = tmp_path / "events.checkpoint.json"
+    saved = checkpoint.read_bytes()
+    checkpoint.unlink()
+    result = verify_store(tmp_path)
+    assert result.ok and not result.proven
+    assert "not proved: no checkpoint file events.checkpoint.json" in str(result)
+    checkpoint.write_bytes(saved)
+    with sqlite3.connect(db) as conn:
+        _drop_triggers(conn)
+        conn.execute("DELETE FROM events WHERE seq = 5")
+        row = conn.execute("SELECT * FROM events WHERE seq = 4").fetchone()
+        fields = dict(zip(("seq", "at", "kind", "entity", "old", "new", "reasons", "config_version", "payload",
+                           "prev_hash"), row[:10], strict=True))
+        fields.update(seq=5, new="forged")  # a new last row 5, correctly chained, but not the one recorded
+        fields["prev_hash"] = row[10]
+        conn.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                     (*fields.values(), row_hash(fields)))
+    result = verify_store(tmp_path)
+    assert (result.ok, result.first_bad_seq) == (False, 5)
+    assert "row 5: hash differs from the head recorded at" in result.reason
+
+
+def test_checkpoints_follow_commits_at_most_every_checkpoint_seconds(tmp_path: Path) -> None:
+    """While open: written after the first commit, then not again until due; at close: the final head."""
+    checkpoint = tmp_path / "events.checkpoint.json"
+    with EventStore(tmp_path, batch_seconds=0.01, checkpoint_seconds=3600) as store:
+        assert store.flush()
+        assert json.loads(checkpoint.read_text())["seq"] == 1  # the "opened" marker
+        store.append([tr(1), tr(2)])
+        assert store.flush()
+        assert json.loads(checkpoint.read_text())["seq"] == 1  # not due yet
+    assert json.loads(checkpoint.read_text())["seq"] == 4 == verify_store(tmp_path).head_seq
 
 
 def test_verify_without_a_store_is_a_store_error(tmp_path: Path) -> None:
