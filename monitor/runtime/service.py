@@ -14,6 +14,7 @@ from monitor.config.loader import Config
 from monitor.config.targets import build_targets
 from monitor.core.readiness import Freshness, SiteReadiness, evaluate
 from monitor.runtime.snapshot import CycleStats, Snapshot
+from monitor.runtime.tasks import install_thread_hook
 from monitor.runtime.timeline import Timeline
 from probes import PROBES, Observation, Probe, Target
 from probes.errors import ProbeUnavailable
@@ -38,6 +39,7 @@ class Service:
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
                  probes: Mapping[str, Probe] | None = None) -> None:
+        install_thread_hook()  # a thread of ours (the store's writer) that dies is logged and counted
         self.clock = clock
         self.probes = dict(probes or PROBES)
         self.latest: dict[str, Observation] = {}
@@ -51,6 +53,8 @@ class Service:
         self._store_status: Callable[[], StoreStatus] | None = None
         self.timeline = Timeline(config)
         self._evaluating = asyncio.Lock()  # the timeline's memory is updated by one evaluation at a time
+        self._in_flight: set[asyncio.Task[object]] = set()  # probe cycles running now (stopped by close)
+        self._closing = False
         self._retarget(config)
         self.snapshot = Snapshot(self.started_at, config, MappingProxyType({}), MappingProxyType(dict(self.cycles)),
                                  self.started_at)
@@ -104,6 +108,21 @@ class Service:
 
     async def probe_cycle(self, kind: str, *, then_evaluate: bool = True) -> None:
         """Run one cycle of ``kind`` over all its targets, then (by default) re-evaluate readiness."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._probe_cycle(kind, then_evaluate)
+        except asyncio.CancelledError:
+            if self._closing:  # shutting down: a cycle cut short is no failure, and no traceback
+                log.info("%s cycle stopped by shutdown", kind)
+                return
+            raise
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _probe_cycle(self, kind: str, then_evaluate: bool) -> None:
         probe, settings = self.probes[kind], self.config.probe_settings(kind)
         targets = self.targets.get(kind, [])
         start = time.monotonic()
@@ -118,6 +137,9 @@ class Service:
                                         cycles_total=c.cycles_total + 1)
             return
         except Exception as exc:
+            if self._closing:  # the probe's sockets were closed under it
+                log.info("%s cycle ended by shutdown: %s", kind, exc)
+                return
             log.exception("%s probe cycle failed", kind)
             self.cycles[kind] = replace(c, errors_total=c.errors_total + 1, last_error=type(exc).__name__,
                                         cycles_total=c.cycles_total + 1)
@@ -140,22 +162,31 @@ class Service:
 
     async def evaluate_soon(self) -> Snapshot:
         """Evaluate on a worker thread, one evaluation at a time: a country-sized inventory takes seconds,
-        and the event loop must keep reading echo replies and serving scrapes meanwhile."""
+        and the event loop must keep reading echo replies and serving scrapes meanwhile. The thread gets
+        copies of what the loop keeps writing (the latest observations, the cycle stats), taken here."""
         async with self._evaluating:
-            return await asyncio.to_thread(self.evaluate)
+            latest, cycles = dict(self.latest), dict(self.cycles)
+            return await asyncio.to_thread(self.evaluate, latest=latest, cycles=cycles)
 
-    def evaluate(self, now: float | None = None, *, force: bool = False) -> Snapshot:
-        """Judge every site from the latest observations (once warm) and publish a new snapshot."""
+    def evaluate(self, now: float | None = None, *, force: bool = False,
+                 latest: Mapping[str, Observation] | None = None,
+                 cycles: Mapping[str, CycleStats] | None = None) -> Snapshot:
+        """Judge every site from the latest observations (once warm) and publish a new snapshot.
+
+        Off the event loop, pass ``latest`` and ``cycles`` as copies taken on the loop.
+        """
         now = self.clock() if now is None else now
+        latest = self.latest if latest is None else latest
+        cycles = dict(self.cycles) if cycles is None else cycles
         config = self.config
-        warm = force or self.warm()
+        warm = force or all(cycles[k].cycles_total > 0 for k in self.kinds())
         if warm:  # before every kind has reported once, sites would look unknown for no reason
-            raw = evaluate(config.sites, config.policy, self.latest, now, freshness(config), self._sites,
+            raw = evaluate(config.sites, config.policy, latest, now, freshness(config), self._sites,
                            self.timeline.flaps)
             self._sites = MappingProxyType(self.timeline.process(config, raw, self._sites, now))
         ok, at, error = self._reload
         old = self.snapshot
-        self.snapshot = Snapshot(now, config, self._sites, MappingProxyType(dict(self.cycles)), self.started_at,
+        self.snapshot = Snapshot(now, config, self._sites, MappingProxyType(dict(cycles)), self.started_at,
                                  warm, ok, at, error, forecasts=MappingProxyType(dict(self.timeline.forecasts)),
                                  proven=frozenset(self.timeline.proven),
                                  store=self._store_status() if self._store_status is not None else None)
@@ -178,7 +209,13 @@ class Service:
         return await self.evaluate_soon()
 
     async def close(self) -> None:
-        """Release every probe's resources."""
+        """Stop the probe cycles still running (quietly: this is shutdown), then release every probe's resources."""
+        self._closing = True
+        running = [t for t in self._in_flight if t is not asyncio.current_task()]
+        for t in running:
+            t.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         for probe in self.probes.values():
             try:
                 await probe.close()

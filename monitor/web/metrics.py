@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from monitor import __version__
 from monitor.core.reasons import LINK_STATES, SITE_STATES
 from monitor.runtime.snapshot import Snapshot
+from monitor.runtime.tasks import failures as task_failures
 
 SITE = ["site", "county", "area"]
 LINK = [*SITE, "role", "medium"]
@@ -240,8 +241,12 @@ class SnapshotCollector(Collector):
             skipped.add_metric([name], c.skipped_total)
             errors.add_metric([name], c.errors_total)
             requests.add_metric([name], c.requests_total)
+        dead = CounterMetricFamily("readiness_task_failures", "Background tasks and threads of the monitor that "
+                                   "died of an exception (logged with its traceback).", labels=["task"])
+        for task, n in sorted(task_failures().items()):
+            dead.add_metric([task], n)
         yield from (build, cfg, ok, at, started, evaluated, duration, last, targets, failed, interval, cycles,
-                    skipped, errors, requests)
+                    skipped, errors, requests, dead)
         yield from self._store(snap)
 
     def _store(self, snap: Snapshot) -> Iterator[Metric]:
