@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
 # The bounded vocabulary of ``Observation.failure``: metrics use it as a label, so a probe that needs a
 # new word adds it here. Local failures are our own stack's (no route from us, a source we cannot bind):
 # they make the monitor blind, they are never the site's fault.
@@ -76,16 +75,19 @@ class Observation:
     key: str
     kind: str
     ok: bool
-    at: float  # unix seconds when the measurement finished
+    at: float  # unix seconds when the measurement finished (wall clock: for display and the store)
     values: Mapping[str, float] = field(default_factory=dict)  # unit in the name: rtt_avg_seconds
     failure: str = ""  # short machine word: timeout, refused, unreachable, no_such_object, error
     reason: str = ""  # one short human line, never a secret
     details: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. {"missing": ("T3",)}
+    # time.monotonic() when the measurement finished: freshness is judged on it, so a wall-clock step
+    # changes nothing. None: not stamped (built by hand), judged on ``at``.
+    mono: float | None = None
 
     @classmethod
     def failed(cls, target: Target, kind: str, failure: str, reason: str, **values: float) -> Observation:
         """Build a failed observation for ``target``."""
-        return cls(target.key, kind, False, time.time(), values, failure, reason)
+        return cls(target.key, kind, False, time.time(), values, failure, reason, mono=time.monotonic())
 
 
 class Probe(Protocol):

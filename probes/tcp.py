@@ -51,7 +51,8 @@ class TcpProbe:
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):  # proven open; how it closes is not our concern
                 await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
-            return Observation(target.key, KIND, True, time.time(), {"connect_seconds": connect})
+            return Observation(target.key, KIND, True, time.time(), {"connect_seconds": connect},
+                               mono=time.monotonic())
 
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:
         """Connect to every target, at most ``settings.concurrency`` at once, all done by ``deadline``."""

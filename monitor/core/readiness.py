@@ -78,15 +78,28 @@ class SiteReadiness:
 
 @dataclass(frozen=True, slots=True)
 class Freshness:
-    """How old an observation of each probe kind may be before it counts as stale."""
+    """How old an observation of each probe kind may be before it counts as stale.
+
+    ``monotonic`` is the caller's ``time.monotonic()`` now (core reads no clock): observations stamped
+    with ``mono`` are judged on it, so a wall-clock step changes no verdict. Without it, or for an
+    observation without ``mono`` (built by hand, or read back), the wall clock ``now`` is used. An
+    observation from the future is not fresh.
+    """
 
     max_age_seconds: Mapping[str, float]
+    monotonic: float | None = None
+
+    def at_monotonic(self, monotonic: float) -> Freshness:
+        """Return this freshness judging on the monotonic now ``monotonic``."""
+        return replace(self, monotonic=monotonic)
 
     def fresh(self, obs: Observation | None, now: float) -> bool:
-        """Return whether ``obs`` exists and is recent enough."""
+        """Return whether ``obs`` exists, is not from the future and is recent enough."""
         if obs is None:
             return False
-        return now - obs.at <= self.max_age_seconds.get(obs.kind, 180.0)
+        by_mono = self.monotonic is not None and obs.mono is not None
+        age = self.monotonic - obs.mono if by_mono else now - obs.at  # type: ignore[operator]
+        return 0.0 <= age <= self.max_age_seconds.get(obs.kind, 180.0)
 
 
 def _pct(ratio: float) -> str:

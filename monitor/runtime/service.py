@@ -38,9 +38,10 @@ class Service:
     """Owns the probe state; hands out immutable snapshots."""
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
-                 probes: Mapping[str, Probe] | None = None) -> None:
+                 probes: Mapping[str, Probe] | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         install_thread_hook()  # a thread of ours (the store's writer) that dies is logged and counted
-        self.clock = clock
+        self.clock = clock  # wall clock: what people read (since, observed_at, the store)
+        self.monotonic = monotonic  # what freshness is judged on (the probes stamp time.monotonic())
         self.probes = dict(probes or PROBES)
         self.latest: dict[str, Observation] = {}
         self.config = config
@@ -170,18 +171,23 @@ class Service:
 
     def evaluate(self, now: float | None = None, *, force: bool = False,
                  latest: Mapping[str, Observation] | None = None,
-                 cycles: Mapping[str, CycleStats] | None = None) -> Snapshot:
+                 cycles: Mapping[str, CycleStats] | None = None, mono: float | None = None) -> Snapshot:
         """Judge every site from the latest observations (once warm) and publish a new snapshot.
 
-        Off the event loop, pass ``latest`` and ``cycles`` as copies taken on the loop.
+        Freshness is judged on the monotonic clock (``mono``, read from ``self.monotonic`` unless ``now`` is
+        given: a caller that passes only a wall-clock ``now`` is judged on it). Off the event loop, pass
+        ``latest`` and ``cycles`` as copies taken on the loop.
         """
-        now = self.clock() if now is None else now
+        if now is None:
+            now = self.clock()
+            mono = self.monotonic() if mono is None else mono
         latest = self.latest if latest is None else latest
         cycles = dict(self.cycles) if cycles is None else cycles
         config = self.config
         warm = force or all(cycles[k].cycles_total > 0 for k in self.kinds())
         if warm:  # before every kind has reported once, sites would look unknown for no reason
-            raw = evaluate(config.sites, config.policy, latest, now, freshness(config), self._sites,
+            fresh = freshness(config) if mono is None else freshness(config).at_monotonic(mono)
+            raw = evaluate(config.sites, config.policy, latest, now, fresh, self._sites,
                            self.timeline.flaps)
             self._sites = MappingProxyType(self.timeline.process(config, raw, self._sites, now))
         ok, at, error = self._reload
