@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # The bounded vocabulary of ``Observation.failure``: metrics use it as a label, so a probe that needs a
 # new word adds it here. Local failures are our own stack's (no route from us, a source we cannot bind):
 # they make the monitor blind, they are never the site's fault.
-FAILURES = ("timeout", "refused", "unreachable", "no_route", "bind_failed", "auth", "auth_failed",
+FAILURES = ("timeout", "refused", "unreachable", "no_route", "bind_failed", "local_error", "auth", "auth_failed",
             "no_such_object", "bad_response", "malformed", "skipped", "not_probed", "error")
-LOCAL_FAILURES = frozenset({"no_route", "bind_failed"})
+LOCAL_FAILURES = frozenset({"no_route", "bind_failed", "local_error"})  # local_error: out of fds, buffers
 
 
 class ProbeSettings(BaseModel):

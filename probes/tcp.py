@@ -20,11 +20,21 @@ class TcpSettings(ProbeSettings):
     concurrency: int = Field(1024, ge=1, le=100_000)
 
 
+# Our own stack's failures, never the terminal's: no local address or port to connect from, no descriptors
+# or buffers left for another socket.
+BIND_ERRORS = frozenset({errno.EADDRNOTAVAIL, errno.EADDRINUSE})
+LOCAL_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
 def _failure(exc: OSError) -> tuple[str, str]:
     if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
         return "refused", "connection refused"
     if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
         return "unreachable", (exc.strerror or "unreachable").lower()
+    if exc.errno in BIND_ERRORS:
+        return "bind_failed", f"cannot bind a local address: {(exc.strerror or str(exc)).lower()}"
+    if exc.errno in LOCAL_ERRORS:
+        return "local_error", f"the monitor's own stack: {(exc.strerror or str(exc)).lower()}"
     return "error", (exc.strerror or str(exc)).lower()
 
 

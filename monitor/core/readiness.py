@@ -37,6 +37,7 @@ class LinkHealth:
     warnings: tuple[Reason, ...] = ()
     values: Mapping[str, float] = field(default_factory=dict)  # icmp values, then snmp values
     observed_at: float | None = None
+    failure: str = ""  # the ICMP failure word (probes.base.FAILURES) when the echoes failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class TerminalHealth:
     reason: str = ""
     values: Mapping[str, float] = field(default_factory=dict)
     observed_at: float | None = None
+    failure: str = ""  # the probe's failure word (probes.base.FAILURES) when it failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,8 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
             state, more, notes = _snmp_verdict(role, snmp.values, policy, state)
             reasons, warnings = reasons + more, warnings + notes
     observed = icmp.at if icmp else None
-    return LinkHealth(role, link.medium, link.address, state, reasons, warnings, values, observed)
+    failure = (icmp.failure or "error") if icmp is not None and not icmp.ok and fresh.fresh(icmp, now) else ""
+    return LinkHealth(role, link.medium, link.address, state, reasons, warnings, values, observed, failure)
 
 
 def _snmp_verdict(role: str, v: Mapping[str, float], policy: MediumPolicy,
@@ -187,7 +190,8 @@ def terminal_health(site: Site, latest: Mapping[str, Observation], fresh: Freshn
             continue
         assert obs is not None
         out.append(TerminalHealth(t.id, t.address, t.port, "up" if obs.ok else "down",
-                                  "" if obs.ok else (obs.failure or "down"), obs.values, obs.at))
+                                  "" if obs.ok else (obs.failure or "down"), obs.values, obs.at,
+                                  "" if obs.ok else (obs.failure or "error")))
     return tuple(out)
 
 

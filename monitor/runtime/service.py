@@ -17,12 +17,14 @@ from monitor.runtime.snapshot import CycleStats, Snapshot
 from monitor.runtime.tasks import install_thread_hook
 from monitor.runtime.timeline import Timeline
 from probes import PROBES, Observation, Probe, Target
+from probes.base import FAILURES
 from probes.errors import ProbeUnavailable
 
 if TYPE_CHECKING:
     from monitor.store.events import StoreStatus
 
 log = logging.getLogger(__name__)
+FAILURE_LOG_EVERY_SECONDS = 60.0  # at most one log line per (kind, failure word) this often, with a count
 
 
 def freshness(config: Config) -> Freshness:
@@ -56,6 +58,7 @@ class Service:
         self._evaluating = asyncio.Lock()  # the timeline's memory is updated by one evaluation at a time
         self._in_flight: set[asyncio.Task[object]] = set()  # probe cycles running now (stopped by close)
         self._closing = False
+        self._failure_log: dict[tuple[str, str], tuple[float, int]] = {}  # -> (last line at, failures since)
         self._retarget(config)
         self.snapshot = Snapshot(self.started_at, config, MappingProxyType({}), MappingProxyType(dict(self.cycles)),
                                  self.started_at)
@@ -151,10 +154,30 @@ class Service:
         self.cycles[kind] = replace(
             c, targets=len(targets), failed=sum(not o.ok for o in observations), requests_total=requests,
             duration_seconds=time.monotonic() - start, finished_at=self.clock(),
-            cycles_total=c.cycles_total + 1, last_error="",
+            cycles_total=c.cycles_total + 1, last_error="", failures_total=self._note_failures(kind, observations, c),
         )
         if then_evaluate:
             await self.evaluate_soon()
+
+    def _note_failures(self, kind: str, observations: list[Observation], c: CycleStats) -> dict[str, int]:
+        """Count the cycle's failed observations by failure word and log them, one line per word per while."""
+        words: dict[str, list[Observation]] = {}
+        for o in observations:
+            if not o.ok:
+                words.setdefault(o.failure if o.failure in FAILURES else "error", []).append(o)
+        totals = dict(c.failures_total)
+        now = self.monotonic()
+        for word, failed in sorted(words.items()):
+            totals[word] = totals.get(word, 0) + len(failed)
+            last, pending = self._failure_log.get((kind, word), (float("-inf"), 0))
+            pending += len(failed)
+            if now - last >= FAILURE_LOG_EVERY_SECONDS:
+                example = failed[0]
+                log.warning("%s: %d failed %s observation(s) since the last such line (e.g. %s: %s)", kind, pending,
+                            word, example.key, example.reason or word)
+                last, pending = now, 0
+            self._failure_log[(kind, word)] = (last, pending)
+        return totals
 
     async def switch(self, config: Config) -> None:
         """Apply ``config`` between two evaluations, never during one."""

@@ -30,6 +30,7 @@ class CycleStats:
     errors_total: int = 0
     requests_total: int = 0  # echo requests, connects or SNMP PDUs sent since start
     last_error: str = ""
+    failures_total: Mapping[str, int] = field(default_factory=dict)  # failed observations by failure word
 
 
 @dataclass(frozen=True, slots=True)

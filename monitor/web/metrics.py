@@ -16,6 +16,7 @@ from monitor import __version__
 from monitor.core.reasons import LINK_STATES, SITE_STATES
 from monitor.runtime.snapshot import Snapshot
 from monitor.runtime.tasks import failures as task_failures
+from probes.base import FAILURES
 
 SITE = ["site", "county", "area"]
 LINK = [*SITE, "role", "medium"]
@@ -230,7 +231,11 @@ class SnapshotCollector(Collector):
         errors = CounterMetricFamily("readiness_probe_errors", "Cycles that failed as a whole.", labels=kind)
         requests = CounterMetricFamily("readiness_probe_requests", "Requests sent: echo requests, TCP connects, "
                                        "SNMP PDUs (retries not counted).", labels=kind)
+        causes = CounterMetricFamily("readiness_target_failures", "Failed observations by probe kind and failure "
+                                     "word (probes.base.FAILURES).", labels=["kind", "failure"])
         for name, c in sorted(snap.cycles.items()):
+            for word in FAILURES:
+                causes.add_metric([name, word], c.failures_total.get(word, 0))
             duration.add_metric([name], c.duration_seconds)
             if c.finished_at:
                 last.add_metric([name], c.finished_at)
@@ -246,7 +251,7 @@ class SnapshotCollector(Collector):
         for task, n in sorted(task_failures().items()):
             dead.add_metric([task], n)
         yield from (build, cfg, ok, at, started, evaluated, duration, last, targets, failed, interval, cycles,
-                    skipped, errors, requests, dead)
+                    skipped, errors, requests, causes, dead)
         yield from self._store(snap)
 
     def _store(self, snap: Snapshot) -> Iterator[Metric]:
