@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 from monitor.config.loader import Config
 from monitor.core.forecast import Forecast, Scope
 from monitor.core.readiness import SiteReadiness
+from probes.base import FAILURES
+
+FAILURE_WORDS = FAILURES  # the bounded failure words (CycleStats.failures_total keys; a metric label)
 
 if TYPE_CHECKING:
     from monitor.store.events import StoreStatus

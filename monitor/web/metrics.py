@@ -14,9 +14,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitor import __version__
 from monitor.core.reasons import LINK_STATES, SITE_STATES
-from monitor.runtime.snapshot import Snapshot
+from monitor.runtime.snapshot import FAILURE_WORDS, Snapshot
 from monitor.runtime.tasks import failures as task_failures
-from probes.base import FAILURES
 
 SITE = ["site", "county", "area"]
 LINK = [*SITE, "role", "medium"]
@@ -234,7 +233,7 @@ class SnapshotCollector(Collector):
         causes = CounterMetricFamily("readiness_target_failures", "Failed observations by probe kind and failure "
                                      "word (probes.base.FAILURES).", labels=["kind", "failure"])
         for name, c in sorted(snap.cycles.items()):
-            for word in FAILURES:
+            for word in FAILURE_WORDS:
                 causes.add_metric([name, word], c.failures_total.get(word, 0))
             duration.add_metric([name], c.duration_seconds)
             if c.finished_at:
