@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import gc
 import ipaddress
@@ -36,8 +37,10 @@ from pydantic import Field
 
 from probes.base import Observation, ProbeSettings, Target, requests_in
 from probes.errors import ProbeUnavailable
+from probes.route import is_address, output_interface
 
 KIND = "icmp"
+PATH_NOT_PROVEN = "path_not_proven"  # Observation.details key: the echoes left through the primary's interface
 
 # Linux values the socket module does not export.
 SO_TIMESTAMPNS = 35
@@ -225,6 +228,7 @@ class IcmpProbe:
         readers: list[int] = []
         try:
             where = self._where(targets)
+            unproven = self._unproven(targets)
             n = len(targets)
             total = n * s.count
             token = secrets.token_bytes(8)[: s.payload_bytes]
@@ -247,10 +251,14 @@ class IcmpProbe:
             collecting = gc.isenabled()
             gc.disable()  # 10,000 new observations would set off full collections midway
             try:
-                return self._observations(targets, where, c)
+                out = self._observations(targets, where, c)
             finally:
                 if collecting:
                     gc.enable()
+            for j, interface in unproven.items():
+                o = out[j]
+                out[j] = dataclasses.replace(o, details={**o.details, PATH_NOT_PROVEN: (interface,)})
+            return out
         finally:
             for fd in readers:
                 loop.remove_reader(fd)
@@ -268,6 +276,39 @@ class IcmpProbe:
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         """Return the echo requests sent, as each observation counts them."""
         return requests_in(observations)
+
+    # ---- paths ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _unproven(targets: Sequence[Target]) -> dict[int, str]:
+        """Return target index -> interface for every backup whose echoes would leave through its primary's.
+
+        A backup sent from a source *address* takes whatever route the kernel picks for (destination,
+        source): without policy routing that is usually the primary's interface, and an answer would prove
+        nothing about the backup path. Asked of the kernel every cycle (routes and rules change).
+        """
+        cache: dict[tuple[str, str | None], str | None] = {}
+
+        def interface(destination: str, source: str | None) -> str | None:
+            if source and not is_address(source):
+                return source  # SO_BINDTODEVICE: it leaves through that device
+            key = (destination, source)
+            if key not in cache:
+                try:
+                    cache[key] = output_interface(destination, source)
+                except (OSError, ValueError):
+                    cache[key] = None
+            return cache[key]
+
+        out: dict[int, str] = {}
+        for j, t in enumerate(targets):
+            primary = t.extra.get("primary_address") if t.extra else None
+            if not primary or not is_address(t.source):
+                continue
+            mine = interface(t.address, t.source)
+            if mine is not None and mine == interface(primary, t.extra.get("primary_source") or None):
+                out[j] = mine
+        return out
 
     # ---- sockets -------------------------------------------------------------------------------------------
 

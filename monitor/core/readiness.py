@@ -140,6 +140,9 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
                 if value is not None and value > limit:
                     state = "impaired"
                     reasons += (Reason(f"{role}.{word}", f">{fmt(limit)}"),)
+    if icmp is not None and state != "unknown" and "path_not_proven" in icmp.details:
+        # The echoes left through the primary's interface: whatever came back says nothing of this path.
+        state, reasons = "impaired", (Reason(f"{role}.path_not_proven"),)
     if link.snmp is not None:
         if not fresh.fresh(snmp, now) or snmp is None or not snmp.ok:
             warnings += (Reason(f"{role}.snmp_unavailable"),)

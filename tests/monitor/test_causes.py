@@ -33,9 +33,9 @@ def failure_counts(snap: object) -> dict[tuple[str, str], float]:
 async def test_a_refused_terminal_reaches_the_api_metrics_and_log(tmp_path: Path,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     """A real listener and a closed port: the closed one says ``refused`` everywhere."""
-    server = await asyncio.start_server(lambda r, w: w.close(), "127.23.1.1", 18080)  # T1 answers, T2 refuses
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.23.47.1", 18080)  # T1 answers, T2 refuses
     try:
-        path = write_config(tmp_path, [site("S1")], probes={"tcp": {"interval_seconds": 5}})
+        path = write_config(tmp_path, [site("S1", n=47)], probes={"tcp": {"interval_seconds": 5}})
         service = Service(load_config(path), probes={"tcp": TCP})
         with caplog.at_level(logging.WARNING, logger="monitor.runtime.service"):
             snap = await service.run_once()
