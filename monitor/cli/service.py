@@ -62,6 +62,8 @@ async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-unty
         finally:
             await service.close()
         _report(snap, args.json)
+        if service.once_note:
+            print(f"note: {service.once_note}", file=sys.stderr)
         return EXIT_OK
     store = None if args.no_store else attach_store(service, args.data_dir or config.data_dir)
     await service.prepare()

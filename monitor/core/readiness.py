@@ -173,7 +173,10 @@ def _snmp_verdict(role: str, v: Mapping[str, float], policy: MediumPolicy,
         reasons += (Reason(f"{role}.rx_power", f"<{policy.rx_power_min_dbm:g}dBm"),)
     elif rx is not None and policy.rx_power_warn_dbm is not None and rx < policy.rx_power_warn_dbm:
         warnings += (Reason(f"{role}.rx_power_warning", f"<{policy.rx_power_warn_dbm:g}dBm"),)
-    errors = v.get("in_errors_per_second", 0.0) + v.get("out_errors_per_second", 0.0)
+    rates = [v[k] for k in ("in_errors_per_second", "out_errors_per_second") if k in v]
+    if not rates:  # a first poll has no rates: unknown, never read as zero errors
+        warnings += (Reason(f"{role}.rates_unknown"),)
+    errors = sum(rates)
     if errors > policy.errors_max_per_second:
         state = "impaired"
         reasons += (Reason(f"{role}.errors", f">{policy.errors_max_per_second:g}/s"),)

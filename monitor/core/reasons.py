@@ -86,6 +86,7 @@ LINK_CODES: Mapping[str, Code] = {
     "snmp_unavailable": Code("bare", warning=True),
     "rx_power_warning": Code("limit", warning=True),
     "device_rebooted": Code("bare", warning=True),
+    "rates_unknown": Code("bare", warning=True),  # one SNMP poll so far: no traffic or error rates to judge
 }
 
 ISOLATED, TERMINALS, TERMINALS_UNKNOWN, UPSTREAM = "isolated", "terminals", "terminals.unknown", "upstream"

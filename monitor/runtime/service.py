@@ -58,6 +58,7 @@ class Service:
         self._evaluating = asyncio.Lock()  # the timeline's memory is updated by one evaluation at a time
         self._in_flight: set[asyncio.Task[object]] = set()  # probe cycles running now (stopped by close)
         self._closing = False
+        self.once_note = ""  # run_once: how SNMP rates were measured (or that they were not)
         self._failure_log: dict[tuple[str, str], tuple[float, int]] = {}  # -> (last line at, failures since)
         self._retarget(config)
         self.snapshot = Snapshot(self.started_at, config, MappingProxyType({}), MappingProxyType(dict(self.cycles)),
@@ -232,9 +233,24 @@ class Service:
             if self.targets.get(probe.kind):
                 await probe.warm()
 
-    async def run_once(self) -> Snapshot:
-        """Run every probe kind once, concurrently, and evaluate."""
-        await asyncio.gather(*(self.probe_cycle(kind, then_evaluate=False) for kind in self.kinds()))
+    async def run_once(self, *, rate_gap_seconds: float | None = 5.0) -> Snapshot:
+        """Run every probe kind once, concurrently, and evaluate.
+
+        SNMP traffic and error rates need two polls: unless ``rate_gap_seconds`` is None, SNMP is polled
+        again that long after (at most its interval), so rates are measured, not missing. ``once_note``
+        says which it was.
+        """
+        kinds = self.kinds()
+        await asyncio.gather(*(self.probe_cycle(kind, then_evaluate=False) for kind in kinds))
+        self.once_note = ""
+        if "snmp" in kinds and any(t.key.endswith("/snmp") for t in self.targets.get("snmp", [])):
+            if rate_gap_seconds is None:
+                self.once_note = "SNMP traffic and error rates are not known (one poll): links show rates_unknown"
+            else:
+                gap = min(rate_gap_seconds, self.config.probe_settings("snmp").interval_seconds)
+                await asyncio.sleep(gap)
+                await self.probe_cycle("snmp", then_evaluate=False)
+                self.once_note = f"SNMP traffic and error rates from two polls {gap:g}s apart"
         return await self.evaluate_soon()
 
     async def close(self) -> None:
