@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # The bounded vocabulary of ``Observation.failure``: metrics use it as a label, so a probe that needs a
 # new word adds it here. Local failures are our own stack's (no route from us, a source we cannot bind):
 # they make the monitor blind, they are never the site's fault.
-FAILURES = ("timeout", "refused", "unreachable", "no_route", "bind_failed", "auth", "auth_failed",
+FAILURES = ("timeout", "refused", "unreachable", "no_route", "bind_failed", "local_error", "auth", "auth_failed",
             "no_such_object", "bad_response", "malformed", "skipped", "not_probed", "error")
-LOCAL_FAILURES = frozenset({"no_route", "bind_failed"})
+LOCAL_FAILURES = frozenset({"no_route", "bind_failed", "local_error"})  # local_error: out of fds, buffers
 
 
 class ProbeSettings(BaseModel):
@@ -75,16 +75,19 @@ class Observation:
     key: str
     kind: str
     ok: bool
-    at: float  # unix seconds when the measurement finished
+    at: float  # unix seconds when the measurement finished (wall clock: for display and the store)
     values: Mapping[str, float] = field(default_factory=dict)  # unit in the name: rtt_avg_seconds
     failure: str = ""  # short machine word: timeout, refused, unreachable, no_such_object, error
     reason: str = ""  # one short human line, never a secret
     details: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. {"missing": ("T3",)}
+    # time.monotonic() when the measurement finished: freshness is judged on it, so a wall-clock step
+    # changes nothing. None: not stamped (built by hand), judged on ``at``.
+    mono: float | None = None
 
     @classmethod
     def failed(cls, target: Target, kind: str, failure: str, reason: str, **values: float) -> Observation:
         """Build a failed observation for ``target``."""
-        return cls(target.key, kind, False, time.time(), values, failure, reason)
+        return cls(target.key, kind, False, time.time(), values, failure, reason, mono=time.monotonic())
 
 
 class Probe(Protocol):

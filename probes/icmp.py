@@ -7,13 +7,18 @@ Request ``i`` of a cycle (``i = echo * len(targets) + target``) travels as seque
 datagram ("ping") socket the kernel rewrites the id to the socket's port and delivers only that socket's
 replies, so each lane gets its own socket and replies are matched on sequence and source address. The
 payload starts with a random per-cycle token, so a late reply from an earlier cycle is never counted.
-RTTs come from kernel receive timestamps (SO_TIMESTAMPNS), so event-loop latency stays out of them.
+RTTs are monotonic: a request is stamped with ``time.monotonic_ns()`` when sent, and a reply with its
+kernel receive timestamp (SO_TIMESTAMPNS, so event-loop latency stays out of it) moved onto the monotonic
+clock by the offset between the two clocks read together when the socket is drained. A wall-clock step
+between the echo and its reply changes no RTT; a step in the instant between a reply's arrival and its
+read is caught (the RTT would leave [0, now - sent]) and that reply is timed by the monotonic clock alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import gc
 import ipaddress
@@ -32,8 +37,10 @@ from pydantic import Field
 
 from probes.base import Observation, ProbeSettings, Target, requests_in
 from probes.errors import ProbeUnavailable
+from probes.route import is_address, output_interface
 
 KIND = "icmp"
+PATH_NOT_PROVEN = "path_not_proven"  # Observation.details key: the echoes left through the primary's interface
 
 # Linux values the socket module does not export.
 SO_TIMESTAMPNS = 35
@@ -125,7 +132,7 @@ class _Cycle:
     offset: int  # the sequence number of request 0
     lanes: int
     done: asyncio.Future[None]
-    sent_ns: list[int]  # wall-clock send time, 0 = not sent
+    sent_ns: list[int]  # monotonic send time (time.monotonic_ns), 0 = not sent
     rtt_ns: list[int]  # -1 = no reply (yet)
     errors: dict[int, tuple[str, str]] = field(default_factory=dict)  # i -> (failure, reason)
     n_sent: int = 0
@@ -221,6 +228,7 @@ class IcmpProbe:
         readers: list[int] = []
         try:
             where = self._where(targets)
+            unproven = self._unproven(targets)
             n = len(targets)
             total = n * s.count
             token = secrets.token_bytes(8)[: s.payload_bytes]
@@ -243,10 +251,14 @@ class IcmpProbe:
             collecting = gc.isenabled()
             gc.disable()  # 10,000 new observations would set off full collections midway
             try:
-                return self._observations(targets, where, c)
+                out = self._observations(targets, where, c)
             finally:
                 if collecting:
                     gc.enable()
+            for j, interface in unproven.items():
+                o = out[j]
+                out[j] = dataclasses.replace(o, details={**o.details, PATH_NOT_PROVEN: (interface,)})
+            return out
         finally:
             for fd in readers:
                 loop.remove_reader(fd)
@@ -264,6 +276,39 @@ class IcmpProbe:
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         """Return the echo requests sent, as each observation counts them."""
         return requests_in(observations)
+
+    # ---- paths ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _unproven(targets: Sequence[Target]) -> dict[int, str]:
+        """Return target index -> interface for every backup whose echoes would leave through its primary's.
+
+        A backup sent from a source *address* takes whatever route the kernel picks for (destination,
+        source): without policy routing that is usually the primary's interface, and an answer would prove
+        nothing about the backup path. Asked of the kernel every cycle (routes and rules change).
+        """
+        cache: dict[tuple[str, str | None], str | None] = {}
+
+        def interface(destination: str, source: str | None) -> str | None:
+            if source and not is_address(source):
+                return source  # SO_BINDTODEVICE: it leaves through that device
+            key = (destination, source)
+            if key not in cache:
+                try:
+                    cache[key] = output_interface(destination, source)
+                except (OSError, ValueError):
+                    cache[key] = None
+            return cache[key]
+
+        out: dict[int, str] = {}
+        for j, t in enumerate(targets):
+            primary = t.extra.get("primary_address") if t.extra else None
+            if not primary or not is_address(t.source):
+                continue
+            mine = interface(t.address, t.source)
+            if mine is not None and mine == interface(primary, t.extra.get("primary_source") or None):
+                out[j] = mine
+        return out
 
     # ---- sockets -------------------------------------------------------------------------------------------
 
@@ -390,11 +435,13 @@ class IcmpProbe:
         recvmsg, reply, header_len = sock.recvmsg, ECHO_REPLY[family], raw and family == socket.AF_INET
         n, hosts, sent_ns, rtt_ns, token, errors = c.n, c.hosts, c.sent_ns, c.rtt_ns, c.token, c.errors
         ident, offset, lanes, total, timeout_ns = c.ident, c.offset, c.lanes, len(c.sent_ns), c.timeout_ns
-        unpack_id_seq, unpack_ts, time_ns = ID_SEQ.unpack_from, TIMESPEC.unpack, time.time_ns
+        unpack_id_seq, unpack_ts = ID_SEQ.unpack_from, TIMESPEC.unpack
+        time_ns, mono_ns = time.time_ns, time.monotonic_ns
         lane_bits = ep.lane << 16
 
         def drain() -> None:
             answered = 0
+            offset_ns = time_ns() - mono_ns()  # kernel timestamps are wall-clock: this moves them to monotonic
             for _ in range(RECV_BATCH):
                 try:
                     data, anc, _flags, addr = recvmsg(2048, 64)
@@ -427,11 +474,14 @@ class IcmpProbe:
                 sent = sent_ns[i]
                 if not sent or rtt_ns[i] >= 0 or (errors and i in errors):
                     continue  # not sent this cycle, or a duplicate
+                upper = mono_ns() - sent  # the reply is here now: no RTT is longer
                 if anc:
                     sec, nsec = unpack_ts(anc[0][2])
-                    rtt = sec * 1_000_000_000 + nsec - sent
+                    rtt = sec * 1_000_000_000 + nsec - offset_ns - sent
+                    if not 0 <= rtt <= upper:  # the wall clock stepped between arrival and this read
+                        rtt = upper
                 else:
-                    rtt = time_ns() - sent
+                    rtt = upper
                 if rtt > timeout_ns:
                     errors[i] = ("timeout", "late")
                 else:
@@ -494,7 +544,7 @@ class IcmpProbe:
         n, count, total, rate = c.n, c.count, len(c.sent_ns), float(s.rate_per_second)
         period = max(s.spacing_seconds, n / rate)
         payload = c.payload
-        pack, time_ns, monotonic, sent_ns, offset = HEADER.pack, time.time_ns, time.monotonic, c.sent_ns, c.offset
+        pack, stamp_ns, monotonic, sent_ns, offset = HEADER.pack, time.monotonic_ns, time.monotonic, c.sent_ns, c.offset
         start = last = monotonic()
         i = 0
         while i < total:
@@ -527,7 +577,7 @@ class IcmpProbe:
                     packet = pack(echo, 0, ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF, ident, seq) + payload
                 else:
                     packet = pack(echo, 0, 0, ident, seq) + payload
-                sent_ns[i] = time_ns()
+                sent_ns[i] = stamp_ns()
                 try:
                     sendto(packet, sockaddr)
                 except BlockingIOError:  # the send buffer is full: let it drain, then resend
@@ -537,7 +587,7 @@ class IcmpProbe:
                     # A datagram socket reports a queued ICMP error (sk_err) on its next send, which fails
                     # although this request is fine: retry once, and blame the request if that fails too.
                     try:
-                        sent_ns[i] = time_ns()
+                        sent_ns[i] = stamp_ns()
                         sendto(packet, sockaddr)
                     except OSError as exc:
                         failure = "unreachable" if exc.errno in SEND_UNREACHABLE else "error"
@@ -554,7 +604,7 @@ class IcmpProbe:
     @staticmethod
     def _observations(targets: Sequence[Target], where: list[_Request | str], c: _Cycle) -> list[Observation]:
         """Turn the per-request arrays into one observation per target (a hot loop at 10,000 targets)."""
-        n, count, at = c.n, c.count, time.time()
+        n, count, at, mono = c.n, c.count, time.time(), time.monotonic()
         sends = zip(*(c.sent_ns[k * n:(k + 1) * n] for k in range(count)), strict=True)
         replies = zip(*(c.rtt_ns[k * n:(k + 1) * n] for k in range(count)), strict=True)
         out: list[Observation] = []
@@ -574,7 +624,7 @@ class IcmpProbe:
                       "rtt_max_seconds": max(rtts)}
             if received > 1:  # mean absolute difference of consecutive RTTs (RFC 3550 6.4.1, unsmoothed)
                 values["jitter_seconds"] = sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (received - 1)
-            append(Observation(target.key, KIND, True, at, values))
+            append(Observation(target.key, KIND, True, at, values, mono=mono))
         return out
 
     @staticmethod

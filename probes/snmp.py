@@ -416,7 +416,8 @@ class SnmpProbe:
                 readings = [r for r in readings if -80 <= r <= 40]  # outside: no light or a broken sensor
                 if readings:
                     values[f"{direction}_power_dbm"] = min(readings)  # the weakest lane decides
-        return Observation(target.key, KIND, True, time.time(), values, reason="; ".join(port.notes))
+        return Observation(target.key, KIND, True, time.time(), values, reason="; ".join(port.notes),
+                           mono=time.monotonic())
 
     # --- neighbours ---------------------------------------------------------------------------
 
@@ -431,7 +432,7 @@ class SnmpProbe:
         missing = tuple(tid for tid, a in expected if a not in seen)
         values = {"terminals_expected": float(len(expected)), "terminals_seen": float(len(expected) - len(missing)),
                   "unexpected_devices": float(len(unexpected))}
-        return Observation(target.key, KIND, True, time.time(), values,
+        return Observation(target.key, KIND, True, time.time(), values, mono=time.monotonic(),
                            details={"missing": missing, "unexpected": tuple(unexpected)})
 
     async def close(self) -> None:

@@ -20,11 +20,21 @@ class TcpSettings(ProbeSettings):
     concurrency: int = Field(1024, ge=1, le=100_000)
 
 
+# Our own stack's failures, never the terminal's: no local address or port to connect from, no descriptors
+# or buffers left for another socket.
+BIND_ERRORS = frozenset({errno.EADDRNOTAVAIL, errno.EADDRINUSE})
+LOCAL_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
 def _failure(exc: OSError) -> tuple[str, str]:
     if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
         return "refused", "connection refused"
     if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
         return "unreachable", (exc.strerror or "unreachable").lower()
+    if exc.errno in BIND_ERRORS:
+        return "bind_failed", f"cannot bind a local address: {(exc.strerror or str(exc)).lower()}"
+    if exc.errno in LOCAL_ERRORS:
+        return "local_error", f"the monitor's own stack: {(exc.strerror or str(exc)).lower()}"
     return "error", (exc.strerror or str(exc)).lower()
 
 
@@ -51,7 +61,8 @@ class TcpProbe:
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):  # proven open; how it closes is not our concern
                 await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
-            return Observation(target.key, KIND, True, time.time(), {"connect_seconds": connect})
+            return Observation(target.key, KIND, True, time.time(), {"connect_seconds": connect},
+                               mono=time.monotonic())
 
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:
         """Connect to every target, at most ``settings.concurrency`` at once, all done by ``deadline``."""

@@ -17,23 +17,35 @@ log = logging.getLogger("readiness")
 
 def cmd_check(args: argparse.Namespace) -> int:
     from monitor.cli.report import config_summary
+    from monitor.config.hostcheck import check_host
     from monitor.config.loader import load_config
+    from monitor.errors import ConfigError
 
     warnings: list[Problem] = []
     config = load_config(args.config, warnings)
-    for w in warnings:
+    errors, host_warnings = check_host(config)  # what the config asks of this host (sources, backup paths)
+    if errors:
+        raise ConfigError(errors)
+    for w in [*warnings, *host_warnings]:
         print(f"warning: {w}", file=sys.stderr)
     print(config_summary(config))
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.config.hostcheck import check_host
     from monitor.config.loader import load_config
+    from monitor.errors import ConfigError
 
     config = load_config(args.config)
     if args.shard:
         from monitor.config.shard import select_shard
         config = select_shard(config, args.shard)
+    errors, host_warnings = check_host(config)
+    if errors:
+        raise ConfigError(errors)
+    for w in host_warnings:
+        log.warning("%s", w)
     return asyncio.run(_run(config, args))
 
 
@@ -50,6 +62,8 @@ async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-unty
         finally:
             await service.close()
         _report(snap, args.json)
+        if service.once_note:
+            print(f"note: {service.once_note}", file=sys.stderr)
         return EXIT_OK
     store = None if args.no_store else attach_store(service, args.data_dir or config.data_dir)
     await service.prepare()

@@ -11,13 +11,22 @@ from collections.abc import Callable, Sequence
 
 from monitor.core.model import Site
 from probes.base import Target
+from probes.route import is_address
 
 
 def icmp_targets(sites: Sequence[Site]) -> list[Target]:
-    """Return every link address, and every terminal without a service port."""
+    """Return every link address, and every terminal without a service port.
+
+    A backup sent from a source address carries its primary's address and source, so the probe can tell
+    whether its echoes really leave through another interface than the primary's.
+    """
     out: list[Target] = []
     for site in sites:
-        out += [Target(f"{site.id}/{link.role}", site.id, link.address, source=link.source) for link in site.links]
+        primary = next((x for x in site.links if x.role == "primary"), None)
+        for link in site.links:
+            extra = ({"primary_address": primary.address, "primary_source": primary.source or ""}
+                     if primary is not None and link is not primary and is_address(link.source) else {})
+            out.append(Target(f"{site.id}/{link.role}", site.id, link.address, source=link.source, extra=extra))
         out += [Target(f"{site.id}/terminal/{t.id}", site.id, t.address) for t in site.terminals if t.port is None]
     return out
 

@@ -37,6 +37,7 @@ class LinkHealth:
     warnings: tuple[Reason, ...] = ()
     values: Mapping[str, float] = field(default_factory=dict)  # icmp values, then snmp values
     observed_at: float | None = None
+    failure: str = ""  # the ICMP failure word (probes.base.FAILURES) when the echoes failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class TerminalHealth:
     reason: str = ""
     values: Mapping[str, float] = field(default_factory=dict)
     observed_at: float | None = None
+    failure: str = ""  # the probe's failure word (probes.base.FAILURES) when it failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +80,28 @@ class SiteReadiness:
 
 @dataclass(frozen=True, slots=True)
 class Freshness:
-    """How old an observation of each probe kind may be before it counts as stale."""
+    """How old an observation of each probe kind may be before it counts as stale.
+
+    ``monotonic`` is the caller's ``time.monotonic()`` now (core reads no clock): observations stamped
+    with ``mono`` are judged on it, so a wall-clock step changes no verdict. Without it, or for an
+    observation without ``mono`` (built by hand, or read back), the wall clock ``now`` is used. An
+    observation from the future is not fresh.
+    """
 
     max_age_seconds: Mapping[str, float]
+    monotonic: float | None = None
+
+    def at_monotonic(self, monotonic: float) -> Freshness:
+        """Return this freshness judging on the monotonic now ``monotonic``."""
+        return replace(self, monotonic=monotonic)
 
     def fresh(self, obs: Observation | None, now: float) -> bool:
-        """Return whether ``obs`` exists and is recent enough."""
+        """Return whether ``obs`` exists, is not from the future and is recent enough."""
         if obs is None:
             return False
-        return now - obs.at <= self.max_age_seconds.get(obs.kind, 180.0)
+        by_mono = self.monotonic is not None and obs.mono is not None
+        age = self.monotonic - obs.mono if by_mono else now - obs.at  # type: ignore[operator]
+        return 0.0 <= age <= self.max_age_seconds.get(obs.kind, 180.0)
 
 
 def _pct(ratio: float) -> str:
@@ -125,6 +140,9 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
                 if value is not None and value > limit:
                     state = "impaired"
                     reasons += (Reason(f"{role}.{word}", f">{fmt(limit)}"),)
+    if icmp is not None and state != "unknown" and "path_not_proven" in icmp.details:
+        # The echoes left through the primary's interface: whatever came back says nothing of this path.
+        state, reasons = "impaired", (Reason(f"{role}.path_not_proven"),)
     if link.snmp is not None:
         if not fresh.fresh(snmp, now) or snmp is None or not snmp.ok:
             warnings += (Reason(f"{role}.snmp_unavailable"),)
@@ -133,7 +151,8 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
             state, more, notes = _snmp_verdict(role, snmp.values, policy, state)
             reasons, warnings = reasons + more, warnings + notes
     observed = icmp.at if icmp else None
-    return LinkHealth(role, link.medium, link.address, state, reasons, warnings, values, observed)
+    failure = (icmp.failure or "error") if icmp is not None and not icmp.ok and fresh.fresh(icmp, now) else ""
+    return LinkHealth(role, link.medium, link.address, state, reasons, warnings, values, observed, failure)
 
 
 def _snmp_verdict(role: str, v: Mapping[str, float], policy: MediumPolicy,
@@ -154,7 +173,10 @@ def _snmp_verdict(role: str, v: Mapping[str, float], policy: MediumPolicy,
         reasons += (Reason(f"{role}.rx_power", f"<{policy.rx_power_min_dbm:g}dBm"),)
     elif rx is not None and policy.rx_power_warn_dbm is not None and rx < policy.rx_power_warn_dbm:
         warnings += (Reason(f"{role}.rx_power_warning", f"<{policy.rx_power_warn_dbm:g}dBm"),)
-    errors = v.get("in_errors_per_second", 0.0) + v.get("out_errors_per_second", 0.0)
+    rates = [v[k] for k in ("in_errors_per_second", "out_errors_per_second") if k in v]
+    if not rates:  # a first poll has no rates: unknown, never read as zero errors
+        warnings += (Reason(f"{role}.rates_unknown"),)
+    errors = sum(rates)
     if errors > policy.errors_max_per_second:
         state = "impaired"
         reasons += (Reason(f"{role}.errors", f">{policy.errors_max_per_second:g}/s"),)
@@ -174,7 +196,8 @@ def terminal_health(site: Site, latest: Mapping[str, Observation], fresh: Freshn
             continue
         assert obs is not None
         out.append(TerminalHealth(t.id, t.address, t.port, "up" if obs.ok else "down",
-                                  "" if obs.ok else (obs.failure or "down"), obs.values, obs.at))
+                                  "" if obs.ok else (obs.failure or "down"), obs.values, obs.at,
+                                  "" if obs.ok else (obs.failure or "error")))
     return tuple(out)
 
 

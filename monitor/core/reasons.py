@@ -82,9 +82,11 @@ LINK_CODES: Mapping[str, Code] = {
     "jitter": Code("limit", link="impaired"),
     "rx_power": Code("limit", link="impaired"),
     "errors": Code("limit", link="impaired"),
+    "path_not_proven": Code("bare", link="impaired"),  # a backup's echoes left through the primary's interface
     "snmp_unavailable": Code("bare", warning=True),
     "rx_power_warning": Code("limit", warning=True),
     "device_rebooted": Code("bare", warning=True),
+    "rates_unknown": Code("bare", warning=True),  # one SNMP poll so far: no traffic or error rates to judge
 }
 
 ISOLATED, TERMINALS, TERMINALS_UNKNOWN, UPSTREAM = "isolated", "terminals", "terminals.unknown", "upstream"

@@ -72,7 +72,9 @@ class LinkFaults:
 
     def _run(self, script: str) -> None:
         assert self.nft is not None
-        subprocess.run([self.nft, "-f", "-"], input=script, text=True, check=True, capture_output=True)
+        run = subprocess.run([self.nft, "-f", "-"], input=script, text=True, check=False, capture_output=True)
+        if run.returncode != 0:
+            raise ReadinessError(f"nft failed ({run.returncode}): {run.stderr.strip()}")
 
     def start(self) -> None:
         if not self.enabled:
@@ -174,6 +176,7 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
     from monitor.runtime.recorder import attach_store
     from monitor.runtime.scheduler import Runner
     from monitor.runtime.service import Service
+    from monitor.runtime.tasks import spawn
     from monitor.web.app import make_app
 
     sites = dp.province()
@@ -222,7 +225,7 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
                 tick += 1
                 await move_faults()
 
-        mover = asyncio.create_task(chaos())
+        mover = spawn(chaos(), "demo_faults")  # a mover that dies is logged and counted, never silent
         try:
             await runner.run_started()
         finally:

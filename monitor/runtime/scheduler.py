@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -18,6 +18,7 @@ from monitor.config.loader import Config, load_config
 from monitor.errors import ConfigError
 from monitor.runtime.service import Service
 from monitor.runtime.snapshot import Snapshot
+from monitor.runtime.tasks import count_failure, spawn
 
 # What serves HTTP: given the current snapshot and a reload, the aiohttp app (monitor.web.app.make_app).
 AppFactory = Callable[[Callable[[], Snapshot], Callable[[], Awaitable[tuple[bool, str]]]], web.Application]
@@ -34,6 +35,7 @@ class Runner:
         self.config_path = config_path
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.scheduler.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
+        self.scheduler.add_listener(self._on_job_error, EVENT_JOB_ERROR)  # APScheduler logs the traceback
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self.site: web.TCPSite | None = None
@@ -44,6 +46,9 @@ class Runner:
         kind = event.job_id.removeprefix("probe:")
         log.warning("%s cycle skipped: the previous one is still running", kind)
         self.service.note_skipped(kind)
+
+    def _on_job_error(self, event: JobExecutionEvent) -> None:
+        count_failure("probe_cycle")
 
     def _schedule(self) -> None:
         for job in self.scheduler.get_jobs():
@@ -112,7 +117,7 @@ class Runner:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, lambda: spawn(self.reload(), "reload"))
         self._schedule()
         self.scheduler.start()
         try:

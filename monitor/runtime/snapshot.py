@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 from monitor.config.loader import Config
 from monitor.core.forecast import Forecast, Scope
 from monitor.core.readiness import SiteReadiness
+from probes.base import FAILURES
+
+FAILURE_WORDS = FAILURES  # the bounded failure words (CycleStats.failures_total keys; a metric label)
 
 if TYPE_CHECKING:
     from monitor.store.events import StoreStatus
@@ -30,6 +33,7 @@ class CycleStats:
     errors_total: int = 0
     requests_total: int = 0  # echo requests, connects or SNMP PDUs sent since start
     last_error: str = ""
+    failures_total: Mapping[str, int] = field(default_factory=dict)  # failed observations by failure word
 
 
 @dataclass(frozen=True, slots=True)

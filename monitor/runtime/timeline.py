@@ -76,7 +76,7 @@ class Timeline:
                 # Maintenance pauses a sustaining streak; it never makes a site ready by itself.
                 state, reasons = "degraded", (*reasons, Reason(SUSTAINING, "paused for maintenance"))
             for h in r.links:
-                if h.state in PROVEN_STATES:
+                if h.state in PROVEN_STATES and not any(x.name == "path_not_proven" for x in h.reasons):
                     self.proven.add(f"{site.id}/{h.role}")
             since = prev.since if prev is not None and prev.state == state else now
             waivers = tuple(x for x in reasons if x.code == WAIVED)

@@ -39,11 +39,13 @@ def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
                 "maintenance": r.maintenance or None, "waivers": list(texts(r.waivers))})
     out["links"] = [
         {"role": h.role, "medium": h.medium, "address": h.address, "state": h.state, "reasons": list(texts(h.reasons)),
-         "warnings": list(texts(h.warnings)), "observed_at": iso(h.observed_at), "values": _clean(h.values)}
+         "warnings": list(texts(h.warnings)), "failure": h.failure or None, "observed_at": iso(h.observed_at),
+         "values": _clean(h.values)}
         for h in r.links
     ]
     out["terminals"] = [
         {"id": t.id, "address": t.address, "port": t.port, "state": t.state, "reason": t.reason,
+         "failure": t.failure or None,
          "observed_at": iso(t.observed_at), "values": _clean(t.values)}
         for t in r.terminals
     ]

@@ -14,7 +14,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitor import __version__
 from monitor.core.reasons import LINK_STATES, SITE_STATES
-from monitor.runtime.snapshot import Snapshot
+from monitor.runtime.snapshot import FAILURE_WORDS, Snapshot
+from monitor.runtime.tasks import failures as task_failures
 
 SITE = ["site", "county", "area"]
 LINK = [*SITE, "role", "medium"]
@@ -229,7 +230,11 @@ class SnapshotCollector(Collector):
         errors = CounterMetricFamily("readiness_probe_errors", "Cycles that failed as a whole.", labels=kind)
         requests = CounterMetricFamily("readiness_probe_requests", "Requests sent: echo requests, TCP connects, "
                                        "SNMP PDUs (retries not counted).", labels=kind)
+        causes = CounterMetricFamily("readiness_target_failures", "Failed observations by probe kind and failure "
+                                     "word (probes.base.FAILURES).", labels=["kind", "failure"])
         for name, c in sorted(snap.cycles.items()):
+            for word in FAILURE_WORDS:
+                causes.add_metric([name, word], c.failures_total.get(word, 0))
             duration.add_metric([name], c.duration_seconds)
             if c.finished_at:
                 last.add_metric([name], c.finished_at)
@@ -240,8 +245,12 @@ class SnapshotCollector(Collector):
             skipped.add_metric([name], c.skipped_total)
             errors.add_metric([name], c.errors_total)
             requests.add_metric([name], c.requests_total)
+        dead = CounterMetricFamily("readiness_task_failures", "Background tasks and threads of the monitor that "
+                                   "died of an exception (logged with its traceback).", labels=["task"])
+        for task, n in sorted(task_failures().items()):
+            dead.add_metric([task], n)
         yield from (build, cfg, ok, at, started, evaluated, duration, last, targets, failed, interval, cycles,
-                    skipped, errors, requests)
+                    skipped, errors, requests, causes, dead)
         yield from self._store(snap)
 
     def _store(self, snap: Snapshot) -> Iterator[Metric]:
