@@ -388,7 +388,13 @@ def test_sigkill_mid_batch_loses_no_acknowledged_transition(tmp_path: Path) -> N
         lines: list[str] = []
         reader = threading.Thread(target=_read_lines, args=(proc, lines))
         reader.start()
-        time.sleep(rng.uniform(0.2, 0.6))  # some kills land while it still opens the store
+        if run % 4 == 1:
+            time.sleep(rng.uniform(0.2, 0.6))  # some kills land while it still opens the store
+        else:  # the rest once it is writing: a loaded machine may take seconds just to start Python
+            deadline = time.monotonic() + 30
+            while "OPEN" not in lines and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.02, 0.3))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         reader.join(10)
