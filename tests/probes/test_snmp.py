@@ -5,6 +5,7 @@ monitor.demo.snmpsim), and Net-SNMP's snmpd reading this machine's own interface
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import shutil
 import socket
@@ -365,8 +366,8 @@ async def test_counters_that_wrap_give_steady_rates(snmpsim_agents: Start, recor
     assert all(r == pytest.approx(1000, rel=0.25) for r in errors[1:]), errors
     # The counters exported for Prometheus start at 0 and only grow, through the device's wraps.
     assert octets[0] == 0 and error_totals[0] == 0
-    assert all(b > a for a, b in zip(octets, octets[1:], strict=False)), octets
-    assert all(b > a for a, b in zip(error_totals, error_totals[1:], strict=False)), error_totals
+    assert all(b > a for a, b in itertools.pairwise(octets)), octets
+    assert all(b > a for a, b in itertools.pairwise(error_totals)), error_totals
     assert await raw_get(agent.port, "wrapping-counters", "1.3.6.1.2.1.31.1.1.1.6.1") < 2**63  # it did wrap
 
 
