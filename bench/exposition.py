@@ -48,7 +48,9 @@ T = TypeVar("T")
 NOW = 1_767_600_000.0
 SNMP = {"oper_up": 1, "admin_up": 1, "uptime_seconds": 86400, "last_change_seconds": 80000, "oper_changes": 0,
         "in_bps": 1e6, "out_bps": 2e6, "in_errors_per_second": 0, "out_errors_per_second": 0,
-        "in_discards_per_second": 0, "rx_power_dbm": -12.5, "tx_power_dbm": -3.1}
+        "in_discards_per_second": 0, "rx_power_dbm": -12.5, "tx_power_dbm": -3.1,
+        "in_octets_total": 1.25e8, "out_octets_total": 2.5e8, "in_errors_total": 0, "out_errors_total": 0,
+        "in_discards_total": 0}
 
 
 @dataclass

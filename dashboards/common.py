@@ -122,20 +122,17 @@ def per_row(rows: str, value: str) -> str:
 
 
 def days_left() -> str:
-    return "min(readiness_days_to_deadline)"
+    return "(min(readiness_deadline_timestamp_seconds) - time()) / 86400"
 
 
 def forecast(level: str, *matchers: str) -> str:
-    """The monitor's forecast of the ready share at the deadline, else the visible range's trend extended.
+    """The monitor's forecast of the ready share at the deadline, and nothing else.
 
     ``level`` is a roll-up level of the rules (province, county, area). The monitor's forecast comes from
-    its store's history and resists outliers; until it is exported, a least-squares line through the
-    visible time range is extended to the deadline.
+    its history and resists outliers; without enough history it exports none, and the panel says so rather
+    than extend a line through whatever the visible time range holds (the figure must be the API's).
     """
-    monitor = sel(f"{level}:readiness_forecast_ready:ratio", *matchers)
-    ratio = sel(f"{level}:readiness_ready:ratio", *matchers)
-    trend = f"predict_linear({ratio}[$__range], scalar(max(readiness_deadline_timestamp_seconds)) - time())"
-    return f"max({monitor}) or clamp(max({trend}), 0, 1)"
+    return f"max({sel(f'{level}:readiness_forecast_ready:ratio', *matchers)})"
 
 
 # --- queries, colours, mappings --------------------------------------------------------------------------------
@@ -223,7 +220,7 @@ def deadline_annotation() -> db.AnnotationQuery:
     the burn-up's title counts the days left instead.
     """
     return (db.AnnotationQuery().name(bi("Deadline passed", "مهلت گذشت")).datasource(DS).enable(True)
-            .icon_color("red").expr("min(readiness_days_to_deadline) <= 0"))
+            .icon_color("red").expr("min(readiness_deadline_timestamp_seconds) - time() <= 0"))
 
 
 # --- variables -------------------------------------------------------------------------------------------------
@@ -253,7 +250,7 @@ def label_variable(name: str, label: str, query_text: str, *, all_value: str | N
 
 def days_left_variable() -> db.QueryVariable:
     """Hidden: whole days to the deadline, for panel titles."""
-    return (label_variable("days_left", "Days left", "query_result(ceil(min(readiness_days_to_deadline)))", hide=True)
+    return (label_variable("days_left", "Days left", f"query_result(ceil({days_left()}))", hide=True)
             .regex(r"/^\{\}\s+(-?[0-9]+)/"))
 
 

@@ -45,9 +45,10 @@ def days_to_deadline() -> stat.Panel:
 def forecast(level: str, *m: str) -> stat.Panel:
     return (stat.Panel().title(c.bi("Forecast at the deadline", "پیش‌بینی در مهلت")).datasource(c.DS)
             .description("The monitor's forecast of the ready share at the deadline (from its history, robust to "
-                         "outliers). Until a monitor exports one, the trend of the visible time range extended "
-                         "to the deadline. Not narrowed by the area filter.")
+                         "outliers), as on its status page and API. Without enough history there is none. "
+                         "Not narrowed by the area filter.")
             .with_target(c.query(c.forecast(level, *m), "forecast", instant=True))
+            .no_value("not enough history · سابقه کافی نیست")
             .unit("percentunit").decimals(1).min(0).max(1).thresholds(c.thresholds(*c.READY_STEPS))
             .color_mode(cm.BigValueColorMode.VALUE).graph_mode(cm.BigValueGraphMode.NONE)
             .reduce_options(c.last_value()).span(4).height(6))

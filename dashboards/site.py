@@ -28,6 +28,11 @@ def link_value(metric: str) -> str:
     return f"max by (medium) ({c.sel(metric, SITE, ROLE)})"
 
 
+def link_rate(counter: str, factor: str = "") -> str:
+    """One link's counter as a per-second rate (HA pairs counted once)."""
+    return f"max by (medium) (rate({c.sel(counter, SITE, ROLE)}[$__rate_interval])){factor}"
+
+
 def state_now() -> stat.Panel:
     return (stat.Panel().title(c.bi("State", "وضعیت")).datasource(c.DS)
             .with_target(c.query(c.site_state_code(SITE), "state", instant=True))
@@ -167,8 +172,8 @@ def optical_power() -> timeseries.Panel:
 
 def traffic() -> timeseries.Panel:
     return (timeseries.Panel().title(c.bi("Interface traffic: $role", "ترافیک رابط")).datasource(c.DS)
-            .with_target(c.query(link_value("readiness_link_in_bits_per_second"), "in"))
-            .with_target(c.query(link_value("readiness_link_out_bits_per_second"), "out"))
+            .with_target(c.query(link_rate("readiness_link_in_bytes_total", " * 8"), "in"))
+            .with_target(c.query(link_rate("readiness_link_out_bytes_total", " * 8"), "out"))
             .unit("bps").fill_opacity(20).legend(c.legend("mean", "max"))
             .override_by_name("out", [c.prop("custom.transform", "negative-Y")])
             .span(6).height(8))
@@ -176,9 +181,9 @@ def traffic() -> timeseries.Panel:
 
 def errors() -> timeseries.Panel:
     return (timeseries.Panel().title(c.bi("Interface errors: $role", "خطاهای رابط")).datasource(c.DS)
-            .with_target(c.query(link_value("readiness_link_in_errors_per_second"), "in errors"))
-            .with_target(c.query(link_value("readiness_link_out_errors_per_second"), "out errors"))
-            .with_target(c.query(link_value("readiness_link_in_discards_per_second"), "in discards"))
+            .with_target(c.query(link_rate("readiness_link_in_errors_total"), "in errors"))
+            .with_target(c.query(link_rate("readiness_link_out_errors_total"), "out errors"))
+            .with_target(c.query(link_rate("readiness_link_in_discards_total"), "in discards"))
             .unit("cps").min(0).legend(c.legend("max")).span(6).height(8))
 
 

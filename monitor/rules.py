@@ -113,7 +113,8 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
     """Return every alert, in the order of the rules file and the runbook."""
     stale = _ratio(o.policy.stale_after_intervals)
     target = _ratio(o.deadline_target_ratio)
-    window = _ratio(o.deadline_window_days)
+    seconds = o.deadline_window_days * 86400
+    window_seconds = str(int(seconds)) if seconds == int(seconds) else repr(seconds)
     up = f'up{{job="{o.job}"}}'
     return (
         AlertSpec(
@@ -193,7 +194,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
                   # Before the history metric exists: count the changes ourselves.
                   "(\n"
                   "  (changes(readiness_link_up[15m]) >= 4\n"
-                  "   or readiness_link_oper_changes - readiness_link_oper_changes offset 15m >= 4)\n"
+                  "   or increase(readiness_link_oper_changes_total[15m]) >= 4)\n"
                   "  unless on (site, role) readiness_link_flapping\n"
                   ")"),
             f"{SITE_TEXT}: {LINK_TEXT} keeps going down and up",
@@ -226,7 +227,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             "  or\n"
             # Before the forecast exists: today's share, once the deadline is close.
             f"  (province:readiness_ready:ratio < {target}"
-            f" and on () min(readiness_days_to_deadline) < {window}"
+            f" and on () min(readiness_deadline_timestamp_seconds) - time() < {window_seconds}"
             " unless on () province:readiness_forecast_ready:ratio),\n"
             '  "scope", "province", "", ""\n'
             ")\n"
@@ -235,7 +236,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             f"  county:readiness_forecast_ready:ratio < {target}\n"
             "  or\n"
             f"  (county:readiness_ready:ratio < {target}"
-            f" and on () min(readiness_days_to_deadline) < {window}"
+            f" and on () min(readiness_deadline_timestamp_seconds) - time() < {window_seconds}"
             " unless on (county) county:readiness_forecast_ready:ratio),\n"
             '  "scope", "county", "", ""\n'
             ")",
@@ -319,21 +320,40 @@ LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+def _per_site(metric: str, kind: str, inst: str) -> str:
+    """Return ``metric`` once per site (instances dropped), for sites of ``kind`` only."""
+    return (f"  max without ({inst}) ({metric})\n"
+            f'  * on (site) group_left () max by (site) (readiness_site_info{{kind="{kind}"}})')
+
+
 def recording_rules(o: RuleOptions) -> list[dict[str, str]]:
-    """Return the roll-ups: polling sites by state and ready share, today and forecast at the deadline."""
+    """Return the roll-ups, as monitor/core/figures.py defines them: polling places by state and their ready share
+    (network nodes never count; they have their own roll-up), terminals up and unknown, and the forecast."""
     inst = ", ".join(o.instance_labels)
-    out = [{
-        "record": "county_area:readiness_sites:sum",
-        "expr": ("sum without (site) (\n"
-                 f"  max without ({inst}) (readiness_site_state)\n"
-                 # Nodes (aggregation switches, PoPs) are not polling places: they are not counted.
-                 '  * on (site) group_left () max by (site) (readiness_site_info{kind="polling"})\n'
-                 ")"),
-    }]
-    for level, keep in LEVELS[1:]:
-        drop = ", ".join(x for x in ("county", "area") if x not in keep)
-        out.append({"record": f"{level}:readiness_sites:sum",
-                    "expr": f"sum without ({drop}) (county_area:readiness_sites:sum)"})
+    sites = "county_area:readiness_sites:sum"
+    terminals = "county_area:readiness_terminals:sum"
+    out = [
+        {"record": sites, "expr": f"sum without (site) (\n{_per_site('readiness_site_state', 'polling', inst)}\n)"},
+        # Network nodes (aggregation switches, PoPs) are means, not ends: counted apart.
+        {"record": "county_area:readiness_nodes:sum",
+         "expr": f"sum without (site) (\n{_per_site('readiness_site_state', 'node', inst)}\n)"},
+        {"record": terminals,
+         "expr": f"sum without (site) (\n{_per_site('readiness_site_terminals', 'polling', inst)}\n)"},
+        # readiness_terminal_up is absent while a terminal is unknown (behind a dead node, or not probed yet):
+        # unknown terminals are neither up nor down, and a county with none up says 0, not nothing.
+        {"record": "county_area:readiness_terminals_up:sum",
+         "expr": (f"sum without (site, terminal) (\n{_per_site('readiness_terminal_up', 'polling', inst)}\n)\n"
+                  f"or\n0 * {terminals}")},
+        {"record": "county_area:readiness_terminals_unknown:sum",
+         "expr": (f"{terminals}\n-\n(\n  count without (site, terminal) (\n"
+                  f"{_indent(_per_site('readiness_terminal_up', 'polling', inst), '  ')}\n  )\n"
+                  f"  or\n  0 * {terminals}\n)")},
+    ]
+    for metric in ("sites", "nodes", "terminals", "terminals_up", "terminals_unknown"):
+        for level, keep in LEVELS[1:]:
+            drop = ", ".join(x for x in ("county", "area") if x not in keep)
+            out.append({"record": f"{level}:readiness_{metric}:sum",
+                        "expr": f"sum without ({drop}) (county_area:readiness_{metric}:sum)"})
     for level, _ in LEVELS:
         out.append({"record": f"{level}:readiness_ready:ratio",
                     "expr": (f'sum without (state) ({level}:readiness_sites:sum{{state="ready"}})\n'
@@ -344,10 +364,10 @@ def recording_rules(o: RuleOptions) -> list[dict[str, str]]:
 
 
 def _forecast(scope: str, keep: tuple[str, ...], inst: str) -> str:
-    # Each instance forecasts only the sites it owns; weigh each forecast by those sites to combine them.
-    drop = ", ".join(x for x in ("county", "area", "state") if x not in keep)
+    # Each instance forecasts only the polling places it owns; weigh each forecast by those to combine them.
+    drop = ", ".join(x for x in ("county", "area", "kind", "state") if x not in keep)
     on = ", ".join([inst, *keep])
-    weights = f"sum without ({drop}) (readiness_sites)"
+    weights = f'sum without ({drop}) (readiness_sites{{kind="polling"}})'
     forecast = f'readiness_forecast_ready_ratio{{scope="{scope}"}}'
     return (f"sum without ({inst}, scope) (\n"
             f"  {forecast}\n  * on ({on}) group_left () {weights}\n"

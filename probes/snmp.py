@@ -134,6 +134,7 @@ class _Port:
     speed_bps: float = 0.0
     last_change: int | None = None
     oper_changes: int = 0
+    totals: dict[str, float] = field(default_factory=dict)  # counted since the monitor started: name -> sum of deltas
 
     def build_request(self) -> None:
         i = self.if_index
@@ -408,7 +409,12 @@ class SnmpProbe:
                     rate = _rate(before[name], sample[name], now - then, limit)
                     if rate is not None:
                         values[value_name] = rate * factor
+                        port.totals[name] = port.totals.get(name, 0.0) + rate * (now - then)
         port.sample = (now, sample)
+        # Counters for Prometheus to rate(): what the device counted while we watched, free of its 32-bit wraps
+        # and resets (a discontinuity adds nothing); they start at 0 when the monitor does.
+        for name in sample:
+            values[f"{name}_total"] = float(round(port.totals.setdefault(name, 0.0)))
         if admin == 1:  # a port its operator shut has no light to judge
             for direction, sensors in port.optics.items():
                 readings = [_scaled(got[f"{direction}:{s}"], exponent) for s, exponent in sensors

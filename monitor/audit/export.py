@@ -141,6 +141,10 @@ def _availability_json(a: Availability) -> dict[str, Any]:
             "ratio": None if a.ratio is None else round(a.ratio, 6)}
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
 def _group_json(g: GroupFigures, zone: ZoneInfo) -> dict[str, Any]:
     fc = g.forecast
     return {
@@ -155,8 +159,11 @@ def _group_json(g: GroupFigures, zone: ZoneInfo) -> dict[str, Any]:
                                 for code, s in sorted(g.failed.items())},
         "waivers_in_force": g.waivers,
         "forecast": None if fc is None else {
-            "share_at_deadline": round(fc.share_at_deadline, 6), "all_ready_at": when_json(fc.all_ready_at, zone),
-            "at_risk": fc.at_risk, "slope_per_day": round(fc.slope_per_day, 6), "samples": fc.points,
+            "status": "ok" if fc.enough_history else "not enough history",
+            "share_at_deadline": _round(fc.share_at_deadline), "all_ready_at": when_json(fc.all_ready_at, zone),
+            "share_at_deadline_range": [_round(fc.share_at_deadline_low), _round(fc.share_at_deadline_high)]
+            if fc.enough_history else None,
+            "at_risk": fc.at_risk, "slope_per_day": _round(fc.slope_per_day), "samples": fc.points,
             "share_now": fc.share_now,
         },
     }

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config.loader import Config
 from monitor.core.availability import Availability, availability, failed_requirements
+from monitor.core.figures import is_polling_place
 from monitor.core.intervals import merge
 from monitor.core.model import Site
 from monitor.core.reasons import MAINTENANCE, NO_DATA, SITE_STATES, Reason
@@ -353,7 +354,7 @@ def _maintenance(line: _Timeline | None, period: Period,
 def _share_points(figures: list[SiteFigures], lines: dict[str, _Timeline], period: Period,
                   key: str | None) -> list[tuple[float, float]]:
     """Return (time, ready share) of the sites whose county or area is ``key`` (None: all), hourly."""
-    chosen = [f for f in figures if key is None or key in (f.site.county, f.site.area)]
+    chosen = [f for f in figures if is_polling_place(f.site) and (key is None or key in (f.site.county, f.site.area))]
     if not chosen:
         return []
     state: dict[str, str | None] = {}
@@ -398,15 +399,20 @@ def compute(config: Config, data_dir: str | Path, period: Period, county: str | 
     counties: dict[str, GroupFigures] = {}
     areas = {a: GroupFigures(a) for a in AREAS}
     for f in figures:
+        if not is_polling_place(f.site):
+            continue  # network nodes are listed with the sites, never in a group's counts or ready share
         province.add(f)
         counties.setdefault(f.site.county, GroupFigures(f.site.county)).add(f)
         areas[f.site.area].add(f)
     deadline = config.programme.deadline.timestamp()
+    policy = config.policy
     from monitor.core.forecast import forecast
 
     for key, group in [(None, province), *counties.items(), *areas.items()]:
         if group.sites:
-            group.forecast = forecast(_share_points(figures, lines, period, key), deadline, period.end)
+            group.forecast = forecast(_share_points(figures, lines, period, key), deadline, period.end,
+                                      days=policy.forecast_days, min_history_days=policy.forecast_min_history_days,
+                                      resolution_seconds=SAMPLE_SECONDS, target=policy.forecast_target_ratio)
     known = {f"site:{s.id}" for s in config.sites}
     unknown = sum(1 for e in lines if e.startswith("site:") and e not in known)
     return Figures(period, config, county, figures, province, dict(sorted(counties.items())), areas, outages,

@@ -123,11 +123,15 @@ def _forecast(g: GroupFigures, fig: Figures) -> str:
     fc = g.forecast
     if fc is None:
         return ""
+    if not fc.enough_history:
+        return (f"<p><b>{_t('پیش‌بینی', 'Forecast')}</b> — "
+                f"{_t('سابقه کافی برای پیش‌بینی نیست', 'not enough history for a forecast')}</p>")
     risk = _t("در خطر", "at risk") if fc.at_risk else _t("در مسیر", "on track")
     when = _date(fc.all_ready_at, fig) if fc.all_ready_at is not None else _t("با روند کنونی هرگز", "never at "
                                                                                "the current trend")
     return (f"<p><b>{_t('پیش‌بینی', 'Forecast')}</b> — {_t('سهم آماده در مهلت', 'ready share at the deadline')}: "
-            f'<bdi class="ltr">{_pct(fc.share_at_deadline)}</bdi>; {_t("همه آماده", "all ready")}: {when}; '
+            f'<bdi class="ltr">{_pct(fc.share_at_deadline)} ({_pct(fc.share_at_deadline_low)}–'
+            f'{_pct(fc.share_at_deadline_high)})</bdi>; {_t("همه آماده", "all ready")}: {when}; '
             f'{_t("روند روزانه", "trend per day")}: <bdi class="ltr">{fc.slope_per_day * 100:+.2f}%</bdi>; '
             f"<b>{risk}</b></p>")
 

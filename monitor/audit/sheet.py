@@ -175,7 +175,7 @@ def _group_row(scope: str, g: GroupFigures, fig: Figures) -> list[Any]:
             g.backup.ratio, g.terminals.ratio, g.site_availability.maintenance_seconds,
             g.site_availability.unknown_seconds, fc.share_at_deadline if fc is not None else None,
             None if all_ready is None else fig.period.local(all_ready),
-            "" if fc is None else ("yes" if fc.at_risk else "no")]
+            "" if fc is None or fc.at_risk is None else ("yes" if fc.at_risk else "no")]
 
 
 def _sheet_title(name: str, used: set[str]) -> str:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor.config.loader import Config
+from monitor.core.figures import Figures, site_terminals
 from monitor.core.reasons import texts
 from monitor.runtime.snapshot import Snapshot
 
@@ -39,13 +40,26 @@ def readiness_table(snap: Snapshot, limit: int | None = None) -> Table:
         state = r.state if r else "unknown"
         table.add_row(site.id, site.name, site.county, site.area, f"[{STYLES[state]}]{state}[/]",
                       ", ".join(texts(r.reasons)) if r else "no data",
-                      f"{r.terminals_up}/{len(r.terminals)}" if r else "-")
+                      site_terminals(site, r).text())
     return table
 
 
+def figures_lines(fig: Figures) -> list[str]:
+    """Return the figures as text lines: polling places and their ready share, terminals, network nodes apart."""
+    p, t, n = fig.province, fig.province, fig.nodes
+    lines = [f"polling places ready: {p.ready}/{p.total} ({p.share_text()}) · "
+             + " · ".join(f"{s}: {p.states[s]}" for s in ORDER)]
+    if t.terminals_total:
+        lines.append(f"terminals up: {t.terminals_up}/{t.terminals_total} ({t.terminals_unknown} unknown)")
+    if n.total:
+        lines.append(f"network nodes (not in the ready share): {n.total} · "
+                     + " · ".join(f"{s}: {n.states[s]}" for s in ORDER))
+    return lines
+
+
 def print_table(snap: Snapshot) -> None:
-    """Print the readiness table and the state counts."""
+    """Print the readiness table and the figures."""
     console = Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None)
     console.print(readiness_table(snap))
-    counts: Counter[str] = Counter(r.state for r in snap.sites.values())
-    console.print(" · ".join(f"{s}: {counts.get(s, 0)}" for s in ORDER))
+    for line in figures_lines(snap.figures()):
+        console.print(line, highlight=False)

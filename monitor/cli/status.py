@@ -16,7 +16,6 @@ import re
 import unicodedata
 import urllib.error
 import urllib.request
-from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, tzinfo
 from typing import Any
@@ -165,34 +164,33 @@ def duration(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600:02d}h"
 
 
-def _share(ready: int, total: int) -> str:
-    return f"{ready / total * 100:.1f}%" if total else "–"
+def _share(share: Any) -> str:
+    return f"{share * 100:.1f}%" if isinstance(share, int | float) else "–"
 
 
-def _counts_table(title: str, first: str, groups: dict[str, Counter[str]], show: Callable[[str], str]) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column(first)
+def _state_columns(table: Table) -> None:
     for state in STATES:
         table.add_column(state.replace("_", " "), justify="right", style=STATE_STYLE[state])
     table.add_column("total", justify="right")
+
+
+def _counts_table(title: str, first: str, groups: dict[str, dict[str, Any]], show: Callable[[str], str]) -> Table:
+    """Return a table of the polling places of each group (a county, urban/rural), the least ready first."""
+    table = Table(title=title, title_justify="left")
+    table.add_column(first)
+    _state_columns(table)
     table.add_column("ready share", justify="right")
 
-    def share(item: tuple[str, Counter[str]]) -> tuple[float, str]:
-        total = item[1].total()
-        return (item[1]["ready"] / total if total else 1.0, item[0])
+    def share(item: tuple[str, dict[str, Any]]) -> tuple[float, str]:
+        value = item[1].get("ready_share")
+        return (value if isinstance(value, int | float) else 1.0, item[0])
 
-    for name, counts in sorted(groups.items(), key=share):
-        total = counts.total()
-        table.add_row(Text(show(name)), *(str(counts[s]) for s in STATES), str(total),
-                      _share(counts["ready"], total))
+    for name, t in sorted(groups.items(), key=share):
+        if not t.get("total"):
+            continue  # a county of network nodes only has no polling place to count
+        table.add_row(Text(show(name)), *(str(t.get(s, 0)) for s in STATES), str(t["total"]),
+                      _share(t.get("ready_share")))
     return table
-
-
-def _group(sites: Iterable[dict[str, Any]], field: str) -> dict[str, Counter[str]]:
-    out: dict[str, Counter[str]] = {}
-    for site in sites:
-        out.setdefault(str(site.get(field) or "?"), Counter())[site.get("state") or "unknown"] += 1
-    return out
 
 
 def worst_sites(sites: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -216,16 +214,24 @@ def render_status(doc: dict[str, Any], console: Console, worst: int = 20, *, bid
                   f"deadline {_local(_when(programme.get('deadline')), zone)} · "
                   f"config {doc.get('config_version') or '?'}", markup=False, highlight=False)
 
-    counts = Counter(s.get("state") or "unknown" for s in sites)
-    province = Table(title="Province", title_justify="left")
-    for state in STATES:
-        province.add_column(state.replace("_", " "), justify="right", style=STATE_STYLE[state])
-    province.add_column("total", justify="right")
+    # The figures are the service's (monitor/core/figures.py): polling places only, network nodes apart.
+    fig = doc.get("summary") or {}
+    province = Table(title="Province (polling places)", title_justify="left")
+    _state_columns(province)
     province.add_column("ready share", justify="right")
-    province.add_row(*(str(counts[s]) for s in STATES), str(len(sites)), _share(counts["ready"], len(sites)))
+    province.add_row(*(str(fig.get(s, 0)) for s in STATES), str(fig.get("total", 0)), _share(fig.get("ready_share")))
     console.print(province)
-    console.print(_counts_table("Counties", "county", _group(sites, "county"), show))
-    console.print(_counts_table("Urban / rural", "area", _group(sites, "area"), show))
+    terminals = fig.get("terminals") or {}
+    if terminals.get("total"):
+        console.print(f"Terminals up: {terminals.get('up', 0)} of {terminals['total']} "
+                      f"({terminals.get('unknown', 0)} unknown)", highlight=False)
+    nodes = fig.get("nodes") or {}
+    if nodes.get("total"):
+        console.print("Network nodes (not in the ready share): " + " · ".join(
+            f"{s.replace('_', ' ')} {nodes.get(s, 0)}" for s in STATES) + f" · total {nodes['total']}",
+            highlight=False)
+    console.print(_counts_table("Counties", "county", dict(fig.get("counties") or {}), show))
+    console.print(_counts_table("Urban / rural", "area", dict(fig.get("areas") or {}), show))
 
     bad = worst_sites(sites)
     if not bad:
@@ -266,4 +272,6 @@ def status_from_url(url: str = DEFAULT_URL, *, timeout: float = 5.0) -> dict[str
         raise ReadinessError(f"{url} did not return JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("sites"), list):
         raise ReadinessError(f"{url} did not return a sites document (no 'sites' list)")
+    if not isinstance(doc.get("summary"), dict) or "counties" not in doc["summary"]:
+        raise ReadinessError(f"{url} has no figures summary: is the service older than this command?")
     return doc

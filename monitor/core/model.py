@@ -162,6 +162,10 @@ class Policy(Strict):
     flap_hold_seconds: float = Field(600.0, ge=0, description="stable this long before flapping ends")
     forecast_days: float = Field(14.0, gt=0, description="trend fitted over this many trailing days")
     forecast_resolution_seconds: float = Field(3600.0, gt=0, description="one share sample per this long")
+    forecast_min_history_days: float = Field(3.0, ge=0, description="no forecast from less history than this "
+                                                                    "(one sample per resolution over it)")
+    forecast_target_ratio: float = Field(1.0, gt=0, le=1, description="ready share the deadline asks for: "
+                                                                     "below it at the deadline, at risk")
 
     @field_validator("media")
     @classmethod

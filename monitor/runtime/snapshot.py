@@ -8,6 +8,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from monitor.config.loader import Config
+from monitor.core.figures import Figures
+from monitor.core.figures import compute as compute_figures
 from monitor.core.forecast import Forecast, Scope
 from monitor.core.readiness import SiteReadiness
 from probes.base import FAILURES
@@ -53,11 +55,6 @@ class Snapshot:
     proven: frozenset[str] = frozenset()  # "SITE/role": links ever seen carrying echo traffic
     store: StoreStatus | None = None  # the event store's health; None when nothing is recorded
 
-    def counts(self) -> dict[tuple[str, str, str], int]:
-        """Return the number of sites by (county, area, state)."""
-        out: dict[tuple[str, str, str], int] = {}
-        for site in self.config.reported_sites():
-            r = self.sites.get(site.id)
-            key = (site.county, site.area, r.state if r else "unknown")
-            out[key] = out.get(key, 0) + 1
-        return out
+    def figures(self) -> Figures:
+        """Return the figures of this instance's sites (monitor/core/figures.py: the one definition)."""
+        return compute_figures(self.config.reported_sites(), self.sites)

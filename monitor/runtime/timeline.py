@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from monitor.core import figures
 from monitor.core.forecast import Forecast, ShareHistory
 from monitor.core.history import Flaps, SustainTracker
 from monitor.core.readiness import Evaluation, SiteReadiness
@@ -83,12 +84,13 @@ class Timeline:
             out[site.id] = replace(r, state=state, reasons=reasons, since=since, first_ready_at=s.first_ready_at,
                                    ever_ready=s.ever_ready, regressions=s.regressions, maintenance=maintenance,
                                    waivers=waivers)
-        reported = config.reported_sites()
-        # Polling places are what must be ready; network nodes are means, not ends (as in the roll-up rules).
-        self.shares.record(now, [(s.county, s.area, out[s.id].state) for s in reported
-                                 if s.id in out and s.kind == "polling"])
-        self.forecasts = self.shares.forecasts(config.programme.deadline.timestamp(), now,
-                                               days=config.policy.forecast_days)
+        # The ready share of each scope as every surface counts it (polling places only, monitor/core/figures.py).
+        scopes = figures.compute(config.reported_sites(), out).scopes()
+        self.shares.record_scopes(now, {key: (t.ready, t.total) for key, t in scopes.items()})
+        policy = config.policy
+        self.forecasts = self.shares.forecasts(config.programme.deadline.timestamp(), now, days=policy.forecast_days,
+                                               min_history_days=policy.forecast_min_history_days,
+                                               target=policy.forecast_target_ratio)
         return out
 
     def export(self) -> dict[str, Any]:

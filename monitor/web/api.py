@@ -1,13 +1,20 @@
-"""The JSON shape of /api/v1/sites, shared by the web layer and `run --once --json`."""
+"""The JSON shapes of /api/v1/... (sites, summary, counties), shared by the web layer and `run --once --json`.
+
+Every count and share comes from monitor/core/figures.py, as on every other surface.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.core.figures import AREAS, NODE, POLLING, Figures, Tally, blind, site_state, site_terminals
+from monitor.core.figures import compute as compute_figures
+from monitor.core.forecast import Forecast
 from monitor.core.model import Site
 from monitor.core.readiness import SiteReadiness
-from monitor.core.reasons import texts
+from monitor.core.reasons import SITE_STATES, UPSTREAM, texts
 from monitor.runtime.snapshot import Snapshot
 
 
@@ -22,6 +29,7 @@ def _clean(values: Any) -> dict[str, float]:
 
 def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
     """Return one site's state, reasons and latest measurements (never a secret)."""
+    terms = site_terminals(site, r)
     out: dict[str, Any] = {
         "id": site.id, "name": site.name, "county": site.county, "area": site.area, "kind": site.kind,
         "upstream": site.upstream,
@@ -31,7 +39,8 @@ def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
         "warnings": list(texts(r.warnings)) if r else [],
         "since": iso(r.since) if r else None,
         "links": [], "terminals": [],
-        "terminals_up": r.terminals_up if r else 0, "terminals_total": len(site.terminals),
+        # Unknown is not 0: behind a dead node, or before any verdict, terminals up is null.
+        "terminals_up": terms.known_up, "terminals_unknown": terms.unknown, "terminals_total": terms.total,
     }
     if r is None:
         return out
@@ -43,9 +52,10 @@ def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
          "values": _clean(h.values)}
         for h in r.links
     ]
+    hidden = blind(r)  # behind a dead node: what the terminal's probe said proves nothing
     out["terminals"] = [
-        {"id": t.id, "address": t.address, "port": t.port, "state": t.state, "reason": t.reason,
-         "failure": t.failure or None,
+        {"id": t.id, "address": t.address, "port": t.port, "state": "unknown" if hidden else t.state,
+         "reason": UPSTREAM if hidden else t.reason, "failure": None if hidden else (t.failure or None),
          "observed_at": iso(t.observed_at), "values": _clean(t.values)}
         for t in r.terminals
     ]
@@ -56,31 +66,130 @@ def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
     return out
 
 
-def forecast_json(snap: Snapshot) -> dict[str, Any]:
-    """Return the deadline forecast per scope (province, each county, urban/rural)."""
-    out: dict[str, Any] = {}
-    for (kind, name), f in sorted(snap.forecasts.items()):
-        out[f"{kind}:{name}" if name else kind] = {
-            "share_now": None if f.share_now is None else round(f.share_now, 4),  # None: no polling places
-            "share_at_deadline": round(f.share_at_deadline, 4),
-            "at_risk": f.at_risk, "all_ready_at": iso(f.all_ready_at), "slope_per_day": round(f.slope_per_day, 6)}
+def tally_json(t: Tally, *, share: bool = True) -> dict[str, Any]:
+    """Return one scope's counts by state, total, ready share (polling places only) and terminals."""
+    out: dict[str, Any] = {**t.states, "total": t.total}
+    if share:
+        out["ready_share"] = None if t.share is None else round(t.share, 6)
+    out["terminals"] = {"up": t.terminals_up, "down": t.terminals_down, "unknown": t.terminals_unknown,
+                        "total": t.terminals_total}
     return out
 
 
-def sites_json(snap: Snapshot) -> dict[str, Any]:
-    """Return the whole /api/v1/sites document."""
-    summary: dict[str, int] = {"ready": 0, "degraded": 0, "not_ready": 0, "unknown": 0}
-    sites = []
-    for site in snap.config.reported_sites():
-        r = snap.sites.get(site.id)
-        summary[r.state if r else "unknown"] += 1
-        sites.append(site_json(site, r))
+def figures_json(fig: Figures) -> dict[str, Any]:
+    """Return the summary: polling places of the province, by county and urban/rural; network nodes apart."""
+    return {**tally_json(fig.province),
+            "counties": {name: tally_json(t) for name, t in fig.counties.items()},
+            "areas": {name: tally_json(t) for name, t in fig.areas.items()},
+            "nodes": tally_json(fig.nodes, share=False)}
+
+
+def _r(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def one_forecast_json(f: Forecast) -> dict[str, Any]:
+    """Return one scope's forecast; without enough history every projected field is null."""
+    enough = f.enough_history
+    return {
+        "status": "ok" if enough else "not enough history",
+        "share_now": _r(f.share_now),  # None: no samples, or no polling places in the scope
+        "samples": f.points, "history_seconds": round(f.history_seconds, 3), "target": f.target,
+        "share_at_deadline": _r(f.share_at_deadline),
+        "share_at_deadline_range": [_r(f.share_at_deadline_low), _r(f.share_at_deadline_high)] if enough else None,
+        "at_risk": f.at_risk, "all_ready_at": iso(f.all_ready_at),
+        "slope_per_day": _r(f.slope_per_day),
+        "slope_per_day_range": [_r(f.slope_per_day_low), _r(f.slope_per_day_high)] if enough else None,
+    }
+
+
+def scope_key(kind: str, name: str) -> str:
+    """Return the API's key of a forecast scope: ``province``, ``county:Ilam``, ``area:rural``."""
+    return f"{kind}:{name}" if name else kind
+
+
+def forecast_json(snap: Snapshot) -> dict[str, Any]:
+    """Return the deadline forecast per scope (province, each county, urban/rural)."""
+    return {scope_key(kind, name): one_forecast_json(f) for (kind, name), f in sorted(snap.forecasts.items())}
+
+
+class FilterError(ValueError):
+    """A query the API does not understand: the message names what is allowed."""
+
+    def __init__(self, message: str, allowed: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+SITE_FILTERS = ("county", "area", "state", "kind")
+
+
+def site_filter(snap: Snapshot, query: Mapping[str, str], keys: Iterable[str] = SITE_FILTERS
+                ) -> Callable[[Site], bool]:
+    """Return the predicate of ``query`` (county case-insensitive); FilterError on any name or value not known."""
+    keys = tuple(keys)
+    sites = snap.config.reported_sites()
+    allowed: dict[str, list[str]] = {"county": sorted({s.county for s in sites}), "area": list(AREAS),
+                                     "state": list(SITE_STATES), "kind": [POLLING, NODE]}
+    unknown = sorted(set(query) - set(keys))
+    if unknown:
+        raise FilterError(f"unknown parameter {unknown[0]!r}; allowed: {', '.join(keys)}",
+                          {k: allowed[k] for k in keys})
+    wanted: dict[str, str] = {}
+    for key in keys:
+        if key not in query:
+            continue
+        values = query.getall(key) if hasattr(query, "getall") else [query[key]]  # type: ignore[attr-defined]
+        if len(values) != 1:
+            raise FilterError(f"{key} given {len(values)} times; give it once", {key: allowed[key]})
+        value = values[0].strip()
+        match = next((v for v in allowed[key] if v.casefold() == value.casefold()), None) if key == "county" \
+            else (value if value in allowed[key] else None)
+        if match is None:
+            raise FilterError(f"unknown {key} {value!r}; allowed: {', '.join(allowed[key])}", {key: allowed[key]})
+        wanted[key] = match
+
+    def keep(site: Site) -> bool:
+        state = site_state(snap.sites.get(site.id)) if "state" in wanted else ""
+        got = {"county": site.county, "area": site.area, "kind": site.kind, "state": state}
+        return all(got[k] == v for k, v in wanted.items())
+    return keep
+
+
+def _header(snap: Snapshot) -> dict[str, Any]:
     return {
         "programme": {"name": snap.config.programme.name, "deadline": snap.config.programme.deadline.isoformat(),
                       "timezone": snap.config.programme.timezone},
         "evaluated_at": iso(snap.at) if snap.evaluated else None,
         "config_version": snap.config.version,
-        "summary": summary,
+    }
+
+
+def summary_json(snap: Snapshot, keep: Callable[[Site], bool] | None = None) -> dict[str, Any]:
+    """Return the /api/v1/summary document: the figures of the (filtered) sites and the forecast."""
+    chosen = [s for s in snap.config.reported_sites() if keep is None or keep(s)]
+    return {**_header(snap), "summary": figures_json(compute_figures(chosen, snap.sites)),
+            "forecast": forecast_json(snap)}
+
+
+def counties_json(snap: Snapshot) -> dict[str, Any]:
+    """Return the /api/v1/counties document: each county's polling places, its nodes apart, its forecast."""
+    fig = snap.figures()
+    out = []
+    for name, t in fig.counties.items():
+        f = snap.forecasts.get(("county", name))
+        out.append({"name": name, **tally_json(t),
+                    "nodes": tally_json(fig.county_nodes.get(name, Tally()), share=False),
+                    "forecast": None if f is None else one_forecast_json(f)})
+    return {**_header(snap), "counties": out}
+
+
+def sites_json(snap: Snapshot, keep: Callable[[Site], bool] | None = None) -> dict[str, Any]:
+    """Return the whole /api/v1/sites document; ``keep`` filters the sites, and the summary covers those."""
+    chosen = [s for s in snap.config.reported_sites() if keep is None or keep(s)]
+    return {
+        **_header(snap),
+        "summary": figures_json(compute_figures(chosen, snap.sites)),
         "forecast": forecast_json(snap),
-        "sites": sites,
+        "sites": [site_json(site, snap.sites.get(site.id)) for site in chosen],
     }

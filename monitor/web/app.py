@@ -7,14 +7,16 @@ import html
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.runtime.snapshot import Snapshot
-from monitor.web.api import site_json, sites_json
+from monitor.web.api import SITE_FILTERS, FilterError, counties_json, site_filter, site_json, sites_json, summary_json
 from monitor.web.exposition import RenderCache
 from monitor.web.metrics import SnapshotCollector
+from monitor.web.openapi import openapi_document
 
 log = logging.getLogger(__name__)
 STATE_COLOURS = {"ready": "#2e7d32", "degraded": "#f9a825", "not_ready": "#c62828", "unknown": "#757575"}
@@ -54,13 +56,30 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
         ok, message = await reload()
         return web.Response(text=message + "\n", status=200 if ok else 400)
 
+    def filtered(request: web.Request, keys: tuple[str, ...], build: Callable[..., dict[str, Any]]
+                 ) -> web.Response:
+        snap = get()
+        try:
+            keep = site_filter(snap, request.query, keys)
+        except FilterError as exc:
+            return _json({"error": str(exc), "allowed": exc.allowed}, 400)
+        return _json(build(snap, keep))
+
     @routes.get("/api/v1/sites")
     async def sites(request: web.Request) -> web.Response:
-        doc = sites_json(get())
-        for key in ("county", "area", "state"):
-            if key in request.query:
-                doc["sites"] = [s for s in doc["sites"] if s[key] == request.query[key]]
-        return _json(doc)
+        return filtered(request, SITE_FILTERS, sites_json)
+
+    @routes.get("/api/v1/summary")
+    async def summary(request: web.Request) -> web.Response:
+        return filtered(request, ("county", "area", "kind"), summary_json)
+
+    @routes.get("/api/v1/counties")
+    async def counties(request: web.Request) -> web.Response:
+        return filtered(request, (), lambda snap, _: counties_json(snap))
+
+    @routes.get("/api/v1/openapi.json")
+    async def openapi(_: web.Request) -> web.Response:
+        return _json(openapi_document())
 
     @routes.get("/api/v1/sites/{site}")
     async def one_site(request: web.Request) -> web.Response:
@@ -79,24 +98,70 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
     return app
 
 
+def _count_line(t: dict[str, Any]) -> str:
+    return " · ".join(f"{k.replace('_', ' ')}: {t[k]}" for k in ("ready", "degraded", "not_ready", "unknown"))
+
+
+def _terminals_text(s: dict[str, Any]) -> str:
+    total = s["terminals_total"]
+    if not total:
+        return "–"
+    if s["terminals_up"] is None:
+        return f"?/{total}"  # unknown is not 0
+    return f"{s['terminals_up']}/{total}" + (f" ({s['terminals_unknown']} unknown)" if s["terminals_unknown"] else "")
+
+
+def _share_text(share: float | None) -> str:
+    return "–" if share is None else f"{share * 100:.1f}%"
+
+
+def _forecast_text(f: dict[str, Any] | None) -> str:
+    if f is None or f["status"] != "ok":
+        return "forecast: not enough history"
+    low, high = f["share_at_deadline_range"]
+    when = f["all_ready_at"] or "never at this pace"
+    return (f"forecast at the deadline: {_share_text(f['share_at_deadline'])} "
+            f"({_share_text(low)}–{_share_text(high)}), {'at risk' if f['at_risk'] else 'on track'}; "
+            f"all ready: {when}")
+
+
 def status_page(snap: Snapshot) -> str:
-    """Render a plain status page: summary and every site not ready first."""
+    """Render a plain status page: the figures, the polling places not ready first, then the network nodes."""
     doc = sites_json(snap)
     order = {"not_ready": 0, "unknown": 1, "degraded": 2, "ready": 3}
-    rows = []
+    tables: dict[str, list[str]] = {"polling": [], "node": []}
     for s in sorted(doc["sites"], key=lambda s: (order[s["state"]], s["county"], s["id"])):
         colour = STATE_COLOURS[s["state"]]
-        rows.append(
+        tables["node" if s["kind"] == "node" else "polling"].append(
             f"<tr><td>{html.escape(s['id'])}</td><td dir='auto'>{html.escape(s['name'])}</td>"
             f"<td dir='auto'>{html.escape(s['county'])}</td><td>{s['area']}</td>"
             f"<td style='color:{colour};font-weight:bold'>{s['state']}</td>"
-            f"<td>{html.escape(', '.join(s['reasons']))}</td><td>{s['terminals_up']}/{s['terminals_total']}</td></tr>"
+            f"<td>{html.escape(', '.join(s['reasons']))}</td><td>{_terminals_text(s)}</td></tr>"
         )
-    summary = " · ".join(f"{k}: {v}" for k, v in doc["summary"].items())
+    fig = doc["summary"]
     title = html.escape(doc["programme"]["name"])
+    head = "<tr>" + "".join(f"<th>{c}</th>" for c in ("site", "name", "county", "area", "state", "reasons",
+                                                      "terminals")) + "</tr>"
+    counties = "".join(
+        f"<tr><td dir='auto'>{html.escape(name)}</td><td>{t['ready']}/{t['total']}</td>"
+        f"<td>{_share_text(t['ready_share'])}</td></tr>" for name, t in fig["counties"].items() if t["total"])
+    areas = " · ".join(f"{name}: {t['ready']}/{t['total']} ({_share_text(t['ready_share'])})"
+                       for name, t in fig["areas"].items())
+    nodes = fig["nodes"]
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;margin:1em}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
-</head><body><h1 dir="auto">{title}</h1><p>{summary} — deadline {doc['programme']['deadline']}</p>
-<p><a href="/metrics">/metrics</a> · <a href="/api/v1/sites">/api/v1/sites</a></p>
-<table><tr><th>site</th><th>name</th><th>county</th><th>area</th><th>state</th><th>reasons</th><th>terminals</th></tr>
-{''.join(rows)}</table></body></html>"""
+</head><body><h1 dir="auto">{title}</h1>
+<p id="share"><b>Ready: {fig['ready']} of {fig['total']} polling places ({_share_text(fig['ready_share'])})</b>
+ — {_count_line(fig)} — deadline {doc['programme']['deadline']}</p>
+<p id="forecast">{html.escape(_forecast_text(doc['forecast'].get('province')))}</p>
+<p id="terminals">Terminals up: {fig['terminals']['up']} of {fig['terminals']['total']}
+ ({fig['terminals']['unknown']} unknown)</p>
+<p id="areas">{areas}</p>
+<p id="nodes">Network nodes (not in the ready share): {nodes['total']} — {_count_line(nodes)}</p>
+<p><a href="/metrics">/metrics</a> · <a href="/api/v1/summary">/api/v1/summary</a> ·
+<a href="/api/v1/sites">/api/v1/sites</a> · <a href="/api/v1/openapi.json">/api/v1/openapi.json</a></p>
+<h2>Counties</h2><table><tr><th>county</th><th>ready</th><th>share</th></tr>{counties}</table>
+<h2>Polling places</h2><table>{head}
+{''.join(tables['polling'])}</table>
+<h2>Network nodes</h2><table>{head}
+{''.join(tables['node'])}</table></body></html>"""

@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitor import __version__
+from monitor.core.figures import blind, cells, site_terminals
 from monitor.core.reasons import LINK_STATES, SITE_STATES
 from monitor.runtime.snapshot import FAILURE_WORDS, Snapshot
 from monitor.runtime.tasks import failures as task_failures
@@ -32,14 +33,18 @@ LINK_VALUES: dict[str, tuple[str, str]] = {
     "admin_up": ("readiness_link_admin_up", "ifAdminStatus of the carrying interface is up (1) or not (0)."),
     "rx_power_dbm": ("readiness_link_rx_power_dbm", "Optical receive power of the transceiver (dBm)."),
     "tx_power_dbm": ("readiness_link_tx_power_dbm", "Optical transmit power of the transceiver (dBm)."),
-    "in_bps": ("readiness_link_in_bits_per_second", "Inbound traffic on the carrying interface."),
-    "out_bps": ("readiness_link_out_bits_per_second", "Outbound traffic on the carrying interface."),
-    "in_errors_per_second": ("readiness_link_in_errors_per_second", "Inbound interface errors per second."),
-    "out_errors_per_second": ("readiness_link_out_errors_per_second", "Outbound interface errors per second."),
-    "in_discards_per_second": ("readiness_link_in_discards_per_second", "Inbound discards per second."),
     "last_change_seconds": ("readiness_link_last_change_seconds", "Seconds since the interface last changed state."),
-    "oper_changes": ("readiness_link_oper_changes", "Interface state changes seen since the monitor started."),
     "uptime_seconds": ("readiness_link_device_uptime_seconds", "sysUpTime of the device carrying the link."),
+}
+# Link counters: observation value name -> (metric name without _total, help). Rates are left to PromQL's rate().
+LINK_COUNTERS: dict[str, tuple[str, str]] = {
+    "in_octets_total": ("readiness_link_in_bytes", "Bytes received on the carrying interface while the monitor "
+                                                   "watched (free of the device's wraps and resets)."),
+    "out_octets_total": ("readiness_link_out_bytes", "Bytes sent on the carrying interface while the monitor watched."),
+    "in_errors_total": ("readiness_link_in_errors", "Inbound interface errors while the monitor watched."),
+    "out_errors_total": ("readiness_link_out_errors", "Outbound interface errors while the monitor watched."),
+    "in_discards_total": ("readiness_link_in_discards", "Inbound discards while the monitor watched."),
+    "oper_changes": ("readiness_link_oper_changes", "Interface state changes seen since the monitor started."),
 }
 
 
@@ -76,7 +81,8 @@ class SnapshotCollector(Collector):
         lon = _gauge("readiness_site_longitude_degrees", "Longitude of the site.", SITE)
         seen = _gauge("readiness_site_terminals_seen", "Expected terminals in the router's neighbour table.", SITE)
         unexpected = _gauge("readiness_site_unexpected_devices", "Unknown devices in the neighbour table.", SITE)
-        counts = _gauge("readiness_sites", "Sites by county, area and state.", ["county", "area", "state"])
+        counts = _gauge("readiness_sites", "Sites by county, area, kind (polling place or network node) and state.",
+                        ["county", "area", "kind", "state"])
         first = _gauge("readiness_site_first_ready_timestamp_seconds", "When the site was first (sustained) ready.",
                        SITE)
         ever = _gauge("readiness_site_ever_ready", "The site has been (sustained) ready at least once.", SITE)
@@ -95,6 +101,10 @@ class SnapshotCollector(Collector):
             current: str = r.state if r else "unknown"
             for s in SITE_STATES:
                 state.add_metric([*labels, s], 1.0 if s == current else 0.0)
+            terms = site_terminals(site, r)
+            t_total.add_metric(labels, terms.total)
+            if terms.known_up is not None:  # unknown is not 0: absent while none of them can be seen
+                t_up.add_metric(labels, terms.known_up)
             if r is None:
                 continue
             since.add_metric(labels, r.since)
@@ -107,15 +117,13 @@ class SnapshotCollector(Collector):
                 waiver.add_metric([*labels, w.subject], 1)
             for code in sorted({x.code for x in r.reasons}):
                 reason.add_metric([*labels, code], 1)
-            t_total.add_metric(labels, len(r.terminals))
-            t_up.add_metric(labels, r.terminals_up)
             if r.neighbours is not None and r.neighbours.ok:
                 if "terminals_seen" in r.neighbours.values:
                     seen.add_metric(labels, r.neighbours.values["terminals_seen"])
                 if "unexpected_devices" in r.neighbours.values:
                     unexpected.add_metric(labels, r.neighbours.values["unexpected_devices"])
-        for (county, area, st), n in sorted(snap.counts().items()):
-            counts.add_metric([county, area, st], n)
+        for (county, area, kind, st), n in sorted(cells(snap.config.reported_sites(), snap.sites).items()):
+            counts.add_metric([county, area, kind, st], n)
         yield from (info, state, since, reason, t_up, t_total, lat, lon, seen, unexpected, counts, first, ever,
                     regressions, maint, waiver)
 
@@ -127,7 +135,9 @@ class SnapshotCollector(Collector):
                                                              "warning band.", LINK)
         loss_max = _gauge("readiness_link_loss_max_ratio", "Loss above which the link is impaired.", LINK)
         rtt_max = _gauge("readiness_link_rtt_max_allowed_seconds", "Mean RTT above which the link is impaired.", LINK)
-        values = {k: _gauge(name, doc, LINK) for k, (name, doc) in LINK_VALUES.items()}
+        values: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+            **{k: _gauge(name, doc, LINK) for k, (name, doc) in LINK_VALUES.items()},
+            **{k: CounterMetricFamily(name, doc, labels=LINK) for k, (name, doc) in LINK_COUNTERS.items()}}
         flapping = _gauge("readiness_link_flapping", "The link changes state too often and is damped (1) or not.",
                           LINK)
         proven = _gauge("readiness_link_backup_proven", "The backup link has been seen carrying traffic (1) or "
@@ -169,9 +179,10 @@ class SnapshotCollector(Collector):
             site = sites.get(site_id)
             if site is None:
                 continue
+            hidden = blind(r)  # behind a dead node the terminals are unknown, whatever their probes said
             for t in r.terminals:
                 labels = [site.id, site.county, site.area, t.id]
-                if t.state != "unknown":
+                if t.state != "unknown" and not hidden:
                     up.add_metric(labels, 1.0 if t.state == "up" else 0.0)
                 if "connect_seconds" in t.values:
                     connect.add_metric(labels, t.values["connect_seconds"])
@@ -183,26 +194,38 @@ class SnapshotCollector(Collector):
         deadline = snap.config.programme.deadline.timestamp()
         d = _gauge("readiness_deadline_timestamp_seconds", "The programme's deadline (Unix time).", [])
         d.add_metric([], deadline)
-        days = _gauge("readiness_days_to_deadline", "Days left until the deadline (negative once passed).", [])
-        days.add_metric([], (deadline - snap.at) / 86400.0)
-        yield from (d, days)
+        yield d
         scope = ["scope", "county", "area"]
-        share = _gauge("readiness_forecast_ready_ratio", "Forecast share of ready sites at the deadline "
-                       "(Theil-Sen trend of the last days).", scope)
+
+        def labels(kind: str, name: str) -> list[str]:
+            return [kind, name if kind == "county" else "", name if kind == "area" else ""]
+
+        now_share = _gauge("readiness_ready_ratio", "Share of this instance's polling places that are ready now "
+                           "(network nodes never count).", scope)
+        for (kind, name), t in snap.figures().scopes().items():
+            if t.share is not None:  # None: the scope has no polling places (a shard of nodes)
+                now_share.add_metric(labels(kind, name), t.share)
+        share = _gauge("readiness_forecast_ready_ratio", "Forecast share of ready polling places at the deadline "
+                       "(Theil-Sen trend of the last days); absent without enough history.", scope)
+        low = _gauge("readiness_forecast_ready_low_ratio", "Lower end of the forecast share: the trend's slope at "
+                     "its lower 95% confidence bound.", scope)
+        high = _gauge("readiness_forecast_ready_high_ratio", "Upper end of the forecast share: the trend's slope "
+                      "at its upper 95% confidence bound.", scope)
         when = _gauge("readiness_forecast_all_ready_timestamp_seconds", "When the trend reaches every site ready.",
                       scope)
-        risk = _gauge("readiness_forecast_at_risk", "The forecast at the deadline is below 100% (1) or not (0).",
-                      scope)
-        now_share = _gauge("readiness_ready_ratio", "Share of this instance's sites that are ready now.", scope)
+        risk = _gauge("readiness_forecast_at_risk", "The forecast at the deadline is below the target (1) or not (0); "
+                      "absent without enough history.", scope)
         for (kind, name), f in sorted(snap.forecasts.items()):
-            labels = [kind, name if kind == "county" else "", name if kind == "area" else ""]
-            share.add_metric(labels, f.share_at_deadline)
-            risk.add_metric(labels, 1.0 if f.at_risk else 0.0)
-            if f.share_now is not None:  # None: the scope has no polling places (a shard of nodes)
-                now_share.add_metric(labels, f.share_now)
+            if not f.enough_history:
+                continue
+            at = labels(kind, name)
+            share.add_metric(at, f.share_at_deadline)  # type: ignore[arg-type]
+            low.add_metric(at, f.share_at_deadline_low)  # type: ignore[arg-type]
+            high.add_metric(at, f.share_at_deadline_high)  # type: ignore[arg-type]
+            risk.add_metric(at, 1.0 if f.at_risk else 0.0)
             if f.all_ready_at is not None:
-                when.add_metric(labels, f.all_ready_at)
-        yield from (share, when, risk, now_share)
+                when.add_metric(at, f.all_ready_at)
+        yield from (share, low, high, when, risk, now_share)
 
     def _monitor(self, snap: Snapshot) -> Iterator[Metric]:
         build = _gauge("readiness_build_info", "Version of this monitor (value 1).", ["version"])

@@ -14,7 +14,9 @@ ICMP_OK = {"sent": 3, "received": 3, "loss_ratio": 0.0, "rtt_min_seconds": 0.001
            "rtt_max_seconds": 0.003, "jitter_seconds": 0.0005}
 SNMP_OK = {"oper_up": 1, "admin_up": 1, "uptime_seconds": 86400, "last_change_seconds": 80000, "oper_changes": 0,
            "rebooted": 0, "in_bps": 1e6, "out_bps": 2e6, "in_errors_per_second": 0, "out_errors_per_second": 0,
-           "in_discards_per_second": 0, "rx_power_dbm": -12.5, "tx_power_dbm": -3.1, "if_index": 3}
+           "in_discards_per_second": 0, "rx_power_dbm": -12.5, "tx_power_dbm": -3.1, "if_index": 3,
+           "in_octets_total": 1.25e8, "out_octets_total": 2.5e8, "in_errors_total": 0, "out_errors_total": 0,
+           "in_discards_total": 0}
 
 
 def site(site_id: str = "S1", *, backup: bool = True, terminals: int = 2, upstream: str | None = None,

@@ -59,10 +59,25 @@ def entry(site_id: str, state: str, county: str = "ایلام", area: str = "urb
             "state": state, "reasons": list(reasons), "since": since}
 
 
+def _tally(sites: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {state: sum(s["state"] == state for s in sites)
+                           for state in ("ready", "degraded", "not_ready", "unknown")}
+    out["total"] = len(sites)
+    out["ready_share"] = out["ready"] / len(sites) if sites else None
+    return out
+
+
 def document(sites: list[dict[str, Any]]) -> dict[str, Any]:
+    """An /api/v1/sites document whose summary is as the service computes it (polling places only)."""
+    polling = [s for s in sites if s["kind"] == "polling"]
+    counties = {s["county"] for s in polling}
+    summary = {**_tally(polling),
+               "counties": {c: _tally([s for s in polling if s["county"] == c]) for c in counties},
+               "areas": {a: _tally([s for s in polling if s["area"] == a]) for a in ("urban", "rural")},
+               "nodes": _tally([s for s in sites if s["kind"] == "node"])}
     return {"programme": {"name": "انتخابات ۱۴۰۵", "deadline": "2026-06-12T08:00:00+03:30",
                           "timezone": "Asia/Tehran"},
-            "evaluated_at": "2026-01-05T10:00:00Z", "config_version": "abc123", "sites": sites}
+            "evaluated_at": "2026-01-05T10:00:00Z", "config_version": "abc123", "summary": summary, "sites": sites}
 
 
 SITES = [
@@ -95,7 +110,7 @@ def _no_bidi_override(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_summary_tables_in_logical_order_when_not_a_terminal() -> None:
     """Piped output has the province, county and area tables and keeps Persian in logical order."""
     text = render(document(SITES), terminal=False)
-    for title in ("Province", "Counties", "Urban / rural", "Worst sites (4 of 4 not fully ready)"):
+    for title in ("Province (polling places)", "Counties", "Urban / rural", "Worst sites (4 of 4 not fully ready)"):
         assert title in text
     province = text.split("Province")[1].split("Counties")[0]
     assert ["2", "2", "1", "1", "6", "33.3%"] in rows(province)
@@ -188,6 +203,7 @@ def server() -> Iterator[str]:
         "/broken/api/v1/sites": (500, b"oops"),
         "/html/api/v1/sites": (200, b"<html>"),
         "/list/api/v1/sites": (200, b"[]"),
+        "/old/api/v1/sites": (200, json.dumps({"sites": SITES, "summary": {"ready": 2}}).encode()),
     }
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -210,6 +226,7 @@ def test_status_from_url(server: str) -> None:
     ("/broken/api/v1/sites", "answered HTTP 500"),
     ("/html/api/v1/sites", "did not return JSON"),
     ("/list/api/v1/sites", "no 'sites' list"),
+    ("/old/api/v1/sites", "no figures summary"),
 ])
 def test_status_from_url_bad_answers(server: str, path: str, message: str) -> None:
     """A service that answers wrongly is a ReadinessError naming the URL."""

@@ -114,8 +114,10 @@ def test_flapping_link_is_damped(tmp_path: Path) -> None:
 
 
 def test_forecast_moves_with_the_data(tmp_path: Path) -> None:
-    """A province that gets better day by day is forecast to finish; a stuck one is at risk."""
-    service, world = make(tmp_path, policy={"sustain_seconds": 0})
+    """A province that gets better day by day is forecast to finish; a stuck one is at risk (one sample a day,
+    two days of them at least)."""
+    service, world = make(tmp_path, policy={"sustain_seconds": 0, "forecast_resolution_seconds": 24 * HOUR,
+                                            "forecast_min_history_days": 2})
     world.down |= {"S1/terminal/T1", "S2/terminal/T1"}
     for day in range(3):
         world.step(T0 + day * 24 * HOUR)

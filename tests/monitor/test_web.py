@@ -106,16 +106,20 @@ def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
 
 
 def test_a_shard_of_nodes_only_renders(tmp_path: Path) -> None:
-    """A shard with no polling places has no ready share now: the API says null, /metrics leaves it out."""
+    """A shard with no polling places has no ready share now and no forecast: the API says null, /metrics leaves
+    them out."""
     from monitor.web.api import sites_json
     from monitor.web.exposition import render
 
     service = Service(load_config(write_config(tmp_path, [site("AGG", terminals=0, kind="node", n=9)])),
                       clock=lambda: 1000.0)
     snap = service.evaluate(force=True)
-    assert sites_json(snap)["forecast"]["province"]["share_now"] is None
+    doc = sites_json(snap)
+    assert doc["forecast"]["province"]["share_now"] is None
+    assert doc["forecast"]["province"]["status"] == "not enough history"
+    assert doc["summary"]["ready_share"] is None and doc["summary"]["nodes"]["total"] == 1
     text = render(SnapshotCollector(lambda: snap).collect()).decode()
-    assert "readiness_forecast_at_risk{" in text and "readiness_ready_ratio{" not in text
+    assert "readiness_forecast_at_risk{" not in text and "readiness_ready_ratio{" not in text
 
 
 async def test_api_sites(running) -> None:  # type: ignore[no-untyped-def]

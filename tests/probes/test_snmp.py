@@ -5,6 +5,7 @@ monitor.demo.snmpsim), and Net-SNMP's snmpd reading this machine's own interface
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import shutil
 import socket
@@ -351,16 +352,22 @@ async def test_counters_that_wrap_give_steady_rates(snmpsim_agents: Start, recor
     config = make_config({"w": {"community": "wrapping-counters"}},
                          ("W-1", [snmp_link("primary", agent.port, "w", if_name="Gi0/1")], []))
     targets = targets_of(config)
-    in_bps, errors = [], []
+    in_bps, errors, octets, error_totals = [], [], [], []
     for _ in range(8):
         o = (await cycle(snmp_probe, targets))["W-1/primary/snmp"]
         assert o.ok, o.reason
         in_bps.append(o.values.get("in_bps"))
         errors.append(o.values.get("in_errors_per_second"))
+        octets.append(o.values["in_octets_total"])
+        error_totals.append(o.values["in_errors_total"])
         await asyncio.sleep(0.6)
     assert in_bps[0] is None and errors[0] is None
     assert all(r == pytest.approx(8e6, rel=0.25) for r in in_bps[1:]), in_bps
     assert all(r == pytest.approx(1000, rel=0.25) for r in errors[1:]), errors
+    # The counters exported for Prometheus start at 0 and only grow, through the device's wraps.
+    assert octets[0] == 0 and error_totals[0] == 0
+    assert all(b > a for a, b in itertools.pairwise(octets)), octets
+    assert all(b > a for a, b in itertools.pairwise(error_totals)), error_totals
     assert await raw_get(agent.port, "wrapping-counters", "1.3.6.1.2.1.31.1.1.1.6.1") < 2**63  # it did wrap
 
 

@@ -1,0 +1,175 @@
+"""The OpenAPI 3.1 description of every HTTP endpoint, served at /api/v1/openapi.json.
+
+A test compares its paths and methods with the routes of the aiohttp app, and its filter enums with the API's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor import __version__
+from monitor.core.figures import AREAS, NODE, POLLING
+from monitor.core.reasons import SITE_STATES
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+BAD_FILTER = _json("A parameter or value the API does not know; `allowed` lists the values it accepts.",
+                   _ref("FilterError"))
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+RANGE = {"type": ["array", "null"], "items": NULLABLE_NUMBER, "minItems": 2, "maxItems": 2}
+
+
+def _filter(name: str, description: str, values: list[str] | None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if values is not None:
+        schema["enum"] = values
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+FILTERS = {
+    "county": _filter("county", "Only this county (any letter case); an unknown county is a 400 that lists them.",
+                      None),
+    "area": _filter("area", "Only urban or rural sites.", list(AREAS)),
+    "state": _filter("state", "Only sites in this state.", list(SITE_STATES)),
+    "kind": _filter("kind", "Only polling places or only network nodes.", [POLLING, NODE]),
+}
+
+TERMINALS = {"type": "object", "required": ["up", "down", "unknown", "total"], "properties": {
+    k: {"type": "integer"} for k in ("up", "down", "unknown", "total")}}
+COUNTS = {s: {"type": "integer"} for s in SITE_STATES}
+
+SCHEMAS: dict[str, Any] = {
+    "Tally": {
+        "type": "object", "description": "Polling places of a scope by state; ready_share = ready / total "
+                                         "(null without polling places). Network nodes are never counted here.",
+        "required": [*SITE_STATES, "total", "ready_share", "terminals"],
+        "properties": {**COUNTS, "total": {"type": "integer"}, "ready_share": NULLABLE_NUMBER,
+                       "terminals": TERMINALS},
+    },
+    "NodeTally": {
+        "type": "object", "description": "Network nodes by state (no ready share: nodes are means, not ends).",
+        "required": [*SITE_STATES, "total", "terminals"],
+        "properties": {**COUNTS, "total": {"type": "integer"}, "terminals": TERMINALS},
+    },
+    "Summary": {
+        "allOf": [_ref("Tally"), {"type": "object", "required": ["counties", "areas", "nodes"], "properties": {
+            "counties": {"type": "object", "additionalProperties": _ref("Tally")},
+            "areas": {"type": "object", "additionalProperties": _ref("Tally")},
+            "nodes": _ref("NodeTally")}}],
+    },
+    "Forecast": {
+        "type": "object", "description": "The ready share projected to the deadline. Without the configured minimum "
+                                         "of history, status is 'not enough history' and every projection is null.",
+        "required": ["status", "share_now", "samples", "history_seconds", "target", "share_at_deadline",
+                     "share_at_deadline_range", "at_risk", "all_ready_at", "slope_per_day", "slope_per_day_range"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "not enough history"]},
+            "share_now": NULLABLE_NUMBER, "samples": {"type": "integer"}, "history_seconds": {"type": "number"},
+            "target": {"type": "number"}, "share_at_deadline": NULLABLE_NUMBER,
+            "share_at_deadline_range": {**RANGE, "description": "[low, high] at the slope's 95% confidence bounds"},
+            "at_risk": {"type": ["boolean", "null"], "description": "share_at_deadline < target"},
+            "all_ready_at": {"type": ["string", "null"], "format": "date-time",
+                             "description": "null: never at this pace (or no forecast)"},
+            "slope_per_day": NULLABLE_NUMBER, "slope_per_day_range": RANGE,
+        },
+    },
+    "Header": {
+        "type": "object", "required": ["programme", "evaluated_at", "config_version"], "properties": {
+            "programme": {"type": "object", "properties": {"name": {"type": "string"},
+                                                           "deadline": {"type": "string", "format": "date-time"},
+                                                           "timezone": {"type": "string"}}},
+            "evaluated_at": {"type": ["string", "null"], "format": "date-time"},
+            "config_version": {"type": "string"}},
+    },
+    "Site": {
+        "type": "object", "required": ["id", "name", "county", "area", "kind", "state", "reasons", "terminals_up",
+                                       "terminals_unknown", "terminals_total"],
+        "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "county": {"type": "string"},
+            "area": {"type": "string", "enum": list(AREAS)}, "kind": {"type": "string", "enum": [POLLING, NODE]},
+            "upstream": {"type": ["string", "null"]}, "state": {"type": "string", "enum": list(SITE_STATES)},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+            "since": {"type": ["string", "null"], "format": "date-time"},
+            "terminals_up": {"type": ["integer", "null"], "description": "null: none of them can be seen"},
+            "terminals_unknown": {"type": "integer"}, "terminals_total": {"type": "integer"},
+            "links": {"type": "array", "items": {"type": "object"}},
+            "terminals": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "FilterError": {
+        "type": "object", "required": ["error", "allowed"], "properties": {
+            "error": {"type": "string"},
+            "allowed": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}},
+    },
+}
+
+FORECASTS = {"type": "object", "description": "By scope: province, county:<name>, area:<urban|rural>.",
+             "additionalProperties": _ref("Forecast")}
+
+
+def openapi_document() -> dict[str, Any]:
+    """Return the OpenAPI description of the service's HTTP endpoints."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "readiness", "version": __version__,
+                 "description": "Polling-site readiness: every figure as monitor/core/figures.py defines it."},
+        "paths": {
+            "/api/v1/sites": {"get": {
+                "summary": "Every reported site, with the summary of the sites the filters keep.",
+                "parameters": list(FILTERS.values()),
+                "responses": {"200": _json("The sites and their figures.", {"allOf": [_ref("Header"), {
+                    "type": "object", "properties": {"summary": _ref("Summary"), "forecast": FORECASTS,
+                                                     "sites": {"type": "array", "items": _ref("Site")}}}]}),
+                              "400": BAD_FILTER}}},
+            "/api/v1/sites/{site}": {"get": {
+                "summary": "One site.",
+                "parameters": [{"name": "site", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json("The site.", _ref("Site")),
+                              "404": _json("No such site.", {"type": "object"})}}},
+            "/api/v1/summary": {"get": {
+                "summary": "The figures: polling places by state and ready share (province, counties, urban/rural), "
+                           "network nodes apart, terminals, and the deadline forecast.",
+                "parameters": [FILTERS["county"], FILTERS["area"], FILTERS["kind"]],
+                "responses": {"200": _json("The figures.", {"allOf": [_ref("Header"), {
+                    "type": "object", "properties": {"summary": _ref("Summary"), "forecast": FORECASTS}}]}),
+                              "400": BAD_FILTER}}},
+            "/api/v1/counties": {"get": {
+                "summary": "Each county: its polling places, its network nodes apart, its forecast.",
+                "responses": {"200": _json("The counties.", {"allOf": [_ref("Header"), {
+                    "type": "object", "properties": {"counties": {"type": "array", "items": {"allOf": [
+                        _ref("Tally"), {"type": "object", "properties": {
+                            "name": {"type": "string"}, "nodes": _ref("NodeTally"),
+                            "forecast": {"oneOf": [_ref("Forecast"), {"type": "null"}]}}}]}}}}]}),
+                              "400": BAD_FILTER}}},
+            "/api/v1/openapi.json": {"get": {
+                "summary": "This description.",
+                "responses": {"200": _json("OpenAPI 3.1.", {"type": "object"})}}},
+            "/metrics": {"get": {
+                "summary": "Prometheus exposition (docs/metrics.md lists every metric).",
+                "responses": {"200": _text("Prometheus text format 0.0.4.")}}},
+            "/": {"get": {
+                "summary": "The status page.",
+                "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {
+                    "type": "string"}}}}}}},
+            "/-/healthy": {"get": {"summary": "The process answers.", "responses": {"200": _text("ok")}}},
+            "/-/ready": {"get": {"summary": "Readiness has been evaluated at least once.",
+                                 "responses": {"200": _text("ready"), "503": _text("no evaluation yet")}}},
+            "/-/reload": {"post": {"summary": "Reload the config and inventory.",
+                                   "responses": {"200": _text("reloaded"), "400": _text("the new config is bad; "
+                                                                                       "the old one runs on"),
+                                                 "501": _text("reload is not available here")}}},
+        },
+        "components": {"schemas": SCHEMAS},
+    }
