@@ -451,7 +451,7 @@ class SnmpProbe:
         self._devices, self._ports = {}, {}
 
 
-_LANE_CODES = (SENSOR_UNAVAILABLE, OUT_OF_RANGE, NO_LIGHT)  # several lanes, none read: the last one found wins
+_LANE_CODES = (SENSOR_UNAVAILABLE, OUT_OF_RANGE, NO_LIGHT)  # lanes without a reading: the later, the more telling
 
 
 def _optics_values(port: _Port, got: dict[str, Any], values: dict[str, float]) -> dict[str, tuple[str, ...]]:
@@ -465,8 +465,9 @@ def _optics_values(port: _Port, got: dict[str, Any], values: dict[str, float]) -
             values[f"{d}_power_dbm"] = min(readings)  # the weakest lane decides
             if len(readings) > 1:
                 values.update({f"{d}_lane{n}_power_dbm": r for n, r in enumerate(lanes, 1) if isinstance(r, float)})
-            if NO_LIGHT in lanes:  # a dark lane among lit ones; lanes "unavailable" next to lit ones do not exist
-                why.append(f"{NO_LIGHT} {d}")
+            # A dark or broken lane among lit ones is news; an "unavailable" one is a lane the optic lacks
+            # (SONiC lists four per port, an SFP has one).
+            why += [f"{code} {d}" for code in (OUT_OF_RANGE, NO_LIGHT) if code in lanes]
         else:
             why.append(f"{max(lanes, key=lambda code: _LANE_CODES.index(str(code)))} {d}")
     read = tuple(f"{d} {s.index}" for d, group in port.optics.items() for s in group)

@@ -31,7 +31,7 @@ from probes._snmp_entities import (
     _Entities,
     _Sensor,
 )
-from probes.snmp import SnmpProbe
+from probes.snmp import SnmpProbe, _optics_values, _Port
 from tests.helpers import require
 from tests.probes.test_snmp import cycle, make_config, settings, snmp_link
 
@@ -137,6 +137,29 @@ def test_lanes_found_through_the_entity_tree() -> None:
                 100301213: ("", "dom rx power sensor for ethernet1"),
                 100302213: ("", "dom rx power sensor for ethernet2")})
     assert arista.sensors(1, ["Ethernet1", "Ethernet1"]) == ([100301213], [100301212])
+
+
+def test_lanes_weakest_every_lit_lane_and_why_not() -> None:
+    """Four lit lanes: the weakest and each lane. An SFP among SONiC's four lane sensors: its one lane, no
+    lane values, no warning for the lanes it lacks. A dark lane among lit ones: reported. No lane lit: why."""
+    port = _Port(0, optics={"rx": [_Sensor(s, ENT_SENSOR, True, -7) for s in (31, 32, 33, 34)],
+                            "tx": [_Sensor(s, ENT_SENSOR, True, -7) for s in (21, 22, 23, 24)]})
+
+    def read(rx: list[tuple[int, int]], tx: list[tuple[int, int]]) -> tuple[dict[str, float], Any]:
+        got = {f"{d}:{base + n}{suffix}": x for d, base, lanes in (("rx", 31, rx), ("tx", 21, tx))
+               for n, (value, status) in enumerate(lanes) for suffix, x in (("", value), (":status", status))}
+        values: dict[str, float] = {}
+        return values, _optics_values(port, got, values)
+
+    values, details = read([(900, 1), (890, 1), (1100, 1), (1040, 1)], [(11780, 1), (0, 2), (0, 2), (0, 2)])
+    assert values == {"rx_power_dbm": -10.506, "rx_lane1_power_dbm": -10.458, "rx_lane2_power_dbm": -10.506,
+                      "rx_lane3_power_dbm": -9.586, "rx_lane4_power_dbm": -9.83, "tx_power_dbm": 0.711}
+    assert details == {"optics_sensors": ("rx 31", "rx 32", "rx 33", "rx 34", "tx 21", "tx 22", "tx 23", "tx 24")}
+    values, details = read([(900, 1), (0, 1), (1100, 1), (1040, 1)], [(0, 1), (0, 2), (-1_000_000_000, 1), (0, 2)])
+    assert values["rx_power_dbm"] == -10.458 and "rx_lane2_power_dbm" not in values and "tx_power_dbm" not in values
+    assert details["optics"] == ("optics.no_light rx", "optics.no_light tx")
+    values, details = read([(0, 2)] * 4, [(0, 2), (-1_000_000_000, 1), (0, 3), (0, 2)])
+    assert values == {} and details["optics"] == ("optics.sensor_unavailable rx", "optics.sensor_unavailable tx")
 
 
 # --- LibreNMS's recordings of real switches --------------------------------------------------------------
