@@ -8,7 +8,7 @@ metrics can carry the bounded code and people can read the whole text.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
@@ -137,13 +137,14 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
             warnings.append(f"{role}.snmp_unavailable")
         else:
             values.update(snmp.values)
-            state = _snmp_verdict(role, snmp.values, policy, state, reasons, warnings)
+            state = _snmp_verdict(role, snmp.values, policy, state, reasons, warnings,
+                                  snmp.details.get("optics", ()))
     observed = icmp.at if icmp else None
     return LinkHealth(role, link.medium, link.address, state, tuple(reasons), tuple(warnings), values, observed)
 
 
 def _snmp_verdict(role: str, v: Mapping[str, float], policy: MediumPolicy, state: LinkState,
-                  reasons: list[str], warnings: list[str]) -> LinkState:
+                  reasons: list[str], warnings: list[str], optics: Sequence[str] = ()) -> LinkState:
     # The device's own word beats ICMP: the address may still answer over another path (RFC 2863 ifOperStatus).
     if v.get("admin_up") == 0:
         reasons.append(f"{role}.admin_down")
@@ -151,6 +152,9 @@ def _snmp_verdict(role: str, v: Mapping[str, float], policy: MediumPolicy, state
     if v.get("oper_up") == 0:
         reasons.append(f"{role}.oper_down")
         return "down"
+    if policy.rx_power_min_dbm is not None or policy.rx_power_warn_dbm is not None:  # a medium that carries light
+        # Why the probe has no receive/transmit power ("optics.no_sensor rx"): the light check cannot run.
+        warnings += [f"{role}.{w}" for w in optics]
     if state in ("down", "unknown"):
         return state
     rx = v.get("rx_power_dbm")

@@ -6,6 +6,7 @@ Every name here is listed in docs/metrics.md; a test compares the catalogue with
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 
@@ -40,6 +41,9 @@ LINK_VALUES: dict[str, tuple[str, str]] = {
     "oper_changes": ("readiness_link_oper_changes", "Interface state changes seen since the monitor started."),
     "uptime_seconds": ("readiness_link_device_uptime_seconds", "sysUpTime of the device carrying the link."),
 }
+
+# A link warning from the SNMP probe's optics codes (monitor.readiness, probes._snmp_entities.OPTICS_CODES).
+_OPTICS_WARNING = re.compile(r"^[a-z_]+\.optics\.([a-z_]+) (rx|tx)$")
 
 
 def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
@@ -131,6 +135,9 @@ class SnapshotCollector(Collector):
                           LINK)
         proven = _gauge("readiness_link_backup_proven", "The backup link has been seen carrying traffic (1) or "
                                                         "never (0).", LINK)
+        optics = _gauge("readiness_link_optics_warning", "Why the link has no optical power reading (1 per warning "
+                        "and direction): no_sensor, sensor_unavailable, unsupported_type, no_light, out_of_range.",
+                        [*LINK, "warning", "direction"])
         proven_set = snap.extra.get("proven", frozenset())
         sites = {s.id: s for s in snap.config.reported_sites()}
         media = snap.config.policy.media
@@ -158,7 +165,10 @@ class SnapshotCollector(Collector):
                 for key, family in values.items():
                     if key in h.values:
                         family.add_metric(labels, h.values[key])
-        yield from (state, up, rx_min, rx_warn, loss_max, rtt_max, flapping, proven, *values.values())
+                for w in h.warnings:  # "primary.optics.no_light rx": warning no_light, direction rx
+                    if m := _OPTICS_WARNING.match(w):
+                        optics.add_metric([*labels, *m.groups()], 1)
+        yield from (state, up, rx_min, rx_warn, loss_max, rtt_max, flapping, proven, optics, *values.values())
 
     def _terminals(self, snap: Snapshot) -> Iterator[Metric]:
         up = _gauge("readiness_terminal_up", "The terminal answers (1) or not (0); absent while unknown.", TERMINAL)
