@@ -113,7 +113,7 @@ def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
 def test_api_shows_optical_lanes_and_why_light_is_missing(tmp_path: Path) -> None:
     """A four-lane transceiver: the weakest lane and every lane in the link's values; a direction without a
     reading as a bounded warning in the API and in readiness_link_optics_warning."""
-    from monitor.api import site_json
+    from monitor.web.api import site_json
 
     s = site("S1", snmp=True)
     service = Service(load_config(write_config(tmp_path, [s])), clock=lambda: 1000.0)

@@ -33,7 +33,7 @@ from probes._snmp_entities import (
 )
 from probes.snmp import SnmpProbe, _optics_values, _Port
 from tests.helpers import require
-from tests.probes.test_snmp import cycle, make_config, settings, snmp_link
+from tests.probes.test_snmp import cycle, make_config, settings, snmp_link, targets_of
 
 Start = Callable[..., SnmpsimHandle]
 PEER_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "peer-data" / "librenms"
@@ -214,7 +214,7 @@ async def test_librenms_recordings_match_librenms(snmpsim_agents: Start, librenm
                snmp_link("backup", agent.port, rec, if_index=p["if_index"], rx_sensor=p["rx"]["sensor"],
                          tx_sensor=p["tx"]["sensor"])], []) for rec, p in ports]
     config = make_config({rec: {"community": rec} for rec in expected["recordings"]}, *sites)
-    obs = await cycle(probe, probe.targets(config), settings(timeout_seconds=5.0), budget=60)
+    obs = await cycle(probe, targets_of(config), settings(timeout_seconds=5.0), budget=60)
     wrong: list[str] = []
     for rec, p in ports:
         for role, found in (("primary", True), ("backup", False)):
@@ -254,7 +254,7 @@ async def test_cisco_iosxe_power_sensors(snmpsim_agents: Start, recordings: Path
                 snmp_link("backup", agent.port, "c", if_index=4)], []),
         ("C3", [snmp_link("primary", agent.port, "c", if_name="Gi0/0/4"),
                 snmp_link("backup", agent.port, "c", if_index=1, rx_sensor=1102)], []))
-    obs = await cycle(probe, probe.targets(config))
+    obs = await cycle(probe, targets_of(config))
     assert all(o.ok for o in obs.values()), obs
 
     def power(key: str) -> tuple[float | None, float | None]:
