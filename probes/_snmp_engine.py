@@ -1,7 +1,7 @@
 """The shared pysnmp engine: GET and GETBULK requests, multi-column walks, typed values, scrubbed reasons.
 
-Private to ``probes.snmp``. Every failure is a ``_Failure`` (a machine word and one short line), and
-every reason that carries pysnmp's own words is scrubbed of the configured secrets first.
+Private to ``probes.snmp``. Every failure is a ``_Failure`` (a word from ``FAILURES`` and one short line),
+and every reason that carries pysnmp's own words is scrubbed of the configured secrets first.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from pyasn1.error import PyAsn1Error
 from pyasn1.type import univ
@@ -26,10 +26,32 @@ from pysnmp.proto.mpmod.rfc3412 import SnmpV3MessageProcessingModel
 
 OID = tuple[int, ...]
 
-_AUTH_ERRORS = (errind.UnknownUserName, errind.WrongDigest, errind.DecryptionError, errind.AuthenticationError,
-                errind.AuthenticationFailure, errind.UnknownSecurityName, errind.UnsupportedSecurityLevel,
-                errind.UnsupportedAuthProtocol, errind.UnsupportedPrivProtocol, errind.NotInTimeWindow,
-                errind.UnknownCommunityName, errind.NoAuthentication, errind.NoEncryption, errind.EncryptionError)
+# Every failure an SNMP observation can carry: a bounded label for metrics. The reason says more.
+FAILURES = (
+    "timeout",  # no answer (agents also ignore a wrong community or privacy key)
+    "auth_failed",  # the agent refused our credentials (the reason says how), or they cannot be built
+    "no_such_object",  # the agent has no such interface or object
+    "bad_response",  # a well-formed answer with the wrong content: types, ranges, counts, error-status
+    "malformed",  # only datagrams that are no answer to our request came back: garbage, wrong request id ...
+    "skipped",  # the cycle's deadline passed before this target was polled
+    "error",  # anything else: a request that could not be sent, an internal error
+)
+# The USM reports (RFC 3414 usmStats) an agent sends when it refuses a v3 request, as pysnmp names them.
+_USM_REPORTS = (
+    (errind.WrongDigest, "wrong digest, the agent rejects the authentication key (usmStatsWrongDigests)"),
+    (errind.UnknownUserName, "unknown user, the agent has no such user (usmStatsUnknownUserNames)"),
+    (errind.UnsupportedSecurityLevel, "unsupported security level, the agent has this user without the "
+                                      "authentication or privacy asked for (usmStatsUnsupportedSecLevels)"),
+    (errind.DecryptionError, "decryption error, the agent cannot decrypt with the privacy key "
+                             "(usmStatsDecryptionErrors)"),
+    (errind.NotInTimeWindow, "not in time window, the agent's clock or boot count disagrees "
+                             "(usmStatsNotInTimeWindows)"),
+    (errind.UnknownEngineID, "unknown engine ID, the agent rejects its own engine ID as we know it "
+                             "(usmStatsUnknownEngineIDs)"),
+)
+_AUTH_ERRORS = (errind.AuthenticationError, errind.AuthenticationFailure, errind.UnknownSecurityName,
+                errind.UnsupportedAuthProtocol, errind.UnsupportedPrivProtocol, errind.UnknownCommunityName,
+                errind.NoAuthentication, errind.NoEncryption, errind.EncryptionError)
 _NULL = univ.Null("")
 _TYPES = {"int": (univ.Integer.tagSet, "INTEGER"), "str": (univ.OctetString.tagSet, "OCTET STRING"),
           "oid": (univ.ObjectIdentifier.tagSet, "OBJECT IDENTIFIER"),
@@ -38,9 +60,10 @@ _TYPES = {"int": (univ.Integer.tagSet, "INTEGER"), "str": (univ.OctetString.tagS
 
 
 class _Failure(Exception):
-    """A probe failure as a value: a machine word and one short line."""
+    """A probe failure as a value: a word from ``FAILURES`` (any other becomes ``error``) and one short line."""
 
     def __init__(self, failure: str, reason: str) -> None:
+        failure = failure if failure in FAILURES else "error"
         super().__init__(failure, reason)
         self.failure, self.reason = failure, reason
 
@@ -172,23 +195,31 @@ class _Engine:
         self.pdus_sent += 1
         indication, status, index, answer = await future
         if indication:
-            if isinstance(indication, errind.RequestTimedOut):
-                if isinstance(auth, UsmUserData):
-                    self.forget_engine_id(transport)
-                hint = (" (a wrong community looks the same)" if isinstance(auth, CommunityData) else
-                        " (a wrong privacy key looks the same)" if auth.privacy_key else "")
-                raise _Failure("timeout", f"no answer within {transport.timeout:g}s x "
-                                          f"{transport.retries + 1} tries{hint}")
-            reason = self.redact(str(indication))  # pysnmp's words: scrub them, just in case
-            raise _Failure("auth" if isinstance(indication, _AUTH_ERRORS) else "error", reason)
+            self._fail(indication, auth, transport)
         if status:
             at = _dotted(tuple(var_binds[int(index) - 1][0])) if 0 < int(index) <= len(var_binds) else "?"
             name = status.prettyPrint() if hasattr(status, "prettyPrint") else str(status)
-            raise _Failure("auth" if name in ("authorizationError", "noAccess") else "bad_response",
+            raise _Failure("auth_failed" if name in ("authorizationError", "noAccess") else "bad_response",
                            f"agent answered {name} at {at}")
         if not bulk and len(answer) != len(var_binds):
             raise _Failure("bad_response", f"asked for {len(var_binds)} objects, got {len(answer)}")
         return [(tuple(name), value) for name, value in answer]
+
+    def _fail(self, indication: Any, auth: Any, transport: Any) -> NoReturn:
+        """Raise the failure pysnmp's error indication stands for, with its cause in words."""
+        if isinstance(indication, errind.RequestTimedOut):
+            if isinstance(auth, UsmUserData):
+                self.forget_engine_id(transport)
+            waited = f"no answer within {transport.timeout:g}s x {transport.retries + 1} tries"
+            hint = (" (a wrong community looks the same)" if isinstance(auth, CommunityData) else
+                    " (a wrong privacy key looks the same)" if auth.privacy_key else "")
+            raise _Failure("timeout", waited + hint)
+        user = f"user {auth.userName}: " if isinstance(auth, UsmUserData) else ""
+        for report, words in _USM_REPORTS:
+            if isinstance(indication, report):
+                raise _Failure("auth_failed", self.redact(user + words))
+        reason = self.redact(str(indication))  # pysnmp's words: scrub them, just in case
+        raise _Failure("auth_failed" if isinstance(indication, _AUTH_ERRORS) else "error", reason)
 
     def forget_engine_id(self, transport: Any) -> None:
         """Make the next v3 request to this agent discover its engine ID again.

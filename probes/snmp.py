@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from probes._snmp_auth import _Auths
-from probes._snmp_engine import OID, _dotted, _Engine, _Failure, _text, _typed, _var_binds
+from probes._snmp_engine import FAILURES, OID, _dotted, _Engine, _Failure, _text, _typed, _var_binds
 from probes._snmp_entities import (
     CISCO_SENSOR,
     ENT_ALIAS_ID,
@@ -62,7 +62,7 @@ IF_NAME, IF_DESCR = (*IF_X_ENTRY, 1), (*IF_ENTRY, 2)
 SILENT = "the agent did not answer earlier this cycle"
 
 # The OIDs and constants now defined in _snmp_entities are listed too: they were importable from here.
-__all__ = ["CISCO_SENSOR", "ENT_ALIAS_ID", "ENT_PHYSICAL", "ENT_SENSOR", "IF_DESCR", "IF_ENTRY", "IF_NAME",
+__all__ = ["CISCO_SENSOR", "ENT_ALIAS_ID", "ENT_PHYSICAL", "ENT_SENSOR", "FAILURES", "IF_DESCR", "IF_ENTRY", "IF_NAME",
            "IF_X_ENTRY", "KIND", "MAX_LANES", "NET_TO_MEDIA", "NET_TO_PHYSICAL", "OID", "OPTICS_CODES", "PROBE",
            "SCALE_EXPONENT", "SENSOR_DBM", "SILENT", "SYS_UPTIME", "SnmpProbe", "SnmpSettings"]
 
@@ -245,7 +245,7 @@ class SnmpProbe:
     async def _guarded(self, target: Target, settings: SnmpSettings, deadline: float,
                        gate: asyncio.Semaphore) -> Observation:
         name = str(target.extra.get("auth", ""))
-        auth = self._auths.built.get(name, _Failure("auth", f"auth {name!r} is not declared under 'auths'"))
+        auth = self._auths.built.get(name, _Failure("auth_failed", f"auth {name!r} is not declared under 'auths'"))
         if isinstance(auth, _Failure):
             return Observation.failed(target, KIND, auth.failure, auth.reason)
         key = (target.address, target.port or 161, name)

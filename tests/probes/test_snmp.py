@@ -337,7 +337,7 @@ async def test_v3_auth_priv_and_auth_no_priv(snmpsim_agents: Start, tmp_path: Pa
         o = (await cycle(probe, targets_of(wrong)))["V3/primary/snmp"]
     finally:
         await probe.close()
-    assert (o.ok, o.failure) == (False, "auth")
+    assert (o.ok, o.failure) == (False, "auth_failed")
     assert "NotTheKey123" not in repr(o)
 
 
@@ -574,7 +574,7 @@ async def test_secrets_stay_out_of_logs_and_observations(snmpsim_agents: Start, 
     assert obs["S/primary/snmp"].ok and obs["S/backup/snmp"].ok, obs
     assert obs["W/primary/snmp"].failure == "timeout"
     assert (obs["W/backup/snmp"].failure, obs["W/backup/snmp"].reason) == (
-        "auth", "auth v2-env: environment variable READINESS_TEST_UNSET_VARIABLE is not set")
+        "auth_failed", "auth v2-env: environment variable READINESS_TEST_UNSET_VARIABLE is not set")
     captured = capsys.readouterr()
     exposed = "\n".join([caplog.text, captured.out, captured.err, repr(obs), repr(targets), repr(config),
                          probe_state, str(config.model_dump())])
