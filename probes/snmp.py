@@ -106,6 +106,7 @@ class _Device:
     names: tuple[int, dict[str, tuple[int, OID]]] | None = None  # name -> (ifIndex, ifName or ifDescr)
     entities: tuple[int, _Entities] | None = None
     silent_cycle: int = -1  # the cycle in which it last timed out (per auth: a wrong community looks the same)
+    silent_failure: str = "timeout"  # how it failed then: timeout, or malformed (it sent only garbage)
 
     def observe_uptime(self, ticks: int, now: float) -> None:
         """Count a reboot when sysUpTime says the agent started later than it said before."""
@@ -208,6 +209,17 @@ class SnmpProbe:
         """Return how many requests this probe has sent (retries not counted)."""
         return self._engine.pdus_sent
 
+    @property
+    def malformed_total(self) -> int:
+        """Return how many datagrams from polled agents were dropped as no answer to us (garbage, truncated,
+        a wrong request id, a request instead of a response, undecodable), since this probe was made."""
+        return self._engine.watch.malformed_total
+
+    @property
+    def unsolicited_total(self) -> int:
+        """Return how many datagrams from addresses this probe did not poll were dropped unanswered."""
+        return self._engine.watch.unsolicited_total
+
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         """Return the PDUs sent since the last call: the engine counts them, walks included."""
         sent, self._reported = self._engine.pdus_sent - self._reported, self._engine.pdus_sent
@@ -256,7 +268,7 @@ class SnmpProbe:
             if remaining <= 0:
                 return Observation.failed(target, KIND, "skipped", "cycle deadline reached before polling")
             if device.silent_cycle == self._cycle:
-                return Observation.failed(target, KIND, "timeout", SILENT)
+                return Observation.failed(target, KIND, device.silent_failure, SILENT)
             try:
                 transport = await self._engine.transport(target.address, target.port or 161,
                                                          settings.timeout_seconds, settings.retries)
@@ -266,8 +278,8 @@ class SnmpProbe:
             except TimeoutError:
                 return Observation.failed(target, KIND, "timeout", "cycle deadline reached while polling")
             except _Failure as exc:
-                if exc.failure == "timeout":
-                    device.silent_cycle = self._cycle
+                if exc.failure in ("timeout", "malformed"):
+                    device.silent_cycle, device.silent_failure = self._cycle, exc.failure
                 return Observation.failed(target, KIND, exc.failure, exc.reason)
             except Exception as exc:  # a bug, or pysnmp choking on an answer: lose this target, not the cycle
                 log.error("SNMP target %s failed", target.key, exc_info=True)
@@ -325,7 +337,7 @@ class SnmpProbe:
                      settings: SnmpSettings) -> dict[str, tuple[int, OID]]:
         async with device.lock:
             if device.silent_cycle == self._cycle:  # a walk waiting behind one that timed out
-                raise _Failure("timeout", SILENT)
+                raise _Failure(device.silent_failure, SILENT)
             if device.names is None or device.names[0] != device.generation:
                 generation = device.generation
                 rows = await self._walk(device, auth, transport, (IF_NAME, IF_DESCR), settings)
@@ -344,8 +356,8 @@ class SnmpProbe:
         try:
             return await self._engine.walk(auth, transport, columns, settings.max_repetitions)
         except _Failure as exc:
-            if exc.failure == "timeout":
-                device.silent_cycle = self._cycle
+            if exc.failure in ("timeout", "malformed"):
+                device.silent_cycle, device.silent_failure = self._cycle, exc.failure
             raise
 
     async def _optics(self, target: Target, port: _Port, device: _Device, auth: Any, transport: Any,
@@ -385,7 +397,7 @@ class SnmpProbe:
     async def _entities(self, device: _Device, auth: Any, transport: Any, settings: SnmpSettings) -> _Entities:
         async with device.lock:
             if device.silent_cycle == self._cycle:
-                raise _Failure("timeout", SILENT)
+                raise _Failure(device.silent_failure, SILENT)
             if device.entities is None or device.entities[0] != device.generation:
                 generation = device.generation
                 entities = await _discover_entities(
