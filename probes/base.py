@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -102,6 +102,21 @@ class Probe(Protocol):
 
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         """Return how many requests (echoes, connects, PDUs) the cycle that made ``observations`` sent."""
+        ...
+
+
+@runtime_checkable
+class CountsDrops(Protocol):
+    """A probe kind that listens on shared sockets and counts what it drops there unanswered (SNMP)."""
+
+    @property
+    def malformed_total(self) -> int:
+        """Datagrams from polled peers that were no answer to a request: garbage, a wrong request id, ..."""
+        ...
+
+    @property
+    def unsolicited_total(self) -> int:
+        """Datagrams from peers that were never polled."""
         ...
 
 

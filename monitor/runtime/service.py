@@ -15,6 +15,7 @@ from monitor.core.readiness import Freshness, SiteReadiness, evaluate
 from monitor.runtime.snapshot import CycleStats, Snapshot
 from monitor.runtime.timeline import Timeline
 from probes import PROBES, Observation, Probe, Target
+from probes.base import CountsDrops
 from probes.errors import ProbeUnavailable
 
 log = logging.getLogger(__name__)
@@ -121,10 +122,11 @@ class Service:
         for obs in observations:
             self.latest[obs.key] = obs
         requests = c.requests_total + probe.requests_sent(observations)
+        drops = (probe.malformed_total, probe.unsolicited_total) if isinstance(probe, CountsDrops) else (0, 0)
         self.cycles[kind] = replace(
             c, targets=len(targets), failed=sum(not o.ok for o in observations), requests_total=requests,
             duration_seconds=time.monotonic() - start, finished_at=self.clock(),
-            cycles_total=c.cycles_total + 1, last_error="",
+            cycles_total=c.cycles_total + 1, last_error="", malformed_total=drops[0], unsolicited_total=drops[1],
         )
         if then_evaluate:
             await self.evaluate_soon()

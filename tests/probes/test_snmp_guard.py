@@ -23,7 +23,9 @@ from pyasn1.codec.ber import decoder, encoder
 from pyasn1.type import univ
 from pysnmp.proto import api
 
+from monitor.config.loader import Config
 from monitor.demo.snmpsim import free_udp_port
+from monitor.runtime.service import Service
 from probes._snmp_engine import _Failure, _GuardedUdp, _header, _Watch
 from probes.snmp import FAILURES, SnmpProbe
 from tests.probes.conftest import Snmpd
@@ -353,3 +355,29 @@ async def test_snmpd_tells_wrong_keys_unknown_users_and_silence_apart(snmpd: Snm
     shown = repr(obs)
     for secret in (snmpd.auth_key, snmpd.priv_key, snmpd.community, wrong_auth, wrong_priv):
         assert secret not in shown
+
+
+# --- exported -------------------------------------------------------------------------------------------
+
+
+async def test_the_service_keeps_the_counters(fake_agents: Callable[..., Any]) -> None:
+    """A service cycle over a lying agent carries the probe's counters into its cycle stats."""
+    port, _ = await fake_agents(_garbage)
+    config = Config.model_validate({
+        "programme": {"deadline": "2026-06-01T08:00:00"}, "auths": {"ro": {"community": "lies"}},
+        "probes": {"snmp": {"timeout_seconds": 0.5, "retries": 0, "interval_seconds": 30}},
+        "sites": [{"id": "G", "name": "G", "county": "Ilam", "area": "urban",
+                   "links": [snmp_link("primary", port, "ro", if_index=1)]}]})
+    probe = SnmpProbe()
+    service = Service(config, probes={"snmp": probe})
+    try:
+        await service.probe_cycle("snmp", then_evaluate=False)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            stranger.sendto(v3_discovery(), ("127.0.0.1", probe._engine.bound_ports()[0][1]))
+            await asyncio.sleep(0.2)
+        await service.probe_cycle("snmp", then_evaluate=False)
+    finally:
+        await service.close()
+    stats = service.cycles["snmp"]
+    assert (stats.malformed_total, stats.unsolicited_total) == (probe.malformed_total, 1)
+    assert stats.malformed_total >= 2 * 5
