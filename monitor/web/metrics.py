@@ -253,6 +253,14 @@ class SnapshotCollector(Collector):
             requests.add_metric([name], c.requests_total)
         yield from (build, cfg, ok, at, started, evaluated, duration, last, targets, failed, interval, cycles,
                     skipped, errors, requests)
+        if (snmp := snap.cycles.get("snmp")) is not None:
+            malformed = CounterMetricFamily("readiness_snmp_malformed", "SNMP datagrams from polled agents dropped "
+                                            "as no answer: garbage, truncated, a wrong request id or PDU.", labels=[])
+            malformed.add_metric([], snmp.malformed_total)
+            unsolicited = CounterMetricFamily("readiness_snmp_unsolicited", "SNMP datagrams from addresses never "
+                                              "polled, dropped unanswered.", labels=[])
+            unsolicited.add_metric([], snmp.unsolicited_total)
+            yield from (malformed, unsolicited)
         yield from self._store(snap)
 
     def _store(self, snap: Snapshot) -> Iterator[Metric]:

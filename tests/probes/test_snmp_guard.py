@@ -26,6 +26,7 @@ from pysnmp.proto import api
 from monitor.config.loader import Config
 from monitor.demo.snmpsim import free_udp_port
 from monitor.runtime.service import Service
+from monitor.web.metrics import SnapshotCollector
 from probes._snmp_engine import _Failure, _GuardedUdp, _header, _Watch
 from probes.snmp import FAILURES, SnmpProbe
 from tests.probes.conftest import Snmpd
@@ -360,8 +361,9 @@ async def test_snmpd_tells_wrong_keys_unknown_users_and_silence_apart(snmpd: Snm
 # --- exported -------------------------------------------------------------------------------------------
 
 
-async def test_the_service_keeps_the_counters(fake_agents: Callable[..., Any]) -> None:
-    """A service cycle over a lying agent carries the probe's counters into its cycle stats."""
+async def test_the_service_exports_the_counters(fake_agents: Callable[..., Any]) -> None:
+    """A service cycle over a lying agent carries the probe's counters into its cycle stats and /metrics
+    (readiness_snmp_malformed_total, readiness_snmp_unsolicited_total)."""
     port, _ = await fake_agents(_garbage)
     config = Config.model_validate({
         "programme": {"deadline": "2026-06-01T08:00:00"}, "auths": {"ro": {"community": "lies"}},
@@ -381,3 +383,6 @@ async def test_the_service_keeps_the_counters(fake_agents: Callable[..., Any]) -
     stats = service.cycles["snmp"]
     assert (stats.malformed_total, stats.unsolicited_total) == (probe.malformed_total, 1)
     assert stats.malformed_total >= 2 * 5
+    families = {f.name: f for f in SnapshotCollector(lambda: service.evaluate(force=True)).collect()}
+    assert families["readiness_snmp_malformed"].samples[0].value == stats.malformed_total
+    assert families["readiness_snmp_unsolicited"].samples[0].value == 1
