@@ -42,7 +42,7 @@ def _secret(name: str, value: SecretStr | None, env: str | None) -> str:
         return value.get_secret_value()
     text = os.environ.get(env or "")
     if not text:
-        raise _Failure("auth", f"auth {name}: environment variable {env} is not set")
+        raise _Failure("auth_failed", f"auth {name}: environment variable {env} is not set")
     return text
 
 
@@ -81,7 +81,7 @@ class _Auths:
                 keys = _usm_keys(data)
                 first = users.setdefault(data.userName, (name, keys))
                 if first[1] != keys:  # pysnmp's engine holds one set of keys per user name
-                    built[name] = _Failure("auth", f"auth {name}: user {data.userName} is also used by auth "
+                    built[name] = _Failure("auth_failed", f"auth {name}: user {data.userName} is also used by auth "
                                                    f"{first[0]} with other keys")
         self.built = built
 

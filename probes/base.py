@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # The bounded vocabulary of ``Observation.failure``: metrics use it as a label, so a probe that needs a
 # new word adds it here. Local failures are our own stack's (no route from us, a source we cannot bind):
 # they make the monitor blind, they are never the site's fault.
-FAILURES = ("timeout", "refused", "unreachable", "no_route", "bind_failed", "local_error", "auth", "auth_failed",
+FAILURES = ("timeout", "refused", "unreachable", "no_route", "bind_failed", "local_error", "auth_failed",
             "no_such_object", "bad_response", "malformed", "skipped", "not_probed", "error")
 LOCAL_FAILURES = frozenset({"no_route", "bind_failed", "local_error"})  # local_error: out of fds, buffers
 
@@ -112,6 +112,21 @@ class Probe(Protocol):
 
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         """Return how many requests (echoes, connects, PDUs) the cycle that made ``observations`` sent."""
+        ...
+
+
+@runtime_checkable
+class CountsDrops(Protocol):
+    """A probe kind that listens on shared sockets and counts what it drops there unanswered (SNMP)."""
+
+    @property
+    def malformed_total(self) -> int:
+        """Datagrams from polled peers that were no answer to a request: garbage, a wrong request id, ..."""
+        ...
+
+    @property
+    def unsolicited_total(self) -> int:
+        """Datagrams from peers that were never polled."""
         ...
 
 

@@ -24,21 +24,28 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from probes._snmp_auth import _Auths
-from probes._snmp_engine import OID, _dotted, _Engine, _Failure, _text, _typed, _var_binds
+from probes._snmp_engine import OID, SNMP_FAILURES, _dotted, _Engine, _Failure, _text, _typed, _var_binds
 from probes._snmp_entities import (
+    CISCO_SENSOR,
     ENT_ALIAS_ID,
     ENT_PHYSICAL,
     ENT_SENSOR,
     MAX_LANES,
     NET_TO_MEDIA,
     NET_TO_PHYSICAL,
+    NO_LIGHT,
+    NO_SENSOR,
+    OPTICS_CODES,
+    OUT_OF_RANGE,
     SCALE_EXPONENT,
     SENSOR_DBM,
+    SENSOR_TYPE_OIDS,
+    SENSOR_UNAVAILABLE,
+    _classify,
     _discover_entities,
     _Entities,
     _neighbour_table,
-    _scaled,
-    _sensor_exponents,
+    _Sensor,
     _sensor_type_oids,
 )
 from probes._snmp_entities import _inet_address as _inet_address  # re-exported: tests parse index tails with it
@@ -55,9 +62,30 @@ IF_NAME, IF_DESCR = (*IF_X_ENTRY, 1), (*IF_ENTRY, 2)
 SILENT = "the agent did not answer earlier this cycle"
 
 # The OIDs and constants now defined in _snmp_entities are listed too: they were importable from here.
-__all__ = ["ENT_ALIAS_ID", "ENT_PHYSICAL", "ENT_SENSOR", "IF_DESCR", "IF_ENTRY", "IF_NAME", "IF_X_ENTRY", "KIND",
-           "MAX_LANES", "NET_TO_MEDIA", "NET_TO_PHYSICAL", "OID", "PROBE", "SCALE_EXPONENT", "SENSOR_DBM", "SILENT",
-           "SYS_UPTIME", "SnmpProbe", "SnmpSettings"]
+__all__ = [
+    "CISCO_SENSOR",
+    "ENT_ALIAS_ID",
+    "ENT_PHYSICAL",
+    "ENT_SENSOR",
+    "IF_DESCR",
+    "IF_ENTRY",
+    "IF_NAME",
+    "IF_X_ENTRY",
+    "KIND",
+    "MAX_LANES",
+    "NET_TO_MEDIA",
+    "NET_TO_PHYSICAL",
+    "OID",
+    "OPTICS_CODES",
+    "PROBE",
+    "SCALE_EXPONENT",
+    "SENSOR_DBM",
+    "SILENT",
+    "SNMP_FAILURES",
+    "SYS_UPTIME",
+    "SnmpProbe",
+    "SnmpSettings",
+]
 
 
 class SnmpSettings(ProbeSettings):
@@ -99,6 +127,7 @@ class _Device:
     names: tuple[int, dict[str, tuple[int, OID]]] | None = None  # name -> (ifIndex, ifName or ifDescr)
     entities: tuple[int, _Entities] | None = None
     silent_cycle: int = -1  # the cycle in which it last timed out (per auth: a wrong community looks the same)
+    silent_failure: str = "timeout"  # how it failed then: timeout, or malformed (it sent only garbage)
 
     def observe_uptime(self, ticks: int, now: float) -> None:
         """Count a reboot when sysUpTime says the agent started later than it said before."""
@@ -125,7 +154,8 @@ class _Port:
     generation: int = -1
     if_index: int = 0
     check: tuple[OID, str] | None = None  # (ifName.i or ifDescr.i, the name it must still carry)
-    optics: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # rx/tx -> [(sensor, exponent)]
+    optics: dict[str, list[_Sensor]] = field(default_factory=dict)  # rx/tx -> its sensors (lanes)
+    no_optics: dict[str, str] = field(default_factory=dict)  # rx/tx -> why it has no sensor to read
     notes: list[str] = field(default_factory=list)
     hc: bool | None = None  # the agent has ifHCInOctets/ifHCOutOctets (ifXTable); None: not known yet
     fields: list[tuple[str, str]] = field(default_factory=list)  # (name, kind) of each requested OID
@@ -148,9 +178,9 @@ class _Port:
         if self.check:
             wanted.append(("name", self.check[0], "str"))
         for direction, sensors in self.optics.items():
-            for s, _ in sensors:
-                wanted += [(f"{direction}:{s}", (*ENT_SENSOR, 4, s), "int"),
-                           (f"{direction}:{s}:status", (*ENT_SENSOR, 5, s), "int")]
+            for s in sensors:
+                wanted += [(f"{direction}:{s.index}", s.value_oid(), "int"),
+                           (f"{direction}:{s.index}:status", s.status_oid(), "int")]
         self.fields = [(name, kind) for name, _, kind in wanted]
         self.var_binds = _var_binds(oid for _, oid, _ in wanted)
 
@@ -201,6 +231,17 @@ class SnmpProbe:
         """Return how many requests this probe has sent (retries not counted)."""
         return self._engine.pdus_sent
 
+    @property
+    def malformed_total(self) -> int:
+        """Return how many datagrams from polled agents were dropped as no answer to us (garbage, truncated,
+        a wrong request id, a request instead of a response, undecodable), since this probe was made."""
+        return self._engine.watch.malformed_total
+
+    @property
+    def unsolicited_total(self) -> int:
+        """Return how many datagrams from addresses this probe did not poll were dropped unanswered."""
+        return self._engine.watch.unsolicited_total
+
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         """Return the PDUs sent since the last call: the engine counts them, walks included."""
         sent, self._reported = self._engine.pdus_sent - self._reported, self._engine.pdus_sent
@@ -238,7 +279,7 @@ class SnmpProbe:
     async def _guarded(self, target: Target, settings: SnmpSettings, deadline: float,
                        gate: asyncio.Semaphore) -> Observation:
         name = str(target.extra.get("auth", ""))
-        auth = self._auths.built.get(name, _Failure("auth", f"auth {name!r} is not declared under 'auths'"))
+        auth = self._auths.built.get(name, _Failure("auth_failed", f"auth {name!r} is not declared under 'auths'"))
         if isinstance(auth, _Failure):
             return Observation.failed(target, KIND, auth.failure, auth.reason)
         key = (target.address, target.port or 161, name)
@@ -249,7 +290,7 @@ class SnmpProbe:
             if remaining <= 0:
                 return Observation.failed(target, KIND, "skipped", "cycle deadline reached before polling")
             if device.silent_cycle == self._cycle:
-                return Observation.failed(target, KIND, "timeout", SILENT)
+                return Observation.failed(target, KIND, device.silent_failure, SILENT)
             try:
                 transport = await self._engine.transport(target.address, target.port or 161,
                                                          settings.timeout_seconds, settings.retries)
@@ -259,8 +300,8 @@ class SnmpProbe:
             except TimeoutError:
                 return Observation.failed(target, KIND, "timeout", "cycle deadline reached while polling")
             except _Failure as exc:
-                if exc.failure == "timeout":
-                    device.silent_cycle = self._cycle
+                if exc.failure in ("timeout", "malformed"):
+                    device.silent_cycle, device.silent_failure = self._cycle, exc.failure
                 return Observation.failed(target, KIND, exc.failure, exc.reason)
             except Exception as exc:  # a bug, or pysnmp choking on an answer: lose this target, not the cycle
                 log.error("SNMP target %s failed", target.key, exc_info=True)
@@ -309,7 +350,7 @@ class SnmpProbe:
             port.sample = None  # the old index's counters belong to another interface now
             if port.boots_seen == device.boots:
                 port.last_change = None  # renumbered without a reboot: no flap to count
-        port.optics = await self._optics(target, port, device, auth, transport, settings)
+        port.optics, port.no_optics = await self._optics(target, port, device, auth, transport, settings)
         port.build_request()
         port.generation = generation
         return (port.if_index, port.optics) != before
@@ -318,7 +359,7 @@ class SnmpProbe:
                      settings: SnmpSettings) -> dict[str, tuple[int, OID]]:
         async with device.lock:
             if device.silent_cycle == self._cycle:  # a walk waiting behind one that timed out
-                raise _Failure("timeout", SILENT)
+                raise _Failure(device.silent_failure, SILENT)
             if device.names is None or device.names[0] != device.generation:
                 generation = device.generation
                 rows = await self._walk(device, auth, transport, (IF_NAME, IF_DESCR), settings)
@@ -337,33 +378,48 @@ class SnmpProbe:
         try:
             return await self._engine.walk(auth, transport, columns, settings.max_repetitions)
         except _Failure as exc:
-            if exc.failure == "timeout":
-                device.silent_cycle = self._cycle
+            if exc.failure in ("timeout", "malformed"):
+                device.silent_cycle, device.silent_failure = self._cycle, exc.failure
             raise
 
     async def _optics(self, target: Target, port: _Port, device: _Device, auth: Any, transport: Any,
-                      settings: SnmpSettings) -> dict[str, list[tuple[int, int]]]:
-        """Return the port's rx/tx dBm sensors, each with the power of ten that turns a reading into dBm."""
+                      settings: SnmpSettings) -> tuple[dict[str, list[_Sensor]], dict[str, str]]:
+        """Return the port's rx/tx power sensors as the device encodes them, and why a direction has none.
+
+        Sensors given as ``rx_sensor``/``tx_sensor`` are taken as they are; the others are looked for in
+        the entity tree (:meth:`_Entities.sensors`).
+        """
         i = port.if_index
         chosen = {d: [int(target.extra[f"{d}_sensor"])] for d in ("rx", "tx") if target.extra.get(f"{d}_sensor")}
         if len(chosen) < 2:
             entities = await self._entities(device, auth, transport, settings)
-            if entities.dbm:
+            if entities.power:
                 answer = await self._engine.request(auth, transport, _var_binds([(*IF_NAME, i), (*IF_DESCR, i)]))
                 names = [_text(_typed(v, "str", "ifName/ifDescr")) for _, v in answer]
                 found = dict(zip(("rx", "tx"), entities.sensors(i, names), strict=True))
                 chosen = {d: chosen.get(d) or found[d] for d in ("rx", "tx")}
-        sensors = [s for d in ("rx", "tx") for s in chosen.get(d, [])]
-        if not sensors:
-            return {}
-        answer = await self._engine.request(auth, transport, _var_binds(_sensor_type_oids(sensors)))
-        exponent = _sensor_exponents(sensors, answer, port.notes)
-        return {d: [(s, exponent[s]) for s in chosen.get(d, []) if s in exponent] for d in ("rx", "tx")}
+        sensors = sorted({s for d in ("rx", "tx") for s in chosen.get(d, [])})
+        kinds: dict[int, _Sensor | str] = {}
+        for n in range(0, len(sensors), 4):  # 36 objects a request: small answers even for 8-lane optics
+            batch = sensors[n:n + 4]
+            answer = await self._engine.request(auth, transport, _var_binds(_sensor_type_oids(batch)))
+            for k, s in enumerate(batch):
+                kinds[s] = _classify(s, answer[k * SENSOR_TYPE_OIDS:(k + 1) * SENSOR_TYPE_OIDS], port.notes)
+        optics: dict[str, list[_Sensor]] = {}
+        why: dict[str, str] = {}
+        for d in ("rx", "tx"):
+            usable = [kind for s in chosen.get(d, []) if isinstance(kind := kinds[s], _Sensor)]
+            if usable:
+                optics[d] = usable
+            else:  # the most telling reason of its sensors (unsupported beats absent), or none at all
+                why[d] = max((kind for s in chosen.get(d, []) if isinstance(kind := kinds[s], str)),
+                             key=lambda code: code != NO_SENSOR, default=NO_SENSOR)
+        return optics, why
 
     async def _entities(self, device: _Device, auth: Any, transport: Any, settings: SnmpSettings) -> _Entities:
         async with device.lock:
             if device.silent_cycle == self._cycle:
-                raise _Failure("timeout", SILENT)
+                raise _Failure(device.silent_failure, SILENT)
             if device.entities is None or device.entities[0] != device.generation:
                 generation = device.generation
                 entities = await _discover_entities(
@@ -415,15 +471,11 @@ class SnmpProbe:
         # and resets (a discontinuity adds nothing); they start at 0 when the monitor does.
         for name in sample:
             values[f"{name}_total"] = float(round(port.totals.setdefault(name, 0.0)))
+        details: dict[str, tuple[str, ...]] = {}
         if admin == 1:  # a port its operator shut has no light to judge
-            for direction, sensors in port.optics.items():
-                readings = [_scaled(got[f"{direction}:{s}"], exponent) for s, exponent in sensors
-                            if got.get(f"{direction}:{s}:status") == 1 and got.get(f"{direction}:{s}") is not None]
-                readings = [r for r in readings if -80 <= r <= 40]  # outside: no light or a broken sensor
-                if readings:
-                    values[f"{direction}_power_dbm"] = min(readings)  # the weakest lane decides
+            details = _optics_values(port, got, values)
         return Observation(target.key, KIND, True, time.time(), values, reason="; ".join(port.notes),
-                           mono=time.monotonic())
+                           details=details, mono=time.monotonic())
 
     # --- neighbours ---------------------------------------------------------------------------
 
@@ -445,6 +497,29 @@ class SnmpProbe:
         """Close the engine's sockets and forget every device."""
         self._engine.close()
         self._devices, self._ports = {}, {}
+
+
+_LANE_CODES = (SENSOR_UNAVAILABLE, OUT_OF_RANGE, NO_LIGHT)  # lanes without a reading: the later, the more telling
+
+
+def _optics_values(port: _Port, got: dict[str, Any], values: dict[str, float]) -> dict[str, tuple[str, ...]]:
+    """Add each direction's weakest lane (and, with several lit lanes, every lane) to ``values``; return the
+    sensors read and, per direction without a reading, why (``details["optics"]``: "optics.no_light rx")."""
+    why: list[str] = [f"{code} {d}" for d, code in port.no_optics.items()]
+    for d, sensors in port.optics.items():
+        lanes = [s.reading(got.get(f"{d}:{s.index}"), got.get(f"{d}:{s.index}:status")) for s in sensors]
+        readings = [r for r in lanes if isinstance(r, float)]
+        if readings:
+            values[f"{d}_power_dbm"] = min(readings)  # the weakest lane decides
+            if len(readings) > 1:
+                values.update({f"{d}_lane{n}_power_dbm": r for n, r in enumerate(lanes, 1) if isinstance(r, float)})
+            # A dark or broken lane among lit ones is news; an "unavailable" one is a lane the optic lacks
+            # (SONiC lists four per port, an SFP has one).
+            why += [f"{code} {d}" for code in (OUT_OF_RANGE, NO_LIGHT) if code in lanes]
+        else:
+            why.append(f"{max(lanes, key=lambda code: _LANE_CODES.index(str(code)))} {d}")
+    read = tuple(f"{d} {s.index}" for d, group in port.optics.items() for s in group)
+    return {k: v for k, v in (("optics", tuple(sorted(why))), ("optics_sensors", read)) if v}
 
 
 _COUNTERS = (("in_octets", "in_bps", 8.0), ("out_octets", "out_bps", 8.0),

@@ -5,7 +5,7 @@ Reasons are typed values (monitor.core.reasons): a bounded code for metrics, and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal, NamedTuple
@@ -148,7 +148,8 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
             warnings += (Reason(f"{role}.snmp_unavailable"),)
         else:
             values.update(snmp.values)
-            state, more, notes = _snmp_verdict(role, snmp.values, policy, state)
+            state, more, notes = _snmp_verdict(role, snmp.values, policy, state,
+                                                 snmp.details.get("optics", ()))
             reasons, warnings = reasons + more, warnings + notes
     observed = icmp.at if icmp else None
     failure = (icmp.failure or "error") if icmp is not None and not icmp.ok and fresh.fresh(icmp, now) else ""
@@ -156,17 +157,22 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
 
 
 def _snmp_verdict(role: str, v: Mapping[str, float], policy: MediumPolicy,
-                  state: LinkState) -> tuple[LinkState, tuple[Reason, ...], tuple[Reason, ...]]:
+                  state: LinkState, optics: Sequence[str] = ()
+                  ) -> tuple[LinkState, tuple[Reason, ...], tuple[Reason, ...]]:
     """Return the link's state after the device's own view, with the reasons and warnings it adds."""
     # The device's own word beats ICMP: the address may still answer over another path (RFC 2863 ifOperStatus).
     if v.get("admin_up") == 0:
         return "down", (Reason(f"{role}.admin_down"),), ()
     if v.get("oper_up") == 0:
         return "down", (Reason(f"{role}.oper_down"),), ()
+    # Why the probe has no receive/transmit power ("optics.no_sensor rx"), on a medium that carries light:
+    # the light check cannot run.
+    lit = policy.rx_power_min_dbm is not None or policy.rx_power_warn_dbm is not None
+    optics_warnings = tuple(Reason.parse(f"{role}.{w}") for w in optics) if lit else ()
     if state in ("down", "unknown"):
-        return state, (), ()
+        return state, (), optics_warnings
     reasons: tuple[Reason, ...] = ()
-    warnings: tuple[Reason, ...] = ()
+    warnings: tuple[Reason, ...] = optics_warnings
     rx = v.get("rx_power_dbm")
     if rx is not None and policy.rx_power_min_dbm is not None and rx < policy.rx_power_min_dbm:
         state = "impaired"

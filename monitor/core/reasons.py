@@ -68,6 +68,10 @@ class Code:
     warning: bool = False  # a warning, never a reason: implies no state
 
 
+# What the SNMP probe says when it has no optical power reading (probes/_snmp_entities.py), per direction.
+OPTICS_WARNINGS = ("no_sensor", "sensor_unavailable", "unsupported_type", "no_light", "out_of_range")
+OPTICS_DIRECTIONS = ("rx", "tx")
+
 # Link codes: "<role>.<name>".
 LINK_CODES: Mapping[str, Code] = {
     "down": Code("bare", link="down"),
@@ -87,6 +91,8 @@ LINK_CODES: Mapping[str, Code] = {
     "rx_power_warning": Code("limit", warning=True),
     "device_rebooted": Code("bare", warning=True),
     "rates_unknown": Code("bare", warning=True),  # one SNMP poll so far: no traffic or error rates to judge
+    # Why a link that carries light has no optical reading, per direction ("primary.optics.no_light rx").
+    **{f"optics.{why}": Code("count", warning=True) for why in OPTICS_WARNINGS},
 }
 
 ISOLATED, TERMINALS, TERMINALS_UNKNOWN, UPSTREAM = "isolated", "terminals", "terminals.unknown", "upstream"

@@ -1,8 +1,9 @@
 """The demo's SNMP world: one snmpsim agent serving every county's fiber switch and backup router.
 
 Fiber switches carry transceiver readings (most healthy, a few drifting toward the -25 dBm threshold,
-one under it), one port is oper down although its address still answers ICMP over loopback, and one
-county's switch never answers at all (its recording does not exist).
+one under it), encoded as real switches do (ENTITY-SENSOR-MIB watts, scale milli, precision 4: see
+``monitor.snmpsim.optical_watts``), one port is oper down although its address still answers ICMP over
+loopback, and one county's switch never answers at all (its recording does not exist).
 """
 
 from __future__ import annotations

@@ -170,8 +170,8 @@ class Port:
     in_errors: Value | int = 0  # Counter32
     out_errors: Value | int = 0
     in_discards: Value | int = 0
-    rx_dbm: float | None = None  # a transceiver with power sensors when either is set
-    tx_dbm: float | None = None
+    rx_dbm: float | None = None  # a transceiver with power sensors when either is set (encoded in watts,
+    tx_dbm: float | None = None  # to a tenth of a microwatt: -26.4 dBm reads back as -26.383)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +228,18 @@ def _entity(records: dict[str, Value], index: int, descr: str, cls: int, contain
     records[f"{ENT_PHYSICAL_ENTRY}.7.{index}"] = octets(name)
 
 
+def optical_watts(dbm: float) -> int:
+    """Return ``dbm`` as an entPhySensorValue in watts, scale milli(8), precision 4 (tenths of a microwatt),
+    the way Arista EOS and SONiC report transceiver power; 0 is as dark as the encoding gets."""
+    return round(10 ** (dbm / 10) * 10_000)
+
+
 def _sensor(records: dict[str, Value], index: int, dbm: float) -> None:
-    # entPhySensorType dBm(14), scale units(9), precision 1, value in tenths, status ok(1)
-    records[f"{ENT_PHY_SENSOR_ENTRY}.1.{index}"] = integer(14)
-    records[f"{ENT_PHY_SENSOR_ENTRY}.2.{index}"] = integer(9)
-    records[f"{ENT_PHY_SENSOR_ENTRY}.3.{index}"] = integer(1)
-    records[f"{ENT_PHY_SENSOR_ENTRY}.4.{index}"] = integer(round(dbm * 10))
+    # RFC 3433 has no dBm: entPhySensorType watts(6), scale milli(8), precision 4, status ok(1)
+    records[f"{ENT_PHY_SENSOR_ENTRY}.1.{index}"] = integer(6)
+    records[f"{ENT_PHY_SENSOR_ENTRY}.2.{index}"] = integer(8)
+    records[f"{ENT_PHY_SENSOR_ENTRY}.3.{index}"] = integer(4)
+    records[f"{ENT_PHY_SENSOR_ENTRY}.4.{index}"] = integer(optical_watts(dbm))
     records[f"{ENT_PHY_SENSOR_ENTRY}.5.{index}"] = integer(1)
 
 

@@ -34,6 +34,8 @@ class CycleStats:
     skipped_total: int = 0
     errors_total: int = 0
     requests_total: int = 0  # echo requests, connects or SNMP PDUs sent since start
+    malformed_total: int = 0  # datagrams from polled peers dropped as no answer (probes.base.CountsDrops)
+    unsolicited_total: int = 0  # datagrams from peers never polled, dropped unanswered
     last_error: str = ""
     failures_total: Mapping[str, int] = field(default_factory=dict)  # failed observations by failure word
 

@@ -48,6 +48,7 @@ LINK_COUNTERS: dict[str, tuple[str, str]] = {
 }
 
 
+
 def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, labels=labels)
 
@@ -142,6 +143,9 @@ class SnapshotCollector(Collector):
                           LINK)
         proven = _gauge("readiness_link_backup_proven", "The backup link has been seen carrying traffic (1) or "
                                                         "never (0).", LINK)
+        optics = _gauge("readiness_link_optics_warning", "Why the link has no optical power reading (1 per warning "
+                        "and direction): no_sensor, sensor_unavailable, unsupported_type, no_light, out_of_range.",
+                        [*LINK, "warning", "direction"])
         sites = {s.id: s for s in snap.config.reported_sites()}
         media = snap.config.policy.media
         for site_id, r in snap.sites.items():
@@ -168,7 +172,10 @@ class SnapshotCollector(Collector):
                 for key, family in values.items():
                     if key in h.values:
                         family.add_metric(labels, h.values[key])
-        yield from (state, up, rx_min, rx_warn, loss_max, rtt_max, flapping, proven, *values.values())
+                for w in h.warnings:  # primary.optics.no_light rx: warning no_light, direction rx
+                    if w.name.startswith("optics."):
+                        optics.add_metric([*labels, w.name.removeprefix("optics."), w.detail], 1)
+        yield from (state, up, rx_min, rx_warn, loss_max, rtt_max, flapping, proven, optics, *values.values())
 
     def _terminals(self, snap: Snapshot) -> Iterator[Metric]:
         up = _gauge("readiness_terminal_up", "The terminal answers (1) or not (0); absent while unknown.", TERMINAL)
@@ -274,6 +281,14 @@ class SnapshotCollector(Collector):
             dead.add_metric([task], n)
         yield from (build, cfg, ok, at, started, evaluated, duration, last, targets, failed, interval, cycles,
                     skipped, errors, requests, causes, dead)
+        if (snmp := snap.cycles.get("snmp")) is not None:
+            malformed = CounterMetricFamily("readiness_snmp_malformed", "SNMP datagrams from polled agents dropped "
+                                            "as no answer: garbage, truncated, a wrong request id or PDU.", labels=[])
+            malformed.add_metric([], snmp.malformed_total)
+            unsolicited = CounterMetricFamily("readiness_snmp_unsolicited", "SNMP datagrams from addresses never "
+                                              "polled, dropped unanswered.", labels=[])
+            unsolicited.add_metric([], snmp.unsolicited_total)
+            yield from (malformed, unsolicited)
         yield from self._store(snap)
 
     def _store(self, snap: Snapshot) -> Iterator[Metric]:

@@ -1,10 +1,11 @@
-"""End to end: a real `readiness run`, Prometheus and Alertmanager, and a site whose two links go down.
+"""End to end: a real `readiness run`, Prometheus and Alertmanager, and a site whose two links go down; a site
+whose fiber switch (snmpsim, optics encoded as real switches do) reports weak light.
 
-Two network namespaces: "mon" holds the monitor, Prometheus, Alertmanager and the webhook sink (all on
-127.0.0.1 there), "site" holds the far ends of the veth pairs that stand for the links of S1 and S2
-(10.231.0.0/16, which exists only inside the lab). Prometheus uses the committed example config and the
-generated rules with every `for:` scaled by 0.02; Alertmanager uses the committed example with its
-webhooks pointed at the sink and its group timers cut to a second.
+Two network namespaces: "mon" holds the monitor, Prometheus, Alertmanager, the webhook sink and, where a
+test needs it, snmpsim (all on 127.0.0.1 there), "site" holds the far ends of the veth pairs that stand for
+the links of S1 and S2 (10.231.0.0/16, which exists only inside the lab). Prometheus uses the committed
+example config and the generated rules with every `for:` scaled by 0.02; Alertmanager uses the committed
+example with its webhooks pointed at the sink and its group timers cut to a second.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from urllib.parse import quote
 import pytest
 import yaml
 
+from monitor.demo.snmpsim import DeviceSpec, Port, interface_device, start_snmpsim, write_device
 from tests.helpers import require_root, require_tool
 from tests.lab import Namespace, WebhookSink, alertmanager_config, http, sh, stop, tail, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 MONITOR_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, SINK_PORT = 19108, 19090, 19093, 19095
-FOR_SCALE = 0.02  # SiteIsolated 2.4s, PrimaryLinkDown 6s, BackupLinkDown 12s, ReadinessRegressed 18s
+FOR_SCALE = 0.02  # SiteIsolated 2.4s, PrimaryLinkDown 6s, BackupLinkDown 12s, ReadinessRegressed/OpticalPowerLow 18s
 # Site -> (link role, monitor end, site end, /30 prefix)
 LINKS = {
     "S1": [("primary", "s1p", "10.231.1"), ("backup", "s1b", "10.231.2")],
@@ -36,7 +38,8 @@ LINKS = {
 }
 
 
-def readiness_config(tmp: Path) -> Path:
+def readiness_config(tmp: Path, snmp_port: int | None = None) -> Path:
+    """The lab's two sites; with ``snmp_port``, S1's primary fiber is port Gi0/1 of switch "s1-switch" there."""
     sites = []
     for n, (site_id, links) in enumerate(LINKS.items()):
         sites.append({
@@ -45,6 +48,9 @@ def readiness_config(tmp: Path) -> Path:
             "links": [{"role": role, "medium": "fiber" if role == "primary" else "lte", "address": f"{net}.2"}
                       for role, _, net in links],
         })
+    if snmp_port:
+        sites[0]["links"][0]["snmp"] = {"device": "127.0.0.1", "port": snmp_port, "auth": "s1-switch",
+                                        "if_name": "Gi0/1"}
     doc = {
         "programme": {"name": "e2e", "deadline": "2035-12-31T23:59:59+03:30"},
         "listen": {"host": "127.0.0.1", "port": MONITOR_PORT},
@@ -56,6 +62,9 @@ def readiness_config(tmp: Path) -> Path:
         "policy": {"require_backup": True, "sustain_seconds": 0},
         "sites": sites,
     }
+    if snmp_port:
+        doc["auths"] = {"s1-switch": {"community": "s1-switch"}}
+        doc["probes"]["snmp"] = {"interval_seconds": 2, "timeout_seconds": 0.5, "retries": 0, "jitter_seconds": 0}
     path = tmp / "readiness.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     return path
@@ -257,3 +266,60 @@ def test_isolated_site_pages_once_and_resolves(stack: Stack) -> None:
     took = time.monotonic() - started
     print(f"paged {paged_after:.1f}s after the links went down; whole scenario {took:.1f}s")
     assert took < 110
+
+
+@pytest.mark.root
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_weak_light_from_a_watts_encoded_switch_fires_optical_power_low(stack: Stack) -> None:
+    """S1's primary fiber lands on a switch that reports its transceiver the way Arista and SONiC do
+    (ENTITY-SENSOR-MIB watts, milli, precision 4) and receives -27 dBm, under fiber's -25 dBm: the monitor
+    reads it, Prometheus fires OpticalPowerLow for S1's primary and Alertmanager tells Ilam's NOC; S2 (no
+    SNMP) stays quiet."""
+    tmp = stack.tmp
+    rules = tmp / "readiness.rules.yml"
+    sh(sys.executable, "-m", "monitor", "rules", "--for-scale", str(FOR_SCALE), "-o", str(rules))
+
+    # 1. The switch: snmpsim inside the mon namespace, its port's receive sensor in tenths of a microwatt.
+    records = interface_device(DeviceSpec(name="sw-s1", ports=[Port(1, "Gi0/1", rx_dbm=-27.0, tx_dbm=-2.5)]))
+    rx = "1.3.6.1.2.1.99.1.1.1.{}.3011"  # entPhySensorTable column, sensor 3011 (Gi0/1's Receive Power Sensor)
+    assert [records[rx.format(c)].text for c in (1, 2, 3, 4)] == ["6", "8", "4", "20"]  # watts, milli, 4: 2.0 uW
+    write_device(tmp / "snmp", "s1-switch", records)
+    agent = stack.mon.call(lambda: start_snmpsim(tmp / "snmp", work_dir=tmp / "snmpsim"))
+    stack.procs["snmpsim"] = agent.process  # stopped by PID with the others
+
+    # 2. The monitor, Prometheus and Alertmanager.
+    stack.start("readiness", [sys.executable, "-m", "monitor", "run", str(readiness_config(tmp, agent.port))])
+    wait_for("the monitor's first evaluation", lambda: stack.get(MONITOR_PORT, "/-/ready"), 20,
+             on_timeout=stack.logs)
+    stack.start("prometheus", ["prometheus", f"--config.file={prometheus_config(tmp, rules)}",
+                               f"--storage.tsdb.path={tmp / 'tsdb'}",
+                               f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}", "--log.level=warn"])
+    stack.start("alertmanager", ["prometheus-alertmanager", f"--config.file={alertmanager_config(tmp, SINK_PORT)}",
+                                 f"--storage.path={tmp / 'am'}", f"--web.listen-address=127.0.0.1:{ALERTMANAGER_PORT}",
+                                 "--cluster.listen-address=", "--log.level=warn"])
+
+    def light() -> list[dict[str, Any]]:
+        stack.alive()
+        return stack.query('readiness_link_rx_power_dbm{site="S1", role="primary"}')
+
+    (series,) = wait_for("S1's primary receive power in Prometheus", light, 30, on_timeout=stack.logs)
+    assert abs(float(series["value"][1]) - -27.0) <= 0.05, series  # 2.0 uW is -26.99 dBm
+    s1 = next(s for s in stack.get(MONITOR_PORT, "/api/v1/sites")["sites"] if s["id"] == "S1")
+    assert s1["state"] == "degraded" and s1["reasons"] == ["primary.rx_power<-25dBm"], s1
+    assert s1["links"][0]["values"]["tx_power_dbm"] == pytest.approx(-2.5, abs=0.01)
+
+    # 3. After its `for:` (15 min x 0.02), OpticalPowerLow fires and reaches Ilam's NOC.
+    def notified() -> list[tuple[str, dict[str, Any], float]]:
+        stack.alive()
+        return [n for n in stack.sink.received() if ("OpticalPowerLow", "S1", "firing") in _alerts_of(n[1])]
+
+    receiver, payload, _ = wait_for("the OpticalPowerLow notification for S1", notified, 60, on_timeout=stack.logs)[0]
+    assert receiver == "ilam-noc"
+    (alert,) = [a for a in payload["alerts"] if a["labels"]["alertname"] == "OpticalPowerLow"]
+    assert (alert["labels"]["role"], alert["labels"]["severity"], alert["labels"]["medium"]) == (
+        "primary", "warning", "fiber")
+    assert alert["annotations"]["summary"].endswith("receives -27.0 dBm"), alert["annotations"]
+    firing = {(a["labels"]["alertname"], a["labels"].get("site")) for a in stack.prometheus_alerts()
+              if a["state"] == "firing"}
+    assert ("OpticalPowerLow", "S1") in firing and not any(site == "S2" for _, site in firing), firing

@@ -106,6 +106,27 @@ def test_snmp_judgement(tmp_path: Path, scenario: str, values: dict, state: str,
     assert (r.state, texts(r.reasons), texts(r.warnings)) == (state, reasons, warnings), scenario
 
 
+def test_missing_light_is_a_warning_where_the_medium_carries_light(tmp_path: Path) -> None:
+    """The probe's reasons for having no optical power become the link's warnings on a fiber link that is up;
+    a port that is down says that already, and a medium without light thresholds has nothing to miss."""
+    latest = healthy()
+    why = {"optics": ("optics.no_light rx", "optics.no_sensor tx")}
+    values = {k: v for k, v in SNMP_OK.items() if "power" not in k}
+    latest["S1/primary/snmp"] = Observation("S1/primary/snmp", "snmp", True, NOW, values, details=why)
+    r = judge(tmp_path, latest, snmp=True)
+    assert (r.state, texts(r.warnings)) == ("ready", ("primary.optics.no_light rx", "primary.optics.no_sensor tx"))
+    assert {w.code for w in r.warnings} == {"primary.optics.no_light", "primary.optics.no_sensor"}
+    latest["S1/primary/snmp"] = Observation("S1/primary/snmp", "snmp", True, NOW, {**values, "oper_up": 0},
+                                            details=why)
+    r = judge(tmp_path, latest, snmp=True)
+    assert (r.state, texts(r.reasons), texts(r.warnings)) == ("not_ready", ("primary.oper_down",), ())
+    latest["S1/primary/snmp"] = Observation("S1/primary/snmp", "snmp", True, NOW, values, details=why)
+    copper = {"policy": {"media": {"fiber": {"loss_max_ratio": 0.01, "rtt_max_seconds": 0.05,
+                                             "jitter_max_seconds": 0.01}}}}
+    cfg = config(tmp_path, [site("S1", snmp=True)], **copper)
+    assert evaluate(cfg.sites, cfg.policy, latest, NOW, FRESH).sites["S1"].warnings == ()
+
+
 def test_snmp_unavailable_is_a_warning_not_a_verdict(tmp_path: Path) -> None:
     """An agent that does not answer leaves the ICMP verdict standing and says so."""
     latest = healthy()

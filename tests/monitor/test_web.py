@@ -18,6 +18,7 @@ from monitor.runtime.scheduler import Runner
 from monitor.runtime.service import Service
 from monitor.store.events import EventStore
 from monitor.web.app import make_app
+from monitor.web.exposition import render
 from monitor.web.metrics import SnapshotCollector
 from probes.base import Observation
 from probes.tcp import PROBE as TCP
@@ -82,7 +83,8 @@ def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
     service = Service(load_config(write_config(tmp_path, [s])), clock=lambda: 1000.0)
     service.latest.update({
         "S1/primary": obs("S1/primary"), "S1/backup": obs("S1/backup"),
-        "S1/primary/snmp": Observation("S1/primary/snmp", "snmp", True, 1000.0, SNMP_OK),
+        "S1/primary/snmp": Observation("S1/primary/snmp", "snmp", True, 1000.0, SNMP_OK,
+                                       details={"optics": ("optics.no_sensor tx",)}),
         "S1/terminal/T1": Observation("S1/terminal/T1", "tcp", True, 1000.0, {"connect_seconds": 0.001}),
         "S1/terminal/T2": Observation("S1/terminal/T2", "icmp", True, 1000.0, {"rtt_avg_seconds": 0.001}),
         "S1/neighbours": Observation("S1/neighbours", "snmp", True, 1000.0,
@@ -103,6 +105,31 @@ def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
         name = f.name + ("_total" if f.type == "counter" else "")
         for smp in f.samples:
             assert set(smp.labels) == documented[name], f"labels of {name} in docs/metrics.md"
+    optics = [smp.labels for f in families if f.name == "readiness_link_optics_warning" for smp in f.samples]
+    assert optics == [{"site": "S1", "county": "Ilam", "area": "urban", "role": "primary", "medium": "fiber",
+                       "warning": "no_sensor", "direction": "tx"}]
+
+
+def test_api_shows_optical_lanes_and_why_light_is_missing(tmp_path: Path) -> None:
+    """A four-lane transceiver: the weakest lane and every lane in the link's values; a direction without a
+    reading as a bounded warning in the API and in readiness_link_optics_warning."""
+    from monitor.web.api import site_json
+
+    s = site("S1", snmp=True)
+    service = Service(load_config(write_config(tmp_path, [s])), clock=lambda: 1000.0)
+    lanes = {"rx_lane1_power_dbm": -10.458, "rx_lane2_power_dbm": -10.506, "rx_lane3_power_dbm": -9.586,
+             "rx_lane4_power_dbm": -9.83}
+    values = {**{k: v for k, v in SNMP_OK.items() if k != "tx_power_dbm"}, "rx_power_dbm": -10.506, **lanes}
+    service.latest.update({"S1/primary": obs("S1/primary"), "S1/backup": obs("S1/backup"),
+                           "S1/primary/snmp": Observation("S1/primary/snmp", "snmp", True, 1000.0, values,
+                                                          details={"optics": ("optics.sensor_unavailable tx",)})})
+    snap = service.evaluate(force=True)
+    link = site_json(snap.config.sites[0], snap.sites["S1"])["links"][0]
+    assert link["values"]["rx_power_dbm"] == -10.506 and lanes.items() <= link["values"].items()
+    assert link["warnings"] == ["primary.optics.sensor_unavailable tx"]
+    text = render(SnapshotCollector(lambda: snap).collect()).decode()
+    assert ('readiness_link_optics_warning{site="S1",county="Ilam",area="urban",role="primary",medium="fiber",'
+            'warning="sensor_unavailable",direction="tx"} 1.0') in text
 
 
 def test_a_shard_of_nodes_only_renders(tmp_path: Path) -> None:

@@ -79,11 +79,13 @@ class Snmpd:
     priv_key: str
     log: Path
     ipv6: bool  # also listening on [::1]
+    auth_only_user: str = "readiness-auth"  # a v3 user with an authentication key and no privacy (authNoPriv)
 
 
 @pytest.fixture(scope="module")
 def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
-    """Run Debian's snmpd on 127.0.0.1:<free port> with its own config: v2c, and v3 authPriv SHA-256/AES."""
+    """Run Debian's snmpd on 127.0.0.1:<free port> with its own config: v2c, v3 authPriv SHA-256/AES, and a
+    v3 user without privacy (same authentication key)."""
     exe = require_tool("snmpd")
     work = tmp_path_factory.mktemp("snmpd")
     port = free_udp_port()
@@ -97,6 +99,8 @@ def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
         f"rocommunity6 {agent.community} ::1\n"
         f'createUser {agent.user} SHA-256 "{agent.auth_key}" AES "{agent.priv_key}"\n'
         f"rouser {agent.user} priv\n"
+        f'createUser {agent.auth_only_user} SHA-256 "{agent.auth_key}"\n'
+        f"rouser {agent.auth_only_user} auth\n"
     )
     env = {**os.environ, "MIBS": ""}  # no MIB files: answers stay numeric and startup quiet
     # -I -smux: no SMUX listener on TCP 199, which another snmpd on this machine may hold.
