@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
 # The bounded vocabulary of ``Observation.failure``: metrics use it as a label, so a probe that needs a
 # new word adds it here. Local failures are our own stack's (no route from us, a source we cannot bind):
 # they make the monitor blind, they are never the site's fault.
