@@ -7,13 +7,13 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_core import ErrorDetails
 
 from monitor.config.inventory import RawSite, read_inventory, sites_from_yaml
 from monitor.config.targets import BUILDERS
 from monitor.config.yamlsource import Path_, field_name, line_of, load_yaml
-from monitor.core.model import Ident, Listen, Policy, Programme, Site, Strict
+from monitor.core.model import Ident, Listen, Policy, Programme, Site, Strict, Witness
 from monitor.core.schedule import MaintenanceWindow, Waiver
 from monitor.errors import ConfigError, Problem
 from probes import PROBES
@@ -39,6 +39,8 @@ class Config(Strict):
     probes: ProbesConfig = Field(default_factory=ProbesConfig)  # type: ignore[valid-type]
     policy: Policy = Field(default_factory=Policy)
     auths: dict[Ident, SnmpAuth] = Field(default_factory=dict)
+    # Addresses the monitor must reach to trust its own view; sites without an upstream hang off these.
+    witnesses: tuple[Witness, ...] = ()
     maintenance: tuple[MaintenanceWindow, ...] = ()
     waivers: tuple[Waiver, ...] = ()
     inventory: tuple[str, ...] = ()
@@ -48,6 +50,15 @@ class Config(Strict):
     version: str = ""
     # With --shard: upstream nodes this instance evaluates for its sites' sake but another shard reports.
     watch_only: frozenset[str] = frozenset()
+
+    @field_validator("witnesses")
+    @classmethod
+    def _unique_witnesses(cls, witnesses: tuple[Witness, ...]) -> tuple[Witness, ...]:
+        labels = [w.label for w in witnesses]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:
+            raise ValueError(f"witness {', '.join(twice)} is listed more than once")
+        return witnesses
 
     def reported_sites(self) -> tuple[Site, ...]:
         """Return the sites this instance reports (all of them unless sharded)."""
