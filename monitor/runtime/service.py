@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from monitor.config.loader import Config
 from monitor.config.targets import build_targets
-from monitor.core.readiness import Freshness, SiteReadiness, evaluate
+from monitor.core.readiness import Freshness, MonitorView, SiteReadiness, evaluate
 from monitor.runtime.snapshot import CycleStats, Snapshot
 from monitor.runtime.timeline import Timeline
 from probes import PROBES, Observation, Probe, Target
@@ -49,6 +49,7 @@ class Service:
         self._reload = (True, 0.0, "")
         self._listeners: list[Callable[[Snapshot, Snapshot | None], None]] = []
         self._store_status: Callable[[], StoreStatus] | None = None
+        self._monitor = MonitorView()
         self.timeline = Timeline(config)
         self._evaluating = asyncio.Lock()  # the timeline's memory is updated by one evaluation at a time
         self._retarget(config)
@@ -65,7 +66,7 @@ class Service:
         self._retarget(config)
 
     def _retarget(self, config: Config) -> None:
-        built = build_targets(config.sites)
+        built = build_targets(config.sites, config.witnesses)
         targets = {kind: built.get(kind, []) for kind in self.probes}
         keys = {t.key for ts in targets.values() for t in ts}
         self.config, self.targets = config, targets
@@ -151,14 +152,21 @@ class Service:
         warm = force or self.warm()
         if warm:  # before every kind has reported once, sites would look unknown for no reason
             raw = evaluate(config.sites, config.policy, self.latest, now, freshness(config), self._sites,
-                           self.timeline.flaps)
+                           self.timeline.flaps, tuple(w.label for w in config.witnesses))
             self._sites = MappingProxyType(self.timeline.process(config, raw, self._sites, now))
+            if raw.monitor.blind != self._monitor.blind:
+                if raw.monitor.blind:
+                    log.error("the monitor is blind, sites it cannot see are unknown: %s", raw.monitor.reason)
+                else:
+                    log.warning("the monitor sees again")
+            self._monitor = raw.monitor
         ok, at, error = self._reload
         old = self.snapshot
         self.snapshot = Snapshot(now, config, self._sites, MappingProxyType(dict(self.cycles)), self.started_at,
                                  warm, ok, at, error, forecasts=MappingProxyType(dict(self.timeline.forecasts)),
                                  proven=frozenset(self.timeline.proven),
-                                 store=self._store_status() if self._store_status is not None else None)
+                                 store=self._store_status() if self._store_status is not None else None,
+                                 monitor=self._monitor)
         for listener in self._listeners:
             try:
                 listener(self.snapshot, old)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from monitor.config.loader import Config
 from monitor.core.forecast import Forecast, Scope
-from monitor.core.readiness import SiteReadiness
+from monitor.core.readiness import MonitorView, SiteReadiness
 
 if TYPE_CHECKING:
     from monitor.store.events import StoreStatus
@@ -48,6 +48,7 @@ class Snapshot:
     forecasts: Mapping[Scope, Forecast] = field(default_factory=lambda: MappingProxyType({}))  # by scope
     proven: frozenset[str] = frozenset()  # "SITE/role": links ever seen carrying echo traffic
     store: StoreStatus | None = None  # the event store's health; None when nothing is recorded
+    monitor: MonitorView = field(default_factory=MonitorView)  # whether the monitor can trust its own view
 
     def counts(self) -> dict[tuple[str, str, str], int]:
         """Return the number of sites by (county, area, state)."""
