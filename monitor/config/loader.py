@@ -137,15 +137,42 @@ def _get(data: Any, *path: str | int) -> Any:
     return data
 
 
+def cycle_allowance(settings: ProbeSettings) -> float:
+    """Return how long the service lets one cycle run: what it reaches by then is probed, the rest is not."""
+    return max(settings.interval_seconds * 0.9, settings.cycle_budget_seconds() + 0.5)
+
+
+def _tcp_check(settings: ProbeSettings, n: int, file: str, lines: dict[Path_, int]) -> Problem | None:
+    """TCP connects ``concurrency`` at a time, each up to its timeout: every terminal must get its turn
+    within the cycle, or the ones beyond are never probed (unknown, every cycle)."""
+    need, allowed = settings.cycle_seconds_for(n), cycle_allowance(settings)
+    if need <= allowed:
+        return None
+    rounds = max(1, int(allowed // settings.timeout_seconds))
+    least = -(-n // rounds)
+    return Problem(
+        file, f"{n} terminals need up to {need:.3g}s per cycle (rounds of concurrency={settings.concurrency} "
+              f"connects, each up to timeout_seconds={settings.timeout_seconds:g}), more than the {allowed:.3g}s "
+              f"a cycle may take with interval_seconds={settings.interval_seconds:g}: the terminals beyond would "
+              f"never be probed; raise concurrency to at least {least}, or lower timeout_seconds, or raise "
+              "interval_seconds", line_of(lines, ("probes", "tcp", "concurrency")), None, "probes.tcp.concurrency")
+
+
 def _cycle_check(config: Config, file: str, lines: dict[Path_, int]) -> list[Problem]:
     """A cycle over this many targets must fit its interval, for kinds whose cycle grows with the count
-    (ICMP paces its sends); the others were checked against their interval when the settings loaded."""
+    (ICMP paces its sends, TCP connects so many at a time); the others were checked against their
+    interval when the settings loaded."""
     problems = []
+    witnesses = len(config.witnesses)
     for kind in PROBES:
         settings = config.probe_settings(kind)
         if not settings.enabled or type(settings).cycle_seconds_for is ProbeSettings.cycle_seconds_for:
             continue
-        n = len(BUILDERS[kind](config.sites))
+        n = len(BUILDERS[kind](config.sites)) + (witnesses if kind == "icmp" else 0)
+        if kind == "tcp":
+            problem = _tcp_check(settings, n, file, lines)
+            problems += [problem] if problem else []
+            continue
         need = settings.cycle_seconds_for(n)
         if need >= settings.interval_seconds:
             problems.append(Problem(

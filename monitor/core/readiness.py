@@ -13,7 +13,9 @@ A site is ``not_ready`` only for a failure that is really its own; what the moni
 * a site's failure is attributed to it only when every node it depends on (its upstream chain, and the
   monitor itself through the witnesses) was seen healthy at or after the failing observation (compare the
   observations' ``at``); until then it is ``unknown`` with ``upstream X unconfirmed``, so the order in
-  which probe kinds finish cannot blame a site for its upstream's fault.
+  which probe kinds finish cannot blame a site for its upstream's fault. Only silence needs that
+  confirmation: an answer from the site itself (a refused connect, its device's own oper/admin status)
+  proves the path when it was made.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class LinkHealth:
     warnings: tuple[Reason, ...] = ()
     values: Mapping[str, float] = field(default_factory=dict)  # icmp values, then snmp values
     observed_at: float | None = None
-    failed_at: float | None = None  # down: when the observation that says so was made (ICMP or SNMP)
+    failed_at: float | None = None  # ICMP silent: when that observation was made (None: not silent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +172,6 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
             values.update(snmp.values)
             state, more, notes = _snmp_verdict(role, snmp.values, policy, state)
             reasons, warnings = reasons + more, warnings + notes
-            if any(r.name in ("admin_down", "oper_down") for r in more):
-                failed_at = max(failed_at or snmp.at, snmp.at)
     observed = icmp.at if icmp else None
     return LinkHealth(role, link.medium, link.address, state, reasons, warnings, values, observed, failed_at)
 
@@ -347,9 +347,15 @@ def _damped(h: LinkHealth, flap: Flap) -> LinkHealth:
 
 
 def _failed_at(links: Sequence[LinkHealth], terminals: Sequence[TerminalHealth]) -> float | None:
-    """Return when the latest observation that makes the site fail was made (None: no observed failure)."""
+    """Return when the latest silent failure of the site was observed (None: none).
+
+    Silence (echoes lost, a connect that timed out or was reported unreachable) may be the upstream's
+    fault. An answer from the site itself proves the path at that moment and needs no confirmation: a
+    refused connect (the terminal's host sent the reset), the device's own oper/admin status over SNMP.
+    """
     times = [h.failed_at for h in links if h.state == "down" and h.failed_at is not None]
-    times += [t.observed_at for t in terminals if t.state == "down" and t.observed_at is not None]
+    times += [t.observed_at for t in terminals
+              if t.state == "down" and t.reason != "refused" and t.observed_at is not None]
     return max(times, default=None)
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from monitor.config.loader import Config
+from monitor.config.loader import Config, cycle_allowance
 from monitor.config.targets import build_targets
 from monitor.core.readiness import Freshness, MonitorView, SiteReadiness, evaluate
 from monitor.runtime.snapshot import CycleStats, Snapshot
@@ -109,7 +109,7 @@ class Service:
         targets = self.targets.get(kind, [])
         start = time.monotonic()
         # The caller owns time: the cycle must end before the next one is due.
-        deadline = start + max(settings.interval_seconds * 0.9, settings.cycle_budget_seconds() + 0.5)
+        deadline = start + cycle_allowance(settings)
         c = self.cycles[kind]
         try:
             observations = await probe.run(targets, settings, deadline) if targets else []
