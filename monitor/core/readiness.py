@@ -12,8 +12,10 @@ A site is ``not_ready`` only for a failure that is really its own; what the moni
   local failures: every site that is not ready is then ``unknown`` with ``monitor.blind``;
 * a site's failure is attributed to it only when every node it depends on (its upstream chain, and the
   monitor itself through the witnesses) was seen healthy at or after the failing observation (compare the
-  observations' ``at``); until then it is ``unknown`` with ``upstream X unconfirmed``, so the order in
-  which probe kinds finish cannot blame a site for its upstream's fault. Only silence needs that
+  observations' ``at``), and had been seen healthy since its last failure already before it (a failure
+  measured while the node was down and judged once it is back is no evidence against the site); until
+  then it is ``unknown`` with ``upstream X unconfirmed``, so the order in which probe kinds finish cannot
+  blame a site for its upstream's fault. Only silence needs that
   confirmation: an answer from the site itself (a refused connect, its device's own oper/admin status)
   proves the path when it was made.
 """
@@ -325,13 +327,28 @@ def monitor_view(latest: Mapping[str, Observation], witnesses: Sequence[str], fr
     return MonitorView(bool(why), "; ".join(why), answered, seen_at)
 
 
+# Node (or "monitor") -> when its current healthy streak began (None: not healthy now). Memory, like Flaps.
+HealthySince = Mapping[str, float | None]
+
+
 class Evaluation(NamedTuple):
-    """What `evaluate` returns: the verdicts, the flap memory to pass to the next evaluation, and the
-    monitor's view of itself."""
+    """What `evaluate` returns: the verdicts, the flap memory and the nodes' healthy streaks to pass to the
+    next evaluation, and the monitor's view of itself."""
 
     sites: dict[str, SiteReadiness]
     flaps: Flaps
     monitor: MonitorView = MonitorView()
+    healthy_since: HealthySince = MappingProxyType({})
+
+
+def _streak(before: HealthySince, key: str, seen_at: float) -> float | None:
+    """Return when the healthy streak of ``key`` began, now that it was last seen healthy at ``seen_at``."""
+    if seen_at == -math.inf:
+        return None  # not healthy now
+    if key not in before:
+        return -math.inf  # nothing remembered (the first evaluation): healthy as far as we know
+    since = before[key]
+    return seen_at if since is None else since
 
 
 def _flap_state(state: LinkState) -> str:
@@ -369,27 +386,37 @@ def _seen_healthy(site: Site, latest: Mapping[str, Observation], fresh: Freshnes
 
 
 def _unconfirmed_by(site: Site, failed_at: float, by_id: Mapping[str, Site], seen: Mapping[str, float | None],
-                    view: MonitorView) -> str:
-    """Return the first node up the chain (``monitor`` at the top) not seen healthy since ``failed_at``."""
+                    since: HealthySince, view: MonitorView) -> str:
+    """Return the first node up the chain (``monitor`` at the top) not seen healthy around ``failed_at``:
+    seen healthy at or after it, in a healthy streak that had begun by then."""
+
+    def doubtful(key: str, at: float) -> bool:
+        start = since.get(key, -math.inf)
+        return at < failed_at or start is None or start > failed_at
+
     node, walked = site.upstream, set()
     while node and node not in walked and node in by_id:
         walked.add(node)
         at = seen.get(node)
-        if at is not None and at < failed_at:
+        if at is not None and doubtful(node, at):
             return node
         node = by_id[node].upstream
-    return WITNESS_SITE if view.seen_at < failed_at else ""
+    if view.seen_at != math.inf and doubtful(WITNESS_SITE, view.seen_at):
+        return WITNESS_SITE
+    return ""
 
 
 def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Observation], now: float,
              fresh: Freshness, previous: Mapping[str, SiteReadiness] | None = None,
-             flaps: Flaps | None = None, witnesses: Sequence[str] = ()) -> Evaluation:
+             flaps: Flaps | None = None, witnesses: Sequence[str] = (),
+             healthy_since: HealthySince | None = None) -> Evaluation:
     """Return the readiness of every site, upstream nodes first, in one consistent pass.
 
     Its memory comes in as values and goes out as values; nothing is changed in place. ``previous``
     are the verdicts last published (a state that holds keeps its ``since``); ``flaps`` is the flap
     memory the last evaluation returned (None: nothing seen yet). Links of sites not in ``sites``
-    keep their flap memory unchanged. ``witnesses`` are the labels of the config's witnesses.
+    keep their flap memory unchanged. ``witnesses`` are the labels of the config's witnesses;
+    ``healthy_since`` is the streak memory the last evaluation returned (None: nothing remembered).
     """
     previous = previous or {}
     damper = FlapDamper(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
@@ -398,9 +425,15 @@ def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Obser
     view = monitor_view(latest, witnesses, fresh, now)
     by_id = {s.id: s for s in sites}
     seen: dict[str, float | None] = {}
+    streaks_before: HealthySince = healthy_since or {}
+    streaks = dict(streaks_before)
+    if view.seen_at != math.inf:
+        streaks[WITNESS_SITE] = _streak(streaks_before, WITNESS_SITE, view.seen_at)
     out: dict[str, SiteReadiness] = {}
     for site in _order(sites):
-        seen[site.id] = _seen_healthy(site, latest, fresh, now)
+        seen[site.id] = at = _seen_healthy(site, latest, fresh, now)
+        if at is not None:
+            streaks[site.id] = _streak(streaks_before, site.id, at)
         links = []
         for link in site.links:
             h = link_health(link, latest.get(f"{site.id}/{link.role}"), latest.get(f"{site.id}/{link.role}/snmp"),
@@ -416,7 +449,7 @@ def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Obser
             state, reasons = blocked.state, (blocked,)
         elif state == "not_ready" and (failed_at := _failed_at(links, terminals)) is not None:
             # Whatever order the probe kinds finished in: the site's own only once its chain was seen since.
-            who = _unconfirmed_by(site, failed_at, by_id, seen, view)
+            who = _unconfirmed_by(site, failed_at, by_id, seen, streaks, view)
             if who:
                 unconfirmed = Reason(UNCONFIRMED, subject=who)
                 state, reasons = unconfirmed.state, (unconfirmed,)
@@ -427,4 +460,4 @@ def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Obser
         warnings = tuple(w for h in links for w in h.warnings)
         out[site.id] = SiteReadiness(site.id, state, reasons, since, tuple(links), terminals, warnings,
                                      latest.get(f"{site.id}/neighbours"))
-    return Evaluation(out, MappingProxyType(after), view)
+    return Evaluation(out, MappingProxyType(after), view, MappingProxyType(streaks))

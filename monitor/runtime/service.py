@@ -152,7 +152,7 @@ class Service:
         warm = force or self.warm()
         if warm:  # before every kind has reported once, sites would look unknown for no reason
             raw = evaluate(config.sites, config.policy, self.latest, now, freshness(config), self._sites,
-                           self.timeline.flaps, tuple(w.label for w in config.witnesses))
+                           self.timeline.flaps, tuple(w.label for w in config.witnesses), self.timeline.healthy_since)
             self._sites = MappingProxyType(self.timeline.process(config, raw, self._sites, now))
             if raw.monitor.blind != self._monitor.blind:
                 if raw.monitor.blind:

@@ -385,3 +385,29 @@ def test_the_race_never_yields_not_ready(tmp_path: Path) -> None:
             (s.site, s.state, texts(s.reasons)) for s in sites.values()]
     assert texts(states[0]["S1"].reasons) == ("upstream AGG unconfirmed",)
     assert texts(states[1]["S1"].reasons) == ("upstream AGG down",)
+
+
+def test_a_failure_measured_while_the_node_was_down_is_not_the_site_s(tmp_path: Path) -> None:
+    """AGG is down at NOW, the children's terminals time out at NOW + 3, AGG is back at NOW + 4: the old
+    timeouts were measured during the outage, so they stay unconfirmed until measured again (the streak memory
+    passes from one evaluation to the next, like the flap memory)."""
+    cfg = chain(tmp_path)
+    latest: dict[str, Observation] = {}
+    for i in range(1, 5):
+        latest.update(healthy(f"S{i}"))
+    latest.update({k: obs(k, ok=False, at=NOW, sent=3, received=0, loss_ratio=1.0) for k in ("AGG/primary",
+                                                                                           "AGG/backup")})
+    first = evaluate(cfg.sites, cfg.policy, latest, NOW, FRESH)
+    assert first.healthy_since["AGG"] is None
+    for i in range(1, 5):
+        latest.update(terminal_fails(f"S{i}", NOW + 3))
+    latest.update({k: obs(k, at=NOW + 4) for k in ("AGG/primary", "AGG/backup")})
+    second = evaluate(cfg.sites, cfg.policy, latest, NOW + 4, FRESH, healthy_since=first.healthy_since)
+    assert second.healthy_since["AGG"] == NOW + 4
+    assert texts(second.sites["S1"].reasons) == ("upstream AGG unconfirmed",)
+    # Measured again after AGG came back: now they are the site's.
+    for i in range(1, 5):
+        latest.update(terminal_fails(f"S{i}", NOW + 8))
+    latest.update({k: obs(k, at=NOW + 9) for k in ("AGG/primary", "AGG/backup")})
+    third = evaluate(cfg.sites, cfg.policy, latest, NOW + 9, FRESH, healthy_since=second.healthy_since)
+    assert (third.sites["S1"].state, texts(third.sites["S1"].reasons)) == ("not_ready", ("terminals 0/2",))
