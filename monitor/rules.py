@@ -270,6 +270,18 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             MONITOR_DASHBOARD,
         ),
         AlertSpec(
+            # One alert instead of a flood: the sites it cannot see are unknown (monitor.blind), and
+            # Alertmanager holds back the site and link alerts of this instance while it fires.
+            "MonitorBlind", "critical", 60,
+            "readiness_monitor_blind == 1",
+            "{{ $labels.instance }} is blind: it cannot trust its own view of the network",
+            "The witnesses of {{ $labels.instance }} (the addresses it must reach, e.g. its gateway) do not "
+            "answer, or most of its probes fail on its own side (no route, no source address). The sites it "
+            "cannot see are unknown, not not_ready; their alerts are held back.",
+            "Check the monitor's own uplink: its interface, default gateway and routes (ip route, ip link).",
+            MONITOR_DASHBOARD, keep_firing_seconds=60,
+        ),
+        AlertSpec(
             # Exists for Alertmanager: its `upstream` label is the node, so it inhibits the alerts of the
             # sites behind it (their `upstream` label) with `equal: [upstream]`.
             "UpstreamDown", "info", 120,

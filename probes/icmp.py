@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import Field
 
@@ -70,6 +70,13 @@ EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err
 SEND_BATCH = 256  # requests sent before the sender yields to the reader
 RECV_BATCH = 2048  # datagrams read per wake-up before the reader yields to the sender
 SLACK_SECONDS = 0.005  # a sender this late shifts its schedule instead of bursting to catch up
+
+class _Unsendable(NamedTuple):
+    """A target whose echoes cannot leave this host: our own failure (``bind_failed``, ``no_route``)."""
+
+    failure: str
+    reason: str
+
 
 # What the send loop needs per target: the socket's sendto, the address, the echo type, the checksum
 # base (-1 when the kernel computes the checksum) and the ICMP id.
@@ -118,6 +125,8 @@ class _Request:
     source: str | None
 
 
+_Where = _Request | str | _Unsendable  # str: why the target is no address we can send to
+
 @dataclass
 class _Cycle:
     """One run's requests: request i is echo i // n of target i % n."""
@@ -160,6 +169,14 @@ class _Cycle:
             self.fail(i, "unreachable", UNREACHABLE_CODES[family].get(code, "destination unreachable"))
         elif kind == EXCEEDED[family]:
             self.fail(i, "unreachable", "time exceeded in transit")
+
+
+def _clear_error(sendto: Callable[..., int]) -> None:
+    """Clear a socket's pending error (SO_ERROR), so the next send reports only its own fate."""
+    sock = getattr(sendto, "__self__", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
 
 
 def _unavailable(what: str) -> ProbeUnavailable:
@@ -227,7 +244,7 @@ class IcmpProbe:
         loop = asyncio.get_running_loop()
         readers: list[int] = []
         try:
-            where = self._where(targets)
+            where: list[_Where] = list(self._where(targets))
             unproven = self._unproven(targets)
             n = len(targets)
             total = n * s.count
@@ -324,7 +341,7 @@ class IcmpProbe:
             out.append(r)
         return out
 
-    def _routes(self, where: list[_Request | str], c: _Cycle, s: IcmpSettings) -> list[list[_Route | None]]:
+    def _routes(self, where: list[_Where], c: _Cycle, s: IcmpSettings) -> list[list[_Route | None]]:
         """Open the sockets this cycle needs, close the others, and return each lane's per-target routes.
 
         A target whose socket cannot be opened (a source we do not have, no IPv6) gets the reason in ``where``.
@@ -335,9 +352,9 @@ class IcmpProbe:
         lanes: list[list[_Route | None]] = []
         for lane in range(c.lanes):
             ident, row = (c.ident + lane) & 0xFFFF, list[_Route | None]()
-            shared: dict[tuple[int, str | None], _Route | str] = {}  # one socket per family and source
+            shared: dict[tuple[int, str | None], _Route | _Unsendable] = {}  # one socket per family and source
             for j, w in enumerate(where):
-                if isinstance(w, str):
+                if not isinstance(w, _Request):
                     row.append(None)
                     continue
                 key = (w.family, w.source)
@@ -346,15 +363,17 @@ class IcmpProbe:
                         ep = self._open(w.family, w.source, lane, s)
                     except OSError as exc:
                         why = (exc.strerror or str(exc)).lower()
-                        shared[key] = (f"cannot send from {w.source}: {why}" if w.source
-                                       else f"cannot open an ICMP socket for this address family: {why}")
+                        # Our own failure: a source this host cannot bind, or a family it cannot send.
+                        shared[key] = (_Unsendable("bind_failed", f"cannot send from {w.source}: {why}") if w.source
+                                       else _Unsendable("no_route", "cannot open an ICMP socket for this "
+                                                                    f"address family: {why}"))
                     else:
                         # The kernel computes ICMPv6 checksums (RFC 3542 section 3.1) and those of
                         # datagram sockets; raw ICMPv4 gets ours, updated per packet (RFC 1624).
                         checksum = base4 + ident if ep.raw and w.family == socket.AF_INET else -1
                         shared[key] = (ep.sock.sendto, None, ECHO_REQUEST[w.family], checksum, ident)
                 route = shared[key]
-                if isinstance(route, str):
+                if isinstance(route, _Unsendable):
                     where[j] = route
                     row.append(None)
                 else:
@@ -584,13 +603,16 @@ class IcmpProbe:
                     sent_ns[i] = 0
                     break
                 except OSError:
-                    # A datagram socket reports a queued ICMP error (sk_err) on its next send, which fails
-                    # although this request is fine: retry once, and blame the request if that fails too.
+                    # A socket reports a queued ICMP error (sk_err: a router's unreachable about an earlier
+                    # echo) on its next send, which fails although this request is fine: clear it and retry
+                    # once. What the retry raises is our own stack's answer about this destination (no route
+                    # from here): the monitor's failure, never the site's.
                     try:
+                        _clear_error(sendto)
                         sent_ns[i] = stamp_ns()
                         sendto(packet, sockaddr)
                     except OSError as exc:
-                        failure = "unreachable" if exc.errno in SEND_UNREACHABLE else "error"
+                        failure = "no_route" if exc.errno in SEND_UNREACHABLE else "error"
                         c.fail(i, failure, (exc.strerror or str(exc)).lower())
                 i += 1
             c.n_sent += i - first
@@ -602,7 +624,7 @@ class IcmpProbe:
     # ---- results -------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _observations(targets: Sequence[Target], where: list[_Request | str], c: _Cycle) -> list[Observation]:
+    def _observations(targets: Sequence[Target], where: list[_Where], c: _Cycle) -> list[Observation]:
         """Turn the per-request arrays into one observation per target (a hot loop at 10,000 targets)."""
         n, count, at, mono = c.n, c.count, time.time(), time.monotonic()
         sends = zip(*(c.sent_ns[k * n:(k + 1) * n] for k in range(count)), strict=True)
@@ -612,6 +634,9 @@ class IcmpProbe:
         for j, (target, w, sent_at, rtts_ns) in enumerate(zip(targets, where, sends, replies, strict=True)):
             if isinstance(w, str):
                 append(Observation.failed(target, KIND, "error", w))
+                continue
+            if isinstance(w, _Unsendable):
+                append(Observation.failed(target, KIND, w.failure, w.reason))
                 continue
             sent = count - sent_at.count(0)
             rtts = [r / 1e9 for r in rtts_ns if r >= 0]
@@ -631,10 +656,10 @@ class IcmpProbe:
     def _lost(target: Target, c: _Cycle, j: int, sent: int) -> Observation:
         """Explain a target none of whose echoes was answered."""
         if not sent:
-            return Observation.failed(target, KIND, "skipped", "cycle deadline reached before sending")
+            return Observation.failed(target, KIND, "not_probed", "cycle deadline reached before sending")
         values = {"sent": float(sent), "received": 0.0, "loss_ratio": 1.0}
         errors = [c.errors[i] for i in range(j, c.n * c.count, c.n) if i in c.errors]
-        for failure in ("unreachable", "error"):
+        for failure in ("no_route", "unreachable", "error"):  # our own stack's verdict first
             reasons = [reason for kind, reason in errors if kind == failure]
             if reasons:
                 return Observation.failed(target, KIND, failure, f"0/{sent} replies, {reasons[-1]}", **values)

@@ -1,10 +1,17 @@
-"""TCP connect to a terminal's service port: open, refused or timed out, with the connect time."""
+"""TCP connect to a terminal's service port: open, refused or timed out, with the connect time.
+
+Who failed matters: a connect that our own stack refuses at once (no route from us: ENETUNREACH or
+EHOSTUNREACH from ``connect()`` itself, before any packet left) is the monitor's failure (``no_route``);
+the same errors reported later, by an ICMP error or a neighbour that never answered, are the network's
+or the site's (``unreachable``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
+import os
+import socket
 import time
 from collections.abc import Sequence
 
@@ -13,11 +20,19 @@ from pydantic import Field
 from probes.base import Observation, ProbeSettings, Target, requests_in
 
 KIND = "tcp"
+# What connect() itself may fail with when our own routing table has no way there.
+LOCAL_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EACCES, errno.EPERM}
 
 
 class TcpSettings(ProbeSettings):
     timeout_seconds: float = Field(3.0, gt=0)
     concurrency: int = Field(1024, ge=1, le=100_000)
+
+    def cycle_seconds_for(self, targets: int) -> float:
+        """Return the cycle length for ``targets`` when every connect takes its whole timeout:
+        ``concurrency`` connects at once, one round after another."""
+        rounds = -(-targets // self.concurrency) if targets else 1
+        return rounds * self.timeout_seconds
 
 
 # Our own stack's failures, never the terminal's: no local address or port to connect from, no descriptors
@@ -46,26 +61,42 @@ class TcpProbe:
         async with gate:
             timeout = min(limit, deadline - time.monotonic())
             if timeout <= 0:
-                return Observation.failed(target, KIND, "skipped", "cycle deadline reached before connecting")
-            start = time.perf_counter()
+                return Observation.failed(target, KIND, "not_probed", "cycle deadline reached before connecting")
             try:
-                _, writer = await asyncio.wait_for(
-                    asyncio.open_connection(target.address, target.port), timeout=timeout
-                )
-            except TimeoutError:
-                return Observation.failed(target, KIND, "timeout", f"no answer within {timeout:.3g}s")
-            except OSError as exc:
-                failure, reason = _failure(exc)
-                return Observation.failed(target, KIND, failure, reason)
-            connect = time.perf_counter() - start
-            writer.close()
-            with contextlib.suppress(OSError, TimeoutError):  # proven open; how it closes is not our concern
-                await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
+                family, kind, proto, _, sockaddr = socket.getaddrinfo(
+                    target.address, target.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)[0]
+                sock = socket.socket(family, kind, proto)
+            except ValueError as exc:
+                return Observation.failed(target, KIND, "error", str(exc).lower())
+            except OSError as exc:  # out of sockets is our own stack's failure (local_error), not the site's
+                return Observation.failed(target, KIND, *_failure(exc))
+            try:
+                sock.setblocking(False)
+                start = time.perf_counter()
+                code = sock.connect_ex(sockaddr)
+                if code in LOCAL_UNREACHABLE:  # refused by our own stack: nothing left this host
+                    why = os.strerror(code).lower()
+                    return Observation.failed(target, KIND, "no_route", f"no route from here: {why}")
+                if code not in (0, errno.EINPROGRESS):
+                    return Observation.failed(target, KIND, *_failure(OSError(code, os.strerror(code))))
+                if code:
+                    try:
+                        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, sockaddr), timeout)
+                    except TimeoutError:
+                        return Observation.failed(target, KIND, "timeout", f"no answer within {timeout:.3g}s")
+                    except OSError as exc:
+                        return Observation.failed(target, KIND, *_failure(exc))
+                connect = time.perf_counter() - start
+            finally:
+                sock.close()  # proven open (or not); how it closes is not our concern
             return Observation(target.key, KIND, True, time.time(), {"connect_seconds": connect},
                                mono=time.monotonic())
 
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:
-        """Connect to every target, at most ``settings.concurrency`` at once, all done by ``deadline``."""
+        """Connect to every target, at most ``settings.concurrency`` at once, all done by ``deadline``.
+
+        A target whose turn comes after the deadline is ``not_probed``: the cycle never reached it.
+        """
         gate = asyncio.Semaphore(settings.concurrency)
         limit = settings.timeout_seconds
         return list(await asyncio.gather(*(self._one(t, limit, deadline, gate) for t in targets)))

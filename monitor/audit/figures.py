@@ -202,11 +202,13 @@ def _read_store(store: EventStore, period: Period) -> dict[str, _Timeline]:
 
 
 def monitor_outages(data_dir: str | Path, period: Period) -> list[tuple[float, float]]:
-    """Return when the monitor itself was not running, within the period (merged, sorted).
+    """Return when the monitor itself was not running, or was blind, within the period (merged, sorted).
 
     An ``opened`` marker closes an outage that began at the row before it: the ``closed`` marker
     of a clean stop, or the last row written before a crash (snapshot rows bound that to one
-    snapshot interval). A store whose last row is ``closed`` is still stopped.
+    snapshot interval). A store whose last row is ``closed`` is still stopped. A blind monitor is one
+    transition of the entity ``monitor`` to ``blind`` and one back to ``seeing`` (monitor/runtime/recorder.py):
+    no site transition is written in between, so that interval is the monitor's, not the sites'.
     """
     conn = connect_readonly(data_dir)
     try:
@@ -221,6 +223,16 @@ def monitor_outages(data_dir: str | Path, period: Period) -> list[tuple[float, f
                     outages.append((before[0], at))
             elif seq == last_seq:
                 outages.append((at, max(at, period.end)))
+        blind_since: float | None = None
+        for at, new in conn.execute("SELECT at, new FROM events WHERE kind = 'transition' AND entity = 'monitor' "
+                                    "ORDER BY seq"):
+            if new == "blind" and blind_since is None:
+                blind_since = at
+            elif new != "blind" and blind_since is not None:
+                outages.append((blind_since, at))
+                blind_since = None
+        if blind_since is not None:
+            outages.append((blind_since, max(blind_since, period.end)))
     finally:
         conn.close()
     return merge(outages, period.start, period.end)

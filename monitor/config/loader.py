@@ -7,13 +7,13 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_core import ErrorDetails
 
 from monitor.config.inventory import RawSite, read_inventory, sites_from_yaml
 from monitor.config.targets import BUILDERS
 from monitor.config.yamlsource import Path_, field_name, line_of, load_yaml
-from monitor.core.model import Ident, Listen, Policy, Programme, Site, Strict
+from monitor.core.model import Ident, Listen, Policy, Programme, Site, Strict, Witness
 from monitor.core.schedule import MaintenanceWindow, Waiver
 from monitor.errors import ConfigError, Problem
 from probes import PROBES
@@ -39,6 +39,8 @@ class Config(Strict):
     probes: ProbesConfig = Field(default_factory=ProbesConfig)  # type: ignore[valid-type]
     policy: Policy = Field(default_factory=Policy)
     auths: dict[Ident, SnmpAuth] = Field(default_factory=dict)
+    # Addresses the monitor must reach to trust its own view; sites without an upstream hang off these.
+    witnesses: tuple[Witness, ...] = ()
     maintenance: tuple[MaintenanceWindow, ...] = ()
     waivers: tuple[Waiver, ...] = ()
     inventory: tuple[str, ...] = ()
@@ -48,6 +50,15 @@ class Config(Strict):
     version: str = ""
     # With --shard: upstream nodes this instance evaluates for its sites' sake but another shard reports.
     watch_only: frozenset[str] = frozenset()
+
+    @field_validator("witnesses")
+    @classmethod
+    def _unique_witnesses(cls, witnesses: tuple[Witness, ...]) -> tuple[Witness, ...]:
+        labels = [w.label for w in witnesses]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:
+            raise ValueError(f"witness {', '.join(twice)} is listed more than once")
+        return witnesses
 
     def reported_sites(self) -> tuple[Site, ...]:
         """Return the sites this instance reports (all of them unless sharded)."""
@@ -137,15 +148,42 @@ def _get(data: Any, *path: str | int) -> Any:
     return data
 
 
+def cycle_allowance(settings: ProbeSettings) -> float:
+    """Return how long the service lets one cycle run: what it reaches by then is probed, the rest is not."""
+    return max(settings.interval_seconds * 0.9, settings.cycle_budget_seconds() + 0.5)
+
+
+def _tcp_check(settings: ProbeSettings, n: int, file: str, lines: dict[Path_, int]) -> Problem | None:
+    """TCP connects ``concurrency`` at a time, each up to its timeout: every terminal must get its turn
+    within the cycle, or the ones beyond are never probed (unknown, every cycle)."""
+    need, allowed = settings.cycle_seconds_for(n), cycle_allowance(settings)
+    if need <= allowed:
+        return None
+    rounds = max(1, int(allowed // settings.timeout_seconds))
+    least = -(-n // rounds)
+    return Problem(
+        file, f"{n} terminals need up to {need:.3g}s per cycle (rounds of concurrency={settings.concurrency} "
+              f"connects, each up to timeout_seconds={settings.timeout_seconds:g}), more than the {allowed:.3g}s "
+              f"a cycle may take with interval_seconds={settings.interval_seconds:g}: the terminals beyond would "
+              f"never be probed; raise concurrency to at least {least}, or lower timeout_seconds, or raise "
+              "interval_seconds", line_of(lines, ("probes", "tcp", "concurrency")), None, "probes.tcp.concurrency")
+
+
 def _cycle_check(config: Config, file: str, lines: dict[Path_, int]) -> list[Problem]:
     """A cycle over this many targets must fit its interval, for kinds whose cycle grows with the count
-    (ICMP paces its sends); the others were checked against their interval when the settings loaded."""
+    (ICMP paces its sends, TCP connects so many at a time); the others were checked against their
+    interval when the settings loaded."""
     problems = []
+    witnesses = len(config.witnesses)
     for kind in PROBES:
         settings = config.probe_settings(kind)
         if not settings.enabled or type(settings).cycle_seconds_for is ProbeSettings.cycle_seconds_for:
             continue
-        n = len(BUILDERS[kind](config.sites))
+        n = len(BUILDERS[kind](config.sites)) + (witnesses if kind == "icmp" else 0)
+        if kind == "tcp":
+            problem = _tcp_check(settings, n, file, lines)
+            problems += [problem] if problem else []
+            continue
         need = settings.cycle_seconds_for(n)
         if need >= settings.interval_seconds:
             problems.append(Problem(

@@ -2,14 +2,16 @@
 
 One builder per kind in :data:`BUILDERS`, keyed like the probe registry (``probes.PROBES``); a test
 keeps the two in step. Target keys are the contract with the readiness core: ``SITE/primary``,
-``SITE/terminal/ID``, ``SITE/primary/snmp``, ``SITE/neighbours``.
+``SITE/terminal/ID``, ``SITE/primary/snmp``, ``SITE/neighbours``; and the witnesses' ``monitor/witness/LABEL``
+(ICMP, from the config's ``witnesses:``, added by `build_targets`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from monitor.core.model import Site
+from monitor.core.model import Site, Witness
+from monitor.core.readiness import WITNESS_SITE, witness_key
 from probes.base import Target
 from probes.route import is_address
 
@@ -64,6 +66,13 @@ Builder = Callable[[Sequence[Site]], list[Target]]
 BUILDERS: dict[str, Builder] = {"icmp": icmp_targets, "tcp": tcp_targets, "snmp": snmp_targets}
 
 
-def build_targets(sites: Sequence[Site]) -> dict[str, list[Target]]:
-    """Return every kind's targets for ``sites``."""
-    return {kind: build(sites) for kind, build in BUILDERS.items()}
+def witness_targets(witnesses: Sequence[Witness]) -> list[Target]:
+    """Return one ICMP target per witness: what the monitor must reach to trust its own view."""
+    return [Target(witness_key(w.label), WITNESS_SITE, w.address) for w in witnesses]
+
+
+def build_targets(sites: Sequence[Site], witnesses: Sequence[Witness] = ()) -> dict[str, list[Target]]:
+    """Return every kind's targets for ``sites``, and the witnesses' among the ICMP targets."""
+    out = {kind: build(sites) for kind, build in BUILDERS.items()}
+    out["icmp"] = witness_targets(witnesses) + out.get("icmp", [])
+    return out

@@ -198,8 +198,11 @@ class Flap:
 
     @property
     def output(self) -> tuple[str, bool]:
-        """Return (damped state, flapping)."""
-        return ("flapping", True) if self.flapping else (self.raw, False)
+        """Return (damped state, flapping). Down beats flapping: damping holds a link that keeps coming
+        back, never one that is down now."""
+        if self.flapping and self.raw not in ("down", "unknown"):
+            return "flapping", True
+        return self.raw, False
 
 
 Flaps = Mapping[str, Flap]  # entity ("SITE/role") -> its flap memory
@@ -210,8 +213,12 @@ class FlapDamper:
     """Report an entity that keeps changing state as ``flapping`` instead of every change.
 
     More than ``max_changes`` changes within ``window_seconds`` → ``flapping`` (the caller counts it
-    as degraded), held until the raw state has not changed for ``hold_seconds``; meanwhile raw
-    changes produce no output change. The first state seen is not a change.
+    as degraded), held until the raw state has not changed for ``hold_seconds``; meanwhile a link that
+    comes back reads ``flapping``, and one that is ``down`` reads ``down`` (down beats flapping). The
+    first state seen is not a change, and ``unknown`` is no state of the entity at all: the monitor did
+    not see it, so an unknown period neither counts as a change nor ends one (up, unknown, up is no
+    change; up, unknown, down is one). Callers pass the states flapping is about: a link passes ``up``
+    or ``down`` (an impaired, lossy cycle is up for this purpose) or ``unknown``.
 
     The damper is only the rule: `step` takes an entity's memory and returns the next one, so the caller
     keeps the memory (monitor.core.readiness.evaluate returns it, the runtime holds it between cycles).
@@ -231,9 +238,10 @@ class FlapDamper:
         if flap is None:
             return Flap(state, now)
         raw, last_change, changes, flapping = flap.raw, flap.last_change, flap.changes, flap.flapping
-        if state != raw:
+        if state != raw and state != "unknown":
+            if raw != "unknown":  # the first known state after nothing known is not a change either
+                changes = (*changes, now)
             raw, last_change = state, now
-            changes = (*changes, now)
         changes = changes[-(self.max_changes + 1):]  # more than that is flapping already
         old = 0
         while old < len(changes) and changes[old] <= now - self.window_seconds:

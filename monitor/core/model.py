@@ -114,6 +114,27 @@ class Site(Strict):
         return next((link for link in self.links if link.role == role), None)
 
 
+class Witness(Strict):
+    """An address the monitor must reach to trust its own view (its default gateway, a core router).
+
+    Probed by ICMP every cycle as a target of its own (``monitor/witness/<label>``). Written as a bare
+    address or as ``{address, name}``.
+    """
+
+    address: Address
+    name: Ident | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, value: object) -> object:
+        return {"address": value} if isinstance(value, str) else value
+
+    @property
+    def label(self) -> str:
+        """Return what names the witness in keys, metrics and reasons: its name, else its address."""
+        return self.name or self.address
+
+
 class MediumPolicy(Strict):
     """What a healthy link of one medium looks like."""
 

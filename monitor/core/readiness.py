@@ -1,10 +1,28 @@
 """Readiness: a pure function of (config, latest observations, now). No clock, no I/O.
 
 Reasons are typed values (monitor.core.reasons): a bounded code for metrics, and a text form people read.
+
+A site is ``not_ready`` only for a failure that is really its own; what the monitor cannot see is
+``unknown``:
+
+* a target the cycle never reached (``not_probed``) or that our own stack could not send to (the probe
+  failures in ``probes.base.LOCAL_FAILURES``) is unknown, never down;
+* the monitor is *blind* when a witness (``witnesses:`` in the config, probed by ICMP as
+  ``monitor/witness/LABEL``) does not answer, or when most fresh observations of one probe kind are
+  local failures: every site that is not ready is then ``unknown`` with ``monitor.blind``;
+* a site's failure is attributed to it only when every node it depends on (its upstream chain, and the
+  monitor itself through the witnesses) was seen healthy at or after the failing observation (compare the
+  observations' ``at``), and had been seen healthy since its last failure already before it (a failure
+  measured while the node was down and judged once it is back is no evidence against the site); until
+  then it is ``unknown`` with ``upstream X unconfirmed``, so the order in which probe kinds finish cannot
+  blame a site for its upstream's fault. Only silence needs that
+  confirmation: an answer from the site itself (a refused connect, its device's own oper/admin status)
+  proves the path when it was made.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -13,18 +31,37 @@ from typing import Literal, NamedTuple
 from monitor.core.history import Flap, FlapDamper, Flaps
 from monitor.core.model import Link, MediumPolicy, Policy, Site
 from monitor.core.reasons import (
+    BLIND,
     ISOLATED,
     LINK_EFFECT,
+    NOT_PROBED,
     ROLES,
     TERMINALS,
     TERMINALS_UNKNOWN,
+    UNCONFIRMED,
     UPSTREAM,
     LinkState,
     Reason,
     SiteState,
     worse,
 )
-from probes.base import Observation
+from probes.base import LOCAL_FAILURES, Observation
+
+WITNESS_SITE = "monitor"  # the Target.site of the witnesses: sites without an upstream hang off the monitor
+WITNESS_PREFIX = f"{WITNESS_SITE}/witness/"
+# Failures that mean the monitor did not look: the cycle never reached the target, or our own stack
+# refused to send (no route from here, a source we cannot bind). Never the site's fault.
+NOT_SEEN = frozenset({"skipped", "not_probed"}) | LOCAL_FAILURES
+
+
+def witness_key(label: str) -> str:
+    """Return the observation key of the witness ``label``."""
+    return WITNESS_PREFIX + label
+
+
+def not_seen(obs: Observation) -> bool:
+    """Return whether ``obs`` failed because the monitor did not look (not the target's fault)."""
+    return not obs.ok and obs.failure in NOT_SEEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +75,7 @@ class LinkHealth:
     values: Mapping[str, float] = field(default_factory=dict)  # icmp values, then snmp values
     observed_at: float | None = None
     failure: str = ""  # the ICMP failure word (probes.base.FAILURES) when the echoes failed
+    failed_at: float | None = None  # ICMP silent: when that observation was made (None: not silent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +158,18 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
     warnings: tuple[Reason, ...] = ()
     values: dict[str, float] = {}
     state: LinkState = "up"
+    failed_at: float | None = None
     if not fresh.fresh(icmp, now):
         state = "unknown"
         reasons = (Reason(f"{role}.stale" if icmp else f"{role}.no_data"),)
     else:
         assert icmp is not None
         values.update(icmp.values)
-        if not icmp.ok:
-            state = "down"
+        if not_seen(icmp):  # the monitor did not look: nothing is known of the link
+            state = "unknown"
+            reasons = (Reason(f"{role}.not_probed"),)
+        elif not icmp.ok:
+            state, failed_at = "down", icmp.at
             reasons = (Reason(f"{role}.down"),)
         else:
             checks = (
@@ -153,7 +195,8 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
             reasons, warnings = reasons + more, warnings + notes
     observed = icmp.at if icmp else None
     failure = (icmp.failure or "error") if icmp is not None and not icmp.ok and fresh.fresh(icmp, now) else ""
-    return LinkHealth(role, link.medium, link.address, state, reasons, warnings, values, observed, failure)
+    return LinkHealth(role, link.medium, link.address, state, reasons, warnings, values, observed, failure=failure,
+                      failed_at=failed_at)
 
 
 def _snmp_verdict(role: str, v: Mapping[str, float], policy: MediumPolicy,
@@ -201,6 +244,10 @@ def terminal_health(site: Site, latest: Mapping[str, Observation], fresh: Freshn
             out.append(TerminalHealth(t.id, t.address, t.port, "unknown", "stale" if obs else "no_data"))
             continue
         assert obs is not None
+        if not_seen(obs):  # never reached, or our own stack could not send: unknown, not down
+            word = "not_probed" if obs.failure == "skipped" else obs.failure
+            out.append(TerminalHealth(t.id, t.address, t.port, "unknown", word, obs.values, obs.at))
+            continue
         out.append(TerminalHealth(t.id, t.address, t.port, "up" if obs.ok else "down",
                                   "" if obs.ok else (obs.failure or "down"), obs.values, obs.at,
                                   "" if obs.ok else (obs.failure or "error")))
@@ -229,10 +276,15 @@ def _site_verdict(links: tuple[LinkHealth, ...], terminals: tuple[TerminalHealth
         total = len(terminals)
         up = sum(t.state == "up" for t in terminals)
         unknown = sum(t.state == "unknown" for t in terminals)
+        unprobed = sum(t.state == "unknown" and t.reason in NOT_SEEN for t in terminals)
         need = policy.terminals_min_ratio * total
         if up < need:
-            short = (Reason(TERMINALS_UNKNOWN, f"{unknown}/{total}") if up + unknown >= need
-                     else Reason(TERMINALS, f"{up}/{total}"))
+            if up + unknown < need:
+                short = Reason(TERMINALS, f"{up}/{total}")
+            elif unprobed == unknown:  # the only doubt is what the cycle never reached
+                short = Reason(NOT_PROBED, f"{unprobed}/{total}")
+            else:
+                short = Reason(TERMINALS_UNKNOWN, f"{unknown}/{total}")
             reasons.append(short)
             state = worse(state, short.state)
     return state, tuple(reasons)
@@ -262,42 +314,162 @@ def upstream_down(result: SiteReadiness | None) -> bool:
     return any(r.code in (ISOLATED, UPSTREAM) for r in result.reasons)
 
 
+@dataclass(frozen=True, slots=True)
+class MonitorView:
+    """Whether the monitor can trust its own view, and since when it was last seen healthy."""
+
+    blind: bool = False
+    reason: str = ""  # why it is blind, for people (the log, the API); "" when it sees
+    witnesses: Mapping[str, bool | None] = field(default_factory=dict)  # label -> answered (None: no fresh data)
+    # The latest time every witness was seen answering: a failure observed after it cannot yet be told from
+    # the monitor's own. +inf without witnesses (nothing to confirm against), -inf when one never answered.
+    seen_at: float = math.inf
+
+
+def monitor_view(latest: Mapping[str, Observation], witnesses: Sequence[str], fresh: Freshness,
+                 now: float) -> MonitorView:
+    """Judge the monitor's own view: its witnesses, and whether most targets fail on its own side."""
+    answered: dict[str, bool | None] = {}
+    why: list[str] = []
+    seen_at = math.inf
+    for label in witnesses:
+        o = latest.get(witness_key(label))
+        if not fresh.fresh(o, now):
+            answered[label], seen_at = None, -math.inf
+            continue
+        assert o is not None
+        answered[label] = o.ok
+        if o.ok:
+            seen_at = min(seen_at, o.at)
+        else:
+            seen_at = -math.inf
+            why.append(f"witness {label} does not answer ({o.failure or 'down'})")
+    counts: dict[str, list[int]] = {}  # kind -> [local failures, fresh observations]
+    for o in latest.values():
+        if fresh.fresh(o, now):
+            c = counts.setdefault(o.kind, [0, 0])
+            c[1] += 1
+            if not o.ok and o.failure in LOCAL_FAILURES:
+                c[0] += 1
+    for kind, (local, total) in sorted(counts.items()):
+        if local * 2 > total:
+            why.append(f"{local} of {total} {kind} targets fail on the monitor's own side")
+    return MonitorView(bool(why), "; ".join(why), answered, seen_at)
+
+
+# Node (or "monitor") -> when its current healthy streak began (None: not healthy now). Memory, like Flaps.
+HealthySince = Mapping[str, float | None]
+
+
 class Evaluation(NamedTuple):
-    """What `evaluate` returns: the verdicts, and the flap memory to pass to the next evaluation."""
+    """What `evaluate` returns: the verdicts, the flap memory and the nodes' healthy streaks to pass to the
+    next evaluation, and the monitor's view of itself."""
 
     sites: dict[str, SiteReadiness]
     flaps: Flaps
+    monitor: MonitorView = MonitorView()
+    healthy_since: HealthySince = MappingProxyType({})
+
+
+def _streak(before: HealthySince, key: str, seen_at: float) -> float | None:
+    """Return when the healthy streak of ``key`` began, now that it was last seen healthy at ``seen_at``."""
+    if seen_at == -math.inf:
+        return None  # not healthy now
+    if key not in before:
+        return -math.inf  # nothing remembered (the first evaluation): healthy as far as we know
+    since = before[key]
+    return seen_at if since is None else since
+
+
+def _flap_state(state: LinkState) -> str:
+    """Return what flap damping counts: whether the link is there (a lossy cycle is), or unknown."""
+    return {"up": "up", "impaired": "up", "down": "down"}.get(state, "unknown")
 
 
 def _damped(h: LinkHealth, flap: Flap) -> LinkHealth:
-    if not flap.flapping:
-        return h
+    if h.state in ("down", "unknown") or flap.output[0] != "flapping":
+        return h  # down beats flapping; what the monitor did not see is unknown
     # One stable "flapping" verdict instead of a transition per flap.
     return replace(h, state="flapping", reasons=(Reason(f"{h.role}.flapping"),))
 
 
+def _failed_at(links: Sequence[LinkHealth], terminals: Sequence[TerminalHealth]) -> float | None:
+    """Return when the latest silent failure of the site was observed (None: none).
+
+    Silence (echoes lost, a connect that timed out or was reported unreachable) may be the upstream's
+    fault. An answer from the site itself proves the path at that moment and needs no confirmation: a
+    refused connect (the terminal's host sent the reset), the device's own oper/admin status over SNMP.
+    """
+    times = [h.failed_at for h in links if h.state == "down" and h.failed_at is not None]
+    times += [t.observed_at for t in terminals
+              if t.state == "down" and t.reason != "refused" and t.observed_at is not None]
+    return max(times, default=None)
+
+
+def _seen_healthy(site: Site, latest: Mapping[str, Observation], fresh: Freshness, now: float) -> float | None:
+    """Return when a node was last seen answering on any link (-inf: not lately), None if it has no links."""
+    if not site.links:
+        return None  # nothing to see it by: the chain is judged by the nodes around it
+    times = [o.at for link in site.links if (o := latest.get(f"{site.id}/{link.role}")) is not None
+             and o.ok and fresh.fresh(o, now)]
+    return max(times, default=-math.inf)
+
+
+def _unconfirmed_by(site: Site, failed_at: float, by_id: Mapping[str, Site], seen: Mapping[str, float | None],
+                    since: HealthySince, view: MonitorView) -> str:
+    """Return the first node up the chain (``monitor`` at the top) not seen healthy around ``failed_at``:
+    seen healthy at or after it, in a healthy streak that had begun by then."""
+
+    def doubtful(key: str, at: float) -> bool:
+        start = since.get(key, -math.inf)
+        return at < failed_at or start is None or start > failed_at
+
+    node, walked = site.upstream, set()
+    while node and node not in walked and node in by_id:
+        walked.add(node)
+        at = seen.get(node)
+        if at is not None and doubtful(node, at):
+            return node
+        node = by_id[node].upstream
+    if view.seen_at != math.inf and doubtful(WITNESS_SITE, view.seen_at):
+        return WITNESS_SITE
+    return ""
+
+
 def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Observation], now: float,
              fresh: Freshness, previous: Mapping[str, SiteReadiness] | None = None,
-             flaps: Flaps | None = None) -> Evaluation:
+             flaps: Flaps | None = None, witnesses: Sequence[str] = (),
+             healthy_since: HealthySince | None = None) -> Evaluation:
     """Return the readiness of every site, upstream nodes first, in one consistent pass.
 
     Its memory comes in as values and goes out as values; nothing is changed in place. ``previous``
     are the verdicts last published (a state that holds keeps its ``since``); ``flaps`` is the flap
     memory the last evaluation returned (None: nothing seen yet). Links of sites not in ``sites``
-    keep their flap memory unchanged.
+    keep their flap memory unchanged. ``witnesses`` are the labels of the config's witnesses;
+    ``healthy_since`` is the streak memory the last evaluation returned (None: nothing remembered).
     """
     previous = previous or {}
     damper = FlapDamper(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
     before: Flaps = flaps or {}
     after = dict(before)
+    view = monitor_view(latest, witnesses, fresh, now)
+    by_id = {s.id: s for s in sites}
+    seen: dict[str, float | None] = {}
+    streaks_before: HealthySince = healthy_since or {}
+    streaks = dict(streaks_before)
+    if view.seen_at != math.inf:
+        streaks[WITNESS_SITE] = _streak(streaks_before, WITNESS_SITE, view.seen_at)
     out: dict[str, SiteReadiness] = {}
     for site in _order(sites):
+        seen[site.id] = at = _seen_healthy(site, latest, fresh, now)
+        if at is not None:
+            streaks[site.id] = _streak(streaks_before, site.id, at)
         links = []
         for link in site.links:
             h = link_health(link, latest.get(f"{site.id}/{link.role}"), latest.get(f"{site.id}/{link.role}/snmp"),
                             policy.media[link.medium], fresh, now)
             key = f"{site.id}/{link.role}"
-            after[key] = damper.step(before.get(key), h.state, now)
+            after[key] = damper.step(before.get(key), _flap_state(h.state), now)
             links.append(_damped(h, after[key]))
         terminals = terminal_health(site, latest, fresh, now)
         state, reasons = _site_verdict(tuple(links), terminals, policy)
@@ -305,9 +477,17 @@ def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Obser
             # Behind a dead node we cannot see, so we do not know: unknown, not not_ready.
             blocked = Reason(UPSTREAM, subject=site.upstream)
             state, reasons = blocked.state, (blocked,)
+        elif state == "not_ready" and (failed_at := _failed_at(links, terminals)) is not None:
+            # Whatever order the probe kinds finished in: the site's own only once its chain was seen since.
+            who = _unconfirmed_by(site, failed_at, by_id, seen, streaks, view)
+            if who:
+                unconfirmed = Reason(UNCONFIRMED, subject=who)
+                state, reasons = unconfirmed.state, (unconfirmed,)
+        if view.blind and state != "ready":
+            state, reasons = "unknown", (Reason(BLIND),)
         prev = previous.get(site.id)
         since = prev.since if prev is not None and prev.state == state else now
         warnings = tuple(w for h in links for w in h.warnings)
         out[site.id] = SiteReadiness(site.id, state, reasons, since, tuple(links), terminals, warnings,
                                      latest.get(f"{site.id}/neighbours"))
-    return Evaluation(out, MappingProxyType(after))
+    return Evaluation(out, MappingProxyType(after), view, MappingProxyType(streaks))

@@ -9,7 +9,10 @@ store, alert rules and dashboards hold them:
   ``<role>.<name>``; each stands for a state of the link (`LINK_CODES`: a missing link counts as down),
   and what that state makes of the site depends on the role (`LINK_EFFECT`);
 * ``isolated``, ``terminals 3/5``: not_ready; ``terminals.unknown 1/2``, ``upstream AGG-2 down``
-  (subject: the node), ``no_data``: unknown; ``sustaining (5h of 24h)``: degraded;
+  (subject: the node), ``upstream AGG-2 unconfirmed`` (a failure not yet attributable to the site: the
+  node, or ``monitor`` itself, was not seen healthy since), ``not_probed 28/40`` (terminals the cycle
+  never reached), ``monitor.blind`` (the monitor cannot trust its own view), ``no_data``: unknown;
+  ``sustaining (5h of 24h)``: degraded;
 * ``maintenance: fiber splice``, ``waived backup until 2026-06-01 (by X)`` (subject: the requirement):
   informational, they imply no state.
 
@@ -44,7 +47,7 @@ LINK_EFFECT: Mapping[str, Mapping[LinkState, SiteState]] = {
 }
 
 # How a reason reads, by the shape of its code.
-Form = Literal["bare", "limit", "count", "paren", "note", "upstream", "waiver", "verbatim"]
+Form = Literal["bare", "limit", "count", "paren", "note", "upstream", "unconfirmed", "waiver", "verbatim"]
 _FORMS: Mapping[Form, str] = {
     "bare": "{code}",  # isolated, primary.down
     "limit": "{code}{detail}",  # primary.loss>1%: the detail is the limit crossed
@@ -52,6 +55,7 @@ _FORMS: Mapping[Form, str] = {
     "paren": "{code} ({detail})",  # sustaining (5h of 24h)
     "note": "{code}: {detail}",  # maintenance: fiber splice
     "upstream": "{code} {subject} down",  # upstream AGG-2 down
+    "unconfirmed": "upstream {subject} unconfirmed",  # upstream AGG-2 unconfirmed (code upstream.unconfirmed)
     "waiver": "{code} {subject} {detail}",  # waived backup until 2026-06-01 (by X)
     "verbatim": "{detail}",  # text this program does not know, kept as it was
 }
@@ -78,6 +82,7 @@ LINK_CODES: Mapping[str, Code] = {
     "admin_down": Code("bare", link="down"),
     "oper_down": Code("bare", link="down"),
     "missing": Code("bare", link="down"),  # no such link: as good as down
+    "not_probed": Code("bare", link="unknown"),  # the cycle did not reach it, or our own stack could not send
     "stale": Code("bare", link="unknown"),
     "no_data": Code("bare", link="unknown"),
     "flapping": Code("bare", link="flapping"),
@@ -96,6 +101,7 @@ LINK_CODES: Mapping[str, Code] = {
 }
 
 ISOLATED, TERMINALS, TERMINALS_UNKNOWN, UPSTREAM = "isolated", "terminals", "terminals.unknown", "upstream"
+UNCONFIRMED, NOT_PROBED, BLIND = "upstream.unconfirmed", "not_probed", "monitor.blind"
 NO_DATA, SUSTAINING, MAINTENANCE, WAIVED, OTHER = "no_data", "sustaining", "maintenance", "waived", "other"
 
 SITE_CODES: Mapping[str, Code] = {
@@ -103,6 +109,9 @@ SITE_CODES: Mapping[str, Code] = {
     TERMINALS: Code("count", "not_ready"),  # too few terminals answer
     TERMINALS_UNKNOWN: Code("count", "unknown"),  # too few answer unless the unknown ones do
     UPSTREAM: Code("upstream", "unknown"),  # behind a dead node nobody can see
+    UNCONFIRMED: Code("unconfirmed", "unknown"),  # a failure seen before its upstream was last seen healthy
+    NOT_PROBED: Code("count", "unknown"),  # too few terminals answer unless the ones never probed do
+    BLIND: Code("bare", "unknown"),  # the monitor's own view failed (witnesses, local send errors)
     NO_DATA: Code("bare", "unknown"),  # nothing known of the site at all
     SUSTAINING: Code("paren", "degraded"),  # healthy, not yet for long enough
     MAINTENANCE: Code("note", informational=True),
@@ -185,6 +194,8 @@ def _read(form: Form, code: str, rest: str) -> Reason | None:
         return Reason(code, rest[2:])
     if form == "upstream" and rest.startswith(" ") and rest.endswith(" down"):
         return Reason(code, subject=rest[1:-5])
+    if form == "upstream" and rest.startswith(" ") and rest.endswith(" unconfirmed"):
+        return Reason(UNCONFIRMED, subject=rest[1:-12])  # shares its first word with upstream
     if form == "waiver" and rest.startswith(" "):
         subject, _, detail = rest[1:].partition(" ")
         return Reason(code, detail, subject)

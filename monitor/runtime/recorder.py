@@ -1,5 +1,10 @@
 """Glue between snapshots and the event store: transitions of sites, links and targets, and periodic
-snapshots. It resumes from the store, so a restart records no spurious "recovered" transitions."""
+snapshots. It resumes from the store, so a restart records no spurious "recovered" transitions.
+
+A blind monitor (`monitor.core.readiness.MonitorView`) is one event, not thousands: the entity ``monitor``
+goes ``seeing`` -> ``blind`` (reasons: ``monitor.blind`` and why), and no site, link or target transition
+is written until it sees again; then whatever really changed meanwhile is written, against the states
+last recorded."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.core.readiness import SiteReadiness
-from monitor.core.reasons import texts
+from monitor.core.reasons import BLIND, texts
 from monitor.runtime.snapshot import Snapshot
 from monitor.store.events import EventStore, Transition
 
@@ -18,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Entity = tuple[str, tuple[str, ...]]
+MONITOR = "monitor"  # the entity of the monitor's own view: blind or seeing
 
 
 def entity_states(sites: dict[str, SiteReadiness] | object) -> Iterator[tuple[str, str, tuple[str, ...]]]:
@@ -57,7 +63,13 @@ class Recorder:
         if not new.evaluated:
             return
         changes = []
-        for entity, state, reasons in entity_states(new.sites):
+        view = new.monitor
+        seeing = self.last.get(MONITOR, ("seeing", ()))[0] != "blind"
+        if view.blind == seeing:  # the monitor's own view changed: one event
+            state, why = ("blind", (BLIND, view.reason)) if view.blind else ("seeing", ())
+            changes.append(Transition(new.at, MONITOR, "seeing" if view.blind else "blind", state, why, version))
+            self.last[MONITOR] = (state, why)
+        for entity, state, reasons in () if view.blind else entity_states(new.sites):
             before = self.last.get(entity)
             if before is None or before[0] != state or (entity.startswith("site:") and before[1] != reasons):
                 changes.append(Transition(new.at, entity, before[0] if before else None, state, reasons, version))

@@ -10,9 +10,9 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from monitor.config.loader import Config
+from monitor.config.loader import Config, cycle_allowance
 from monitor.config.targets import build_targets
-from monitor.core.readiness import Freshness, SiteReadiness, evaluate
+from monitor.core.readiness import Freshness, MonitorView, SiteReadiness, evaluate
 from monitor.runtime.snapshot import CycleStats, Snapshot
 from monitor.runtime.tasks import install_thread_hook
 from monitor.runtime.timeline import Timeline
@@ -54,6 +54,7 @@ class Service:
         self._reload = (True, 0.0, "")
         self._listeners: list[Callable[[Snapshot, Snapshot | None], None]] = []
         self._store_status: Callable[[], StoreStatus] | None = None
+        self._monitor = MonitorView()
         self.timeline = Timeline(config)
         self._evaluating = asyncio.Lock()  # the timeline's memory is updated by one evaluation at a time
         self._in_flight: set[asyncio.Task[object]] = set()  # probe cycles running now (stopped by close)
@@ -74,7 +75,7 @@ class Service:
         self._retarget(config)
 
     def _retarget(self, config: Config) -> None:
-        built = build_targets(config.sites)
+        built = build_targets(config.sites, config.witnesses)
         targets = {kind: built.get(kind, []) for kind in self.probes}
         keys = {t.key for ts in targets.values() for t in ts}
         self.config, self.targets = config, targets
@@ -132,7 +133,7 @@ class Service:
         targets = self.targets.get(kind, [])
         start = time.monotonic()
         # The caller owns time: the cycle must end before the next one is due.
-        deadline = start + max(settings.interval_seconds * 0.9, settings.cycle_budget_seconds() + 0.5)
+        deadline = start + cycle_allowance(settings)
         c = self.cycles[kind]
         try:
             observations = await probe.run(targets, settings, deadline) if targets else []
@@ -214,14 +215,21 @@ class Service:
         if warm:  # before every kind has reported once, sites would look unknown for no reason
             fresh = freshness(config) if mono is None else freshness(config).at_monotonic(mono)
             raw = evaluate(config.sites, config.policy, latest, now, fresh, self._sites,
-                           self.timeline.flaps)
+                           self.timeline.flaps, tuple(w.label for w in config.witnesses), self.timeline.healthy_since)
             self._sites = MappingProxyType(self.timeline.process(config, raw, self._sites, now))
+            if raw.monitor.blind != self._monitor.blind:
+                if raw.monitor.blind:
+                    log.error("the monitor is blind, sites it cannot see are unknown: %s", raw.monitor.reason)
+                else:
+                    log.warning("the monitor sees again")
+            self._monitor = raw.monitor
         ok, at, error = self._reload
         old = self.snapshot
         self.snapshot = Snapshot(now, config, self._sites, MappingProxyType(dict(cycles)), self.started_at,
                                  warm, ok, at, error, forecasts=MappingProxyType(dict(self.timeline.forecasts)),
                                  proven=frozenset(self.timeline.proven),
-                                 store=self._store_status() if self._store_status is not None else None)
+                                 store=self._store_status() if self._store_status is not None else None,
+                                 monitor=self._monitor)
         for listener in self._listeners:
             try:
                 listener(self.snapshot, old)

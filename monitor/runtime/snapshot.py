@@ -11,7 +11,7 @@ from monitor.config.loader import Config
 from monitor.core.figures import Figures
 from monitor.core.figures import compute as compute_figures
 from monitor.core.forecast import Forecast, Scope
-from monitor.core.readiness import SiteReadiness
+from monitor.core.readiness import MonitorView, SiteReadiness
 from probes.base import FAILURES
 
 FAILURE_WORDS = FAILURES  # the bounded failure words (CycleStats.failures_total keys; a metric label)
@@ -56,6 +56,7 @@ class Snapshot:
     forecasts: Mapping[Scope, Forecast] = field(default_factory=lambda: MappingProxyType({}))  # by scope
     proven: frozenset[str] = frozenset()  # "SITE/role": links ever seen carrying echo traffic
     store: StoreStatus | None = None  # the event store's health; None when nothing is recorded
+    monitor: MonitorView = field(default_factory=MonitorView)  # whether the monitor can trust its own view
 
     def figures(self) -> Figures:
         """Return the figures of this instance's sites (monitor/core/figures.py: the one definition)."""

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from monitor.core import figures
 from monitor.core.forecast import Forecast, ShareHistory
 from monitor.core.history import Flaps, SustainTracker
-from monitor.core.readiness import Evaluation, SiteReadiness
+from monitor.core.readiness import Evaluation, HealthySince, SiteReadiness
 from monitor.core.reasons import MAINTENANCE, SUSTAINING, WAIVED, Reason
 from monitor.core.schedule import apply_schedule
 
@@ -40,6 +40,7 @@ class Timeline:
         policy = config.policy
         self.sustain = SustainTracker(policy.sustain_seconds, policy.sustain_availability_ratio)
         self.flaps: Flaps = MappingProxyType({})  # what evaluate() returned last, for the next evaluate()
+        self.healthy_since: HealthySince = MappingProxyType({})  # the same, for the nodes' healthy streaks
         self.shares = ShareHistory(resolution_seconds=policy.forecast_resolution_seconds)
         self.proven: set[str] = set()  # "SITE/backup": links ever seen carrying echo traffic
         self.forecasts: dict[tuple[str, str], Forecast] = {}
@@ -55,7 +56,7 @@ class Timeline:
     def process(self, config: Config, evaluation: Evaluation,
                 previous: Mapping[str, SiteReadiness], now: float) -> dict[str, SiteReadiness]:
         """Keep the flap memory of ``evaluation`` and return the final readiness of every site at ``now``."""
-        self.flaps = evaluation.flaps
+        self.flaps, self.healthy_since = evaluation.flaps, evaluation.healthy_since
         results = evaluation.sites
         tz = ZoneInfo(config.programme.timezone)
         out: dict[str, SiteReadiness] = {}

@@ -248,6 +248,14 @@ class SnapshotCollector(Collector):
         evaluated = _gauge("readiness_last_evaluation_timestamp_seconds", "When readiness was last evaluated.", [])
         if snap.evaluated:
             evaluated.add_metric([], snap.at)
+        blind = _gauge("readiness_monitor_blind", "The monitor cannot trust its own view (1): its witnesses do not "
+                       "answer or most targets fail on its own side; the sites it cannot see are unknown.", [])
+        blind.add_metric([], 1.0 if snap.monitor.blind else 0.0)
+        witness = _gauge("readiness_witness_up", "A witness (an address the monitor must reach) answers (1) or "
+                         "not (0); absent while unknown.", ["witness"])
+        for label, answered in sorted(snap.monitor.witnesses.items()):
+            if answered is not None:
+                witness.add_metric([label], 1.0 if answered else 0.0)
         kind = ["kind"]
         duration = _gauge("readiness_probe_cycle_duration_seconds", "Duration of the last probe cycle.", kind)
         last = _gauge("readiness_probe_last_cycle_timestamp_seconds", "When the last probe cycle finished.", kind)
@@ -279,8 +287,8 @@ class SnapshotCollector(Collector):
                                    "died of an exception (logged with its traceback).", labels=["task"])
         for task, n in sorted(task_failures().items()):
             dead.add_metric([task], n)
-        yield from (build, cfg, ok, at, started, evaluated, duration, last, targets, failed, interval, cycles,
-                    skipped, errors, requests, causes, dead)
+        yield from (build, cfg, ok, at, started, evaluated, blind, witness, duration, last, targets, failed,
+                    interval, cycles, skipped, errors, requests, causes, dead)
         if (snmp := snap.cycles.get("snmp")) is not None:
             malformed = CounterMetricFamily("readiness_snmp_malformed", "SNMP datagrams from polled agents dropped "
                                             "as no answer: garbage, truncated, a wrong request id or PDU.", labels=[])

@@ -54,6 +54,13 @@ SCENARIO: list[tuple[dict[str, Any], str | None, str]] = [
     (alert("ProbeDataStale", "critical", instance="m4", kind="icmp"), "monitoring-oncall", ""),
     (alert("SiteIsolated", "critical", site="S11", county="Abdanan", area="urban", instance="m4"),
      None, "ProbeDataStale"),
+    # A blind monitor: one page to the monitoring team; the site and link alerts it still exports are held back.
+    (alert("MonitorBlind", "critical", instance="m5"), "monitoring-oncall", ""),
+    (alert("SiteIsolated", "critical", site="S12", county="Ilam", area="urban", instance="m5"), None, "MonitorBlind"),
+    (alert("PrimaryLinkDown", "warning", site="S13", county="Ilam", area="urban", role="primary", instance="m5"),
+     None, "MonitorBlind"),
+    (alert("UpstreamDown", "info", site="AGG-M5", upstream="AGG-M5", county="Ilam", area="urban", instance="m5"),
+     None, "MonitorBlind"),
 ]
 
 
@@ -84,7 +91,8 @@ def alertmanager(tmp_path: Path) -> Iterator[tuple[str, WebhookSink]]:
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_inhibitions_and_routes(alertmanager: tuple[str, WebhookSink]) -> None:
-    """SiteIsolated, UpstreamDown, MonitorDown and ProbeDataStale hold back exactly the alerts they should;
+    """SiteIsolated, UpstreamDown, MonitorDown, ProbeDataStale and MonitorBlind hold back exactly the alerts
+    they should;
     everything else reaches the receiver its severity and county choose, once."""
     url, sink = alertmanager
     http(f"{url}/api/v2/alerts", [a for a, _, _ in SCENARIO])

@@ -181,7 +181,7 @@ FLAPS = [
     ("a link flapping 6 times in 10 minutes is reported once as flapping",
      [60, 120, 180, 240, 300, 360], 1200,
      [(0, "up", False), (60, "down", False), (120, "up", False), (180, "down", False), (240, "up", False),
-      (300, "flapping", True), (960, "up", False)]),
+      (300, "down", False), (360, "flapping", True), (960, "up", False)]),
     ("four changes in 10 minutes are within the limit", [60, 120, 180, 240], 1200,
      [(0, "up", False), (60, "down", False), (120, "up", False), (180, "down", False), (240, "up", False)]),
     ("changes every 5 minutes never flap", [300, 600, 900, 1200, 1500, 1800], 2000,
@@ -189,14 +189,15 @@ FLAPS = [
       (1500, "down", False), (1800, "up", False)]),
     ("a change while flapping restarts the hold", [60, 120, 180, 240, 300, 700], 1500,
      [(0, "up", False), (60, "down", False), (120, "up", False), (180, "down", False), (240, "up", False),
-      (300, "flapping", True), (1320, "up", False)]),
+      (300, "down", False), (720, "flapping", True), (1320, "up", False)]),
 ]
 
 
 @pytest.mark.parametrize(("scenario", "changes", "until", "expected"), FLAPS, ids=[c[0] for c in FLAPS])
 def test_flap_damping(scenario: str, changes: list[float], until: float,
                       expected: list[tuple[float, str, bool]]) -> None:
-    """More than 4 changes in 10 minutes hold the link at flapping until it is stable for 10 minutes."""
+    """More than 4 changes in 10 minutes hold the link at flapping until it is stable for 10 minutes;
+    while it is down it reads down (down beats flapping)."""
     assert flaps(changes, until) == expected, scenario
 
 
@@ -235,3 +236,45 @@ def test_retuned_damper_keeps_history_and_uses_new_thresholds() -> None:
         assert memory.output == (state, False)
     d = FlapDamper(max_changes=3, window_seconds=600, hold_seconds=600)  # the reloaded policy's, same memory
     assert d.step(memory, "up", 1004.0).output == ("flapping", True)
+
+
+def run_damper(states: list[str], max_changes: int = 2) -> list[tuple[str, bool]]:
+    """Feed one state a minute to a damper (window 10 minutes, hold 10 minutes); return each output."""
+    damper = FlapDamper(max_changes=max_changes, window_seconds=600, hold_seconds=600)
+    memory: Flap | None = None
+    out = []
+    for i, state in enumerate(states):
+        memory = damper.step(memory, state, 60.0 * i)
+        out.append(memory.output)
+    return out
+
+
+DAMPING_RULES = [
+    # (scenario, raw states a minute apart, output of the last step)
+    ("a flapping link that stays down is down, not flapping", ["up", "down", "up", "down", "up", "down"],
+     ("down", False)),
+    ("a flapping link that comes back is held at flapping", ["up", "down", "up", "down", "up", "down", "up"],
+     ("flapping", True)),
+    ("unknown periods are no changes: up, unknown, up never flaps",
+     ["up", "unknown", "up", "unknown", "up", "unknown", "up"], ("up", False)),
+    ("an unknown period keeps the memory: the link that comes back after it is still flapping",
+     ["up", "down", "up", "down", "unknown", "unknown", "up"], ("flapping", True)),
+    ("up, unknown, down is one change", ["up", "unknown", "down", "unknown", "up", "unknown", "down"],
+     ("down", False)),
+    ("the first known state after unknown is no change", ["unknown", "up", "unknown", "down"], ("down", False)),
+]
+
+
+@pytest.mark.parametrize(("scenario", "states", "last"), DAMPING_RULES, ids=[c[0] for c in DAMPING_RULES])
+def test_damping_rules(scenario: str, states: list[str], last: tuple[str, bool]) -> None:
+    """Down beats flapping, and the monitor's blindness (unknown) is no change of the link."""
+    assert run_damper(states)[-1] == last, scenario
+
+
+def test_unknown_between_changes_counts_no_change() -> None:
+    """up, unknown, down, unknown, up: two changes (up->down, down->up), so a limit of two never flaps."""
+    damper = FlapDamper(max_changes=2, window_seconds=600, hold_seconds=600)
+    memory: Flap | None = None
+    for i, state in enumerate(["up", "unknown", "down", "unknown", "up"]):
+        memory = damper.step(memory, state, 60.0 * i)
+    assert memory is not None and memory.changes == (120.0, 240.0) and not memory.flapping

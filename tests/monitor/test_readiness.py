@@ -186,3 +186,249 @@ def test_evaluate_takes_and_returns_its_memory(tmp_path: Path) -> None:
     assert (r.state, texts(r.reasons)) == ("degraded", ("backup.flapping",))
     assert flaps["S1/backup"].flapping and not flaps["S1/primary"].flapping
     assert evaluate(cfg.sites, cfg.policy, latest, NOW + 2, FRESH).sites["S1"].state == "ready"  # no memory given
+
+
+# ---- issue 11: the monitor knows when it is blind; never probed is unknown; down beats flapping; attribution ----
+
+def failed(key: str, failure: str, kind: str = "icmp", at: float = NOW) -> Observation:
+    return Observation(key, kind, False, at, {}, failure, failure)
+
+
+LOCAL_CASES = [
+    # (scenario, changes to a healthy site, expected state, expected reasons)
+    ("our own stack has no route to the primary: unknown, not down",
+     {"S1/primary": failed("S1/primary", "no_route")}, "unknown", ("primary.not_probed",)),
+    ("we cannot bind the backup's source: unknown, not down",
+     {"S1/backup": failed("S1/backup", "bind_failed")}, "unknown", ("backup.not_probed",)),
+    ("a router says the primary is unreachable: that is the network's, the link is down",
+     {"S1/primary": failed("S1/primary", "unreachable")}, "not_ready", ("primary.down",)),
+    ("a terminal the cycle never reached is unknown, not down",
+     {"S1/terminal/T2": failed("S1/terminal/T2", "not_probed", "tcp")}, "unknown", ("not_probed 1/2",)),
+    ("the old word for it, skipped, reads the same",
+     {"S1/terminal/T2": failed("S1/terminal/T2", "skipped", "tcp")}, "unknown", ("not_probed 1/2",)),
+    ("a terminal we have no route to is unknown",
+     {"S1/terminal/T1": failed("S1/terminal/T1", "no_route", "tcp")}, "unknown", ("not_probed 1/2",)),
+    ("one terminal never probed and one really down: down is down",
+     {"S1/terminal/T1": failed("S1/terminal/T1", "not_probed", "tcp"),
+      "S1/terminal/T2": failed("S1/terminal/T2", "refused", "tcp")}, "not_ready", ("terminals 0/2",)),
+    ("one never probed, one stale: terminals.unknown",
+     {"S1/terminal/T1": failed("S1/terminal/T1", "not_probed", "tcp"), "S1/terminal/T2": None},
+     "unknown", ("terminals.unknown 2/2",)),
+]
+
+
+@pytest.mark.parametrize(("scenario", "changes", "state", "reasons"), LOCAL_CASES, ids=[c[0] for c in LOCAL_CASES])
+def test_what_the_monitor_did_not_see_is_unknown(tmp_path: Path, scenario: str, changes: dict, state: str,
+                                                 reasons: tuple) -> None:
+    """Local failures and targets the cycle never reached make links and terminals unknown, never down."""
+    latest = {**healthy(), **{f"S{i}/primary": obs(f"S{i}/primary") for i in range(2, 6)}}
+    for key, value in changes.items():
+        if value is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = value
+    r = judge(tmp_path, latest)
+    assert (r.state, texts(r.reasons)) == (state, reasons), scenario
+
+
+def province(tmp_path: Path, n: int = 4, **extra: object):  # type: ignore[no-untyped-def]
+    return config(tmp_path, [site(f"S{i}", n=i) for i in range(1, n + 1)], **extra)  # type: ignore[arg-type]
+
+
+def every_link(n: int, make) -> dict[str, Observation]:  # type: ignore[no-untyped-def]
+    out = {}
+    for i in range(1, n + 1):
+        out.update(healthy(f"S{i}"))
+        out[f"S{i}/primary"], out[f"S{i}/backup"] = make(f"S{i}/primary"), make(f"S{i}/backup")
+    return out
+
+
+BLIND_CASES = [
+    # (scenario, witnesses, latest observations, blind?, state of every site, reasons)
+    ("every link fails with no route from us: blind", (),
+     lambda: every_link(4, lambda k: failed(k, "no_route")), True, "unknown", ("monitor.blind",)),
+    ("the witness does not answer while every link is down: blind, not isolated", ("gw",),
+     lambda: {**every_link(4, down), "monitor/witness/gw": down("monitor/witness/gw")}, True, "unknown",
+     ("monitor.blind",)),
+    ("the witness answers and every link is down: the sites are isolated", ("gw",),
+     lambda: {**every_link(4, down), "monitor/witness/gw": obs("monitor/witness/gw")}, False, "not_ready",
+     ("isolated", "primary.down", "backup.down")),
+    ("the witness does not answer but every site does: ready is what was seen", ("gw",),
+     lambda: {**every_link(4, obs), "monitor/witness/gw": down("monitor/witness/gw")}, True, "ready", ()),
+    ("a quarter of the links fail locally: not blind, those links are unknown", (),
+     lambda: {**every_link(4, obs), "S1/primary": failed("S1/primary", "no_route"),
+              "S2/primary": failed("S2/primary", "no_route")}, False, None, None),
+]
+
+
+@pytest.mark.parametrize(("scenario", "witnesses", "make", "blind", "state", "reasons"), BLIND_CASES,
+                         ids=[c[0] for c in BLIND_CASES])
+def test_monitor_blindness(tmp_path: Path, scenario: str, witnesses: tuple, make, blind: bool,  # type: ignore[no-untyped-def]
+                           state: str | None, reasons: tuple | None) -> None:
+    """Witnesses that do not answer, or most targets failing on our own side, make the monitor blind:
+    every site that is not ready is unknown (monitor.blind), never not_ready."""
+    cfg = province(tmp_path, witnesses=[{"address": "127.0.0.1", "name": w} for w in witnesses])
+    result = evaluate(cfg.sites, cfg.policy, make(), NOW, FRESH, witnesses=witnesses)
+    assert result.monitor.blind == blind, (scenario, result.monitor)
+    if state is not None:
+        assert {(r.state, texts(r.reasons)) for r in result.sites.values()} == {(state, reasons)}, scenario
+    assert all(r.state != "not_ready" for r in result.sites.values()) or not blind
+
+
+def test_blindness_says_why(tmp_path: Path) -> None:
+    """The view names the witness that does not answer and counts the local failures per kind."""
+    cfg = province(tmp_path, witnesses=[{"address": "127.0.0.1", "name": "gw"}, "127.0.0.2"])
+    latest = {**every_link(4, lambda k: failed(k, "no_route")), "monitor/witness/gw": down("monitor/witness/gw"),
+              "monitor/witness/127.0.0.2": obs("monitor/witness/127.0.0.2")}
+    view = evaluate(cfg.sites, cfg.policy, latest, NOW, FRESH, witnesses=("gw", "127.0.0.2")).monitor
+    assert view.blind and dict(view.witnesses) == {"gw": False, "127.0.0.2": True}
+    assert "witness gw does not answer (timeout)" in view.reason
+    assert "8 of 10 icmp targets fail on the monitor's own side" in view.reason  # 8 links and 2 witnesses
+
+
+def link_over_time(tmp_path: Path, states: list[Observation | None], **policy: object) -> list[tuple[str, str]]:
+    """Feed the primary of S1 one observation a minute (None: none, so stale); return (link, site) each minute."""
+    cfg = config(tmp_path, [site("S1")], policy={"flap_max_changes": 2, "flap_window_seconds": 3600,
+                                                 "flap_hold_seconds": 3600, **policy})
+    fresh = Freshness({"icmp": 90.0, "tcp": 90.0})
+    flaps, out, primary = None, [], None
+    for i, o in enumerate(states):
+        now = NOW + 60 * i
+        latest = {k: Observation(v.key, v.kind, v.ok, now, v.values) for k, v in healthy().items()}
+        if o is not None:
+            primary = Observation(o.key, o.kind, o.ok, now, o.values, o.failure, o.reason)
+        if primary is not None:
+            latest["S1/primary"] = primary
+        else:
+            latest.pop("S1/primary")
+        result = evaluate(cfg.sites, cfg.policy, latest, now, fresh, flaps=flaps)
+        flaps = result.flaps
+        r = result.sites["S1"]
+        h = r.link("primary")
+        assert h is not None
+        out.append((h.state, r.state))
+    return out
+
+
+UP, DOWN = obs("S1/primary"), down("S1/primary")
+LOSSY = obs("S1/primary", loss_ratio=0.34, received=2)
+
+FLAP_CASES = [
+    ("a link toggled then removed is down at once, not flapping", [UP, DOWN, UP, DOWN, UP, DOWN],
+     ("down", "not_ready")),
+    ("a link toggled that comes back is held at flapping", [UP, DOWN, UP, DOWN, UP, DOWN, UP],
+     ("flapping", "degraded")),
+    ("stale periods are no changes: up, stale, up never flaps", [UP, None, None, None, UP, None, None, None, UP],
+     ("up", "ready")),
+    ("a partial-loss cycle followed by recovery is no flap", [UP, LOSSY, UP, LOSSY, UP, LOSSY, UP],
+     ("up", "ready")),
+]
+
+
+@pytest.mark.parametrize(("scenario", "states", "last"), FLAP_CASES, ids=[c[0] for c in FLAP_CASES])
+def test_down_beats_flapping(tmp_path: Path, scenario: str, states: list, last: tuple) -> None:
+    """Damping holds a link that keeps coming back; a link down now is down; unknown and loss are no flaps."""
+    assert link_over_time(tmp_path, states)[-1] == last, scenario
+
+
+def chain(tmp_path: Path, witnesses: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """AGG (a node) with S1..S4 behind it."""
+    agg = site("AGG", terminals=0, kind="node", n=9)
+    children = [site(f"S{i}", upstream="AGG", n=i) for i in range(1, 5)]
+    return config(tmp_path, [agg, *children], witnesses=[{"address": "127.0.0.1", "name": w} for w in witnesses])
+
+
+def terminal_fails(site_id: str, at: float, failure: str = "timeout") -> dict[str, Observation]:
+    return {f"{site_id}/terminal/T{k}": failed(f"{site_id}/terminal/T{k}", failure, "tcp", at) for k in (1, 2)}
+
+
+ATTRIBUTION_CASES = [
+    # (scenario, the upstream's ICMP (ok, at), the children's terminals fail at, failure, witness at, children)
+    ("terminals time out after the node was last seen: unconfirmed, not not_ready",
+     (True, NOW), NOW + 5, "timeout", None, ("unknown", ("upstream AGG unconfirmed",))),
+    ("the node is seen healthy after the timeouts: the failure is the site's",
+     (True, NOW + 6), NOW + 5, "timeout", None, ("not_ready", ("terminals 0/2",))),
+    ("seen healthy at the very moment counts (at >= failure)",
+     (True, NOW + 5), NOW + 5, "timeout", None, ("not_ready", ("terminals 0/2",))),
+    ("the node is down by then: upstream down",
+     (False, NOW + 6), NOW + 5, "timeout", None, ("unknown", ("upstream AGG down",))),
+    ("a refused connect is the terminal's own answer: no confirmation needed",
+     (True, NOW), NOW + 5, "refused", None, ("not_ready", ("terminals 0/2",))),
+    ("the monitor's witness was last seen before the failure: the top of the chain is unconfirmed",
+     (True, NOW + 6), NOW + 5, "timeout", NOW, ("unknown", ("upstream monitor unconfirmed",))),
+    ("the witness and the node both seen since: the site's",
+     (True, NOW + 6), NOW + 5, "timeout", NOW + 6, ("not_ready", ("terminals 0/2",))),
+]
+
+
+@pytest.mark.parametrize(("scenario", "node", "fail_at", "failure", "witness_at", "children"), ATTRIBUTION_CASES,
+                         ids=[c[0] for c in ATTRIBUTION_CASES])
+def test_attribution_waits_for_the_chain(tmp_path: Path, scenario: str, node: tuple, fail_at: float,
+                                         failure: str, witness_at: float | None, children: tuple) -> None:
+    """A child's silent failure is the child's only once every node above it was seen healthy since."""
+    witnesses = ("gw",) if witness_at is not None else ()
+    cfg = chain(tmp_path, witnesses)
+    ok, at = node
+    latest: dict[str, Observation] = {}
+    for key in ("AGG/primary", "AGG/backup"):
+        latest[key] = obs(key, at=at) if ok else obs(key, ok=False, at=at, sent=3, received=0, loss_ratio=1.0)
+    for i in range(1, 5):
+        latest.update({k: Observation(k, "icmp", True, NOW, dict(obs(k).values)) for k in (f"S{i}/primary",
+                                                                                           f"S{i}/backup")})
+        latest.update(terminal_fails(f"S{i}", fail_at, failure))
+    if witness_at is not None:
+        latest["monitor/witness/gw"] = obs("monitor/witness/gw", at=witness_at)
+    result = evaluate(cfg.sites, cfg.policy, latest, NOW + 10, FRESH, witnesses=witnesses).sites
+    for i in range(1, 5):
+        r = result[f"S{i}"]
+        assert (r.state, texts(r.reasons)) == children, scenario
+
+
+def test_the_race_never_yields_not_ready(tmp_path: Path) -> None:
+    """The node dies; the children's TCP cycle reports first, then the ICMP cycle: at no step is a child
+    not_ready (the order of probe kinds cannot blame the children)."""
+    cfg = chain(tmp_path)
+    latest = {k: obs(k) for k in ("AGG/primary", "AGG/backup")}
+    for i in range(1, 5):
+        latest.update(healthy(f"S{i}"))
+    states = []
+    # TCP first: the children's terminals time out at NOW + 3; ICMP still shows the node as it was at NOW.
+    for i in range(1, 5):
+        latest.update(terminal_fails(f"S{i}", NOW + 3))
+    states.append(evaluate(cfg.sites, cfg.policy, latest, NOW + 3, FRESH).sites)
+    # Then ICMP at NOW + 4: the node and the children's links are all silent.
+    for key in latest:
+        if not key.endswith("/terminal/T1") and not key.endswith("/terminal/T2"):
+            latest[key] = obs(key, ok=False, at=NOW + 4, sent=3, received=0, loss_ratio=1.0)
+    states.append(evaluate(cfg.sites, cfg.policy, latest, NOW + 4, FRESH).sites)
+    for sites in states:
+        assert all(sites[f"S{i}"].state == "unknown" for i in range(1, 5)), [
+            (s.site, s.state, texts(s.reasons)) for s in sites.values()]
+    assert texts(states[0]["S1"].reasons) == ("upstream AGG unconfirmed",)
+    assert texts(states[1]["S1"].reasons) == ("upstream AGG down",)
+
+
+def test_a_failure_measured_while_the_node_was_down_is_not_the_site_s(tmp_path: Path) -> None:
+    """AGG is down at NOW, the children's terminals time out at NOW + 3, AGG is back at NOW + 4: the old
+    timeouts were measured during the outage, so they stay unconfirmed until measured again (the streak memory
+    passes from one evaluation to the next, like the flap memory)."""
+    cfg = chain(tmp_path)
+    latest: dict[str, Observation] = {}
+    for i in range(1, 5):
+        latest.update(healthy(f"S{i}"))
+    latest.update({k: obs(k, ok=False, at=NOW, sent=3, received=0, loss_ratio=1.0) for k in ("AGG/primary",
+                                                                                           "AGG/backup")})
+    first = evaluate(cfg.sites, cfg.policy, latest, NOW, FRESH)
+    assert first.healthy_since["AGG"] is None
+    for i in range(1, 5):
+        latest.update(terminal_fails(f"S{i}", NOW + 3))
+    latest.update({k: obs(k, at=NOW + 4) for k in ("AGG/primary", "AGG/backup")})
+    second = evaluate(cfg.sites, cfg.policy, latest, NOW + 4, FRESH, healthy_since=first.healthy_since)
+    assert second.healthy_since["AGG"] == NOW + 4
+    assert texts(second.sites["S1"].reasons) == ("upstream AGG unconfirmed",)
+    # Measured again after AGG came back: now they are the site's.
+    for i in range(1, 5):
+        latest.update(terminal_fails(f"S{i}", NOW + 8))
+    latest.update({k: obs(k, at=NOW + 9) for k in ("AGG/primary", "AGG/backup")})
+    third = evaluate(cfg.sites, cfg.policy, latest, NOW + 9, FRESH, healthy_since=second.healthy_since)
+    assert (third.sites["S1"].state, texts(third.sites["S1"].reasons)) == ("not_ready", ("terminals 0/2",))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from monitor.config.loader import load_config
 from monitor.runtime.recorder import Recorder
 from monitor.runtime.service import Service
 from monitor.store.events import EventStore
+from probes.base import Observation
 from probes.tcp import PROBE as TCP
-from tests.monitor.fixtures import site, write_config
+from tests.monitor.fixtures import obs, site, write_config
 
 
 def transitions(store: EventStore) -> list[tuple[str, str | None, str]]:
@@ -68,3 +70,60 @@ async def test_config_version_is_recorded_once(tmp_path: Path) -> None:
     (row,) = store.events(kinds=["config"])
     # The record holds its context: the schedule in force and the zone its times are read in.
     assert {"maintenance", "waivers", "timezone", "sites", "source"} <= set(row.payload)
+
+
+def test_witnesses_are_icmp_targets_of_their_own(tmp_path: Path) -> None:
+    """`witnesses:` takes bare addresses or {address, name}; each is an ICMP target monitor/witness/LABEL."""
+    import pytest
+
+    from monitor.config.targets import build_targets
+    from monitor.errors import ConfigError
+
+    cfg = load_config(write_config(tmp_path, [site("S1")], witnesses=["127.0.0.1", {"address": "::1", "name": "core"}]))
+    assert [w.label for w in cfg.witnesses] == ["127.0.0.1", "core"]
+    icmp = build_targets(cfg.sites, cfg.witnesses)["icmp"]
+    assert [(t.key, t.site, t.address) for t in icmp[:2]] == [
+        ("monitor/witness/127.0.0.1", "monitor", "127.0.0.1"), ("monitor/witness/core", "monitor", "::1")]
+    with pytest.raises(ConfigError, match="witness core is listed more than once"):
+        load_config(write_config(tmp_path, [site("S1")], witnesses=[{"address": "127.0.0.1", "name": "core"},
+                                                                     {"address": "127.0.0.2", "name": "core"}]))
+
+
+def test_a_blind_monitor_is_one_event(tmp_path: Path) -> None:
+    """Blind: one transition of `monitor` and none of the sites, links or targets; seeing again: one more,
+    and then only what really changed meanwhile, against the states last recorded."""
+    from monitor.core.readiness import MonitorView
+    from monitor.runtime.snapshot import Snapshot
+    from tests.monitor.fixtures import config as load
+
+    cfg = load(tmp_path, [site(f"S{i}", n=i) for i in range(1, 4)])
+    store = EventStore(tmp_path / "data")
+    store.open()
+    try:
+        recorder = Recorder(store)
+        service = Service(cfg, clock=lambda: 1000.0)
+        ok = {f"S{i}/{r}": obs(f"S{i}/{r}") for i in range(1, 4) for r in ("primary", "backup")}
+        ok.update({f"S{i}/terminal/T{k}": Observation(f"S{i}/terminal/T{k}", "tcp", True, 1000.0, {})
+                   for i in range(1, 4) for k in (1, 2)})
+        service.latest.update(ok)
+        seen = service.evaluate(1000.0, force=True)
+        recorder(seen, None)
+        before = len(transitions_of(store))
+        blind_sites = {k: replace(r, state="unknown") for k, r in seen.sites.items()}
+        blind = Snapshot(1010.0, cfg, blind_sites, seen.cycles, 0.0, True,
+                         monitor=MonitorView(True, "witness gw does not answer (timeout)"))
+        recorder(blind, seen)
+        recorder(replace(blind, at=1020.0), blind)
+        added = transitions_of(store)[before:]
+        assert added == [("monitor", "seeing", "blind", ("monitor.blind", "witness gw does not answer (timeout)"))]
+        back = replace(seen, at=1030.0, sites={**seen.sites, "S1": replace(seen.sites["S1"], state="not_ready")})
+        recorder(back, blind)
+        added = transitions_of(store)[before + 1:]
+        assert [a[:3] for a in added] == [("monitor", "blind", "seeing"), ("site:S1", "ready", "not_ready")]
+    finally:
+        store.close()
+
+
+def transitions_of(store: EventStore) -> list[tuple[str, str | None, str, tuple[str, ...]]]:
+    assert store.flush()
+    return [(e.entity, e.old, e.new, e.reasons) for e in store.events(kinds=["transition"])]

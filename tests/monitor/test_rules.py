@@ -243,6 +243,7 @@ ROUTES = [
     ({"alertname": "UpstreamDown", "severity": "info", "county": "Ilam"}, "province-digest"),
     ({"alertname": "MonitorDown", "severity": "critical", "instance": "127.0.0.1:9108"}, "monitoring-oncall"),
     ({"alertname": "ProbeDataStale", "severity": "critical", "kind": "icmp"}, "monitoring-oncall"),
+    ({"alertname": "MonitorBlind", "severity": "critical", "instance": "127.0.0.1:9108"}, "monitoring-oncall"),
     ({"alertname": "DeadlineAtRisk", "severity": "warning", "scope": "county", "county": "Ilam"}, "committee"),
     ({"alertname": "DeadlineAtRisk", "severity": "warning", "scope": "province"}, "committee"),
     ({"severity": "none"}, "province-noc"),
@@ -268,7 +269,7 @@ def test_amtool_routes(labels: dict[str, str], receiver: str) -> None:
 def test_every_alert_routes_by_severity(spec: Any) -> None:
     """Every generated alert, as it leaves Prometheus for a site in Ilam, finds the receiver its severity implies."""
     expect = {"critical": "ilam-oncall", "warning": "ilam-noc", "info": "province-digest"}[spec.severity]
-    if spec.name in ("MonitorDown", "ProbeDataStale"):
+    if spec.name in ("MonitorDown", "ProbeDataStale", "MonitorBlind"):
         expect = "monitoring-oncall"
     elif spec.name == "DeadlineAtRisk":
         expect = "committee"
@@ -294,6 +295,7 @@ def test_inhibit_rules_name_real_alerts() -> None:
     assert rules["UpstreamDown"] == (SITE_ALERTS | {"SiteIsolated"}, ["upstream"])
     assert rules["MonitorDown"] == (set(NAMES) - {"MonitorDown"}, ["instance"])
     assert SITE_ALERTS | {"SiteIsolated", "UpstreamDown"} == rules["ProbeDataStale"][0]
+    assert rules["MonitorBlind"] == (SITE_ALERTS | {"SiteIsolated", "UpstreamDown"}, ["instance"])
 
 
 def test_repeat_intervals_do_not_page_twice_a_night() -> None:

@@ -135,7 +135,7 @@ async def test_deadline_is_never_passed(probe: IcmpProbe) -> None:
     for o in result:
         assert o.ok and o.values["sent"] == o.values["received"] == 1, o
     skipped = await probe.run(targets, settings(), time.monotonic() - 1)
-    assert {(o.ok, o.failure) for o in skipped} == {(False, "skipped")}
+    assert {(o.ok, o.failure) for o in skipped} == {(False, "not_probed")}
 
 
 async def test_probe_is_reused_across_cycles_and_after_close(probe: IcmpProbe) -> None:
@@ -292,7 +292,9 @@ def test_lab_loss_matches_the_drop_rate(lab: Lab, mode: str) -> None:
 @pytest.mark.root
 @pytest.mark.parametrize("mode", ["raw", "datagram"])
 def test_lab_unreachable_down_and_silent(lab: Lab, mode: str) -> None:
-    """Rejected echoes and a route to nowhere are "unreachable", a dead veth and a silent host are lost."""
+    """Rejected echoes are "unreachable" (a router said so: the network's verdict), a route to nowhere in our
+    own table is "no_route" (our stack refused to send: the monitor's failure), a dead veth and a silent host
+    are lost."""
     if mode == "datagram":
         sh("ip", "netns", "exec", lab.mon, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
     targets = [target("V4/primary", "192.0.2.2"), target("V6/primary", "2001:db8::2"),
@@ -311,7 +313,7 @@ def test_lab_unreachable_down_and_silent(lab: Lab, mode: str) -> None:
     down = result["DOWN/primary"]
     assert not down["ok"] and down["failure"] in ("timeout", "unreachable"), down
     noroute = result["NOROUTE/primary"]
-    assert (noroute["ok"], noroute["failure"]) == (False, "unreachable"), noroute
+    assert (noroute["ok"], noroute["failure"]) == (False, "no_route"), noroute
     assert noroute["reason"] == "0/3 replies, no route to host", noroute
     quiet = result["QUIET/primary"]
     assert (quiet["ok"], quiet["failure"], quiet["reason"]) == (False, "timeout", "0/3 replies"), quiet
@@ -336,7 +338,7 @@ def test_lab_source_address_is_used(lab: Lab) -> None:
     assert (result["F/primary"]["ok"], result["F/primary"]["failure"]) == (False, "timeout")
     assert result["F/backup"]["ok"] and result["F/backup"]["values"]["received"] == 2, result["F/backup"]
     g = result["G/backup"]
-    assert (g["ok"], g["failure"]) == (False, "error") and "192.0.2.99" in g["reason"], g
+    assert (g["ok"], g["failure"]) == (False, "bind_failed") and "192.0.2.99" in g["reason"], g
     assert result["H/backup"]["ok"], result["H/backup"]  # an interface name: SO_BINDTODEVICE
 
 
