@@ -53,7 +53,7 @@ class Service:
         self._evaluating = asyncio.Lock()  # the timeline's memory is updated by one evaluation at a time
         self._retarget(config)
         self.snapshot = Snapshot(self.started_at, config, MappingProxyType({}), MappingProxyType(dict(self.cycles)),
-                                 self.started_at)
+                                 self.started_at, probing=tuple(self.kinds()))
 
     def kinds(self) -> list[str]:
         """Return the enabled probe kinds that have targets."""
@@ -97,10 +97,11 @@ class Service:
         """Record the outcome of a config reload for /metrics."""
         self._reload = (success, self.clock(), error)
 
-    def note_skipped(self, kind: str) -> None:
-        """Count a cycle that was skipped because the previous one still ran."""
+    def note_skipped(self, kind: str, *, missed: bool = False) -> None:
+        """Count a cycle that was due but did not run: the previous one still ran, or (``missed``) the loop
+        was late by more than the grace time, as after a pause."""
         c = self.cycles[kind]
-        self.cycles[kind] = replace(c, skipped_total=c.skipped_total + 1)
+        self.cycles[kind] = replace(c, skipped_total=c.skipped_total + 1, missed_total=c.missed_total + missed)
 
     async def probe_cycle(self, kind: str, *, then_evaluate: bool = True) -> None:
         """Run one cycle of ``kind`` over all its targets, then (by default) re-evaluate readiness."""
@@ -158,7 +159,8 @@ class Service:
         self.snapshot = Snapshot(now, config, self._sites, MappingProxyType(dict(self.cycles)), self.started_at,
                                  warm, ok, at, error, forecasts=MappingProxyType(dict(self.timeline.forecasts)),
                                  proven=frozenset(self.timeline.proven),
-                                 store=self._store_status() if self._store_status is not None else None)
+                                 store=self._store_status() if self._store_status is not None else None,
+                                 probing=tuple(self.kinds()))
         for listener in self._listeners:
             try:
                 listener(self.snapshot, old)
