@@ -63,9 +63,9 @@ class Runner:
 
     async def _cycle(self, kind: str) -> None:
         """One scheduled cycle of ``kind``; then evaluate, unless verdicts are held after a pause."""
+        self._running.add(kind)  # before the check: a pause found now must not re-run this very job
         self._check_pause()
         begun = time.monotonic()
-        self._running.add(kind)
         try:
             await self.service.probe_cycle(kind, then_evaluate=False)
         finally:

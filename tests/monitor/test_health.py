@@ -145,6 +145,16 @@ async def test_an_unschedulable_interval_is_refused_and_probing_goes_on(tmp_path
         await runner._app_runner.cleanup()  # type: ignore[union-attr]
 
 
+def test_a_cold_run_on_an_unschedulable_interval_is_a_config_error(tmp_path: Path) -> None:
+    """`readiness run` on an interval the scheduler cannot take exits 2 with a message, never a traceback."""
+    path = write_config(tmp_path, [site("S1")], probes={"tcp": {"interval_seconds": float("inf")},
+                                                        "icmp": {"enabled": False}})
+    done = subprocess.run([sys.executable, "-m", "monitor", "run", str(path), "--listen-port", "0", "--no-store"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "config.yaml" in done.stderr, done.stderr
+
+
 # -- /-/ready tells the truth -----------------------------------------------------------------------
 
 
