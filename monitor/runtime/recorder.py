@@ -43,10 +43,12 @@ class Recorder:
     def __init__(self, store: EventStore, snapshot_every_seconds: float = 3600.0) -> None:
         self.store = store
         self.every = snapshot_every_seconds
-        states = store.last_states()  # read once: it also answers resume_sites()
+        # A store that could not be created yet (a read-only dir) has recorded nothing: start from nothing.
+        fresh = not store.path.exists()
+        states = {} if fresh else store.last_states()  # read once: it also answers resume_sites()
         self.last: dict[str, Entity] = {k: (v[0], v[2]) for k, v in states.items()}
         self._resumed = {k[5:]: (v[0], v[1]) for k, v in states.items() if k.startswith("site:")}
-        snapshot, config = store.last_at("snapshot"), store.last_at("config")
+        snapshot, config = (None, None) if fresh else (store.last_at("snapshot"), store.last_at("config"))
         self.last_snapshot_at = snapshot[0] if snapshot else 0.0
         self.snapshot_due = False  # True right after a periodic snapshot was written
         self.version = config[1] if config else ""  # the config version last recorded as in force
@@ -87,9 +89,12 @@ class Recorder:
 
 
 def attach_store(service: Service, data_dir: str) -> EventStore:
-    """Open the event store in ``data_dir``, resume states from it and record every snapshot into it."""
+    """Open the event store in ``data_dir``, resume states from it and record every snapshot into it.
+
+    A data dir that cannot be written does not stop the service (see the README): it probes and serves,
+    /-/ready fails with "store not writable", and the store catches up once the disk lets it."""
     store = EventStore(data_dir)
-    store.open()
+    store.open(wait_for_disk=True)
     recorder = Recorder(store)
     service.resume(recorder.resume_sites())
     memory = Path(data_dir) / "timeline.json"
@@ -102,5 +107,10 @@ def attach_store(service: Service, data_dir: str) -> EventStore:
 
     service.on_snapshot(save_memory)
     service.watch_store(lambda: store.status)
-    log.info("recording to %s (chain head %s)", data_dir, store.chain_head()[0])
+    status = store.status
+    if status.ok:
+        log.info("recording to %s (chain head %s)", data_dir, store.chain_head()[0])
+    else:
+        log.error("NOT RECORDING: %s. Probing and serving anyway; readiness_store_ok is 0 and /-/ready fails "
+                  "until the data dir is writable, then the queued history is written", status.error)
     return store

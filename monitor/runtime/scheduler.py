@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent, JobExecutionEvent
+from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config.loader import Config, load_config
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, Problem
 from monitor.runtime.service import Service
 from monitor.runtime.snapshot import Snapshot
 from monitor.runtime.tasks import count_failure, spawn
@@ -24,6 +26,11 @@ from monitor.runtime.tasks import count_failure, spawn
 AppFactory = Callable[[Callable[[], Snapshot], Callable[[], Awaitable[tuple[bool, str]]]], web.Application]
 
 log = logging.getLogger(__name__)
+
+# The watchdog looks at the loop this often; a gap of more than PAUSE_MIN_SECONDS (and more than the
+# shortest interval) means nothing ran meanwhile: SIGSTOP, a suspended VM, a starved machine.
+WATCH_SECONDS = 0.5
+PAUSE_MIN_SECONDS = 2.0
 
 
 class Runner:
@@ -36,13 +43,18 @@ class Runner:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.scheduler.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.add_listener(self._on_job_error, EVENT_JOB_ERROR)  # APScheduler logs the traceback
+        self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
+        self._tick: float | None = None  # monotonic time the loop last ran; None: no watchdog, no pauses seen
+        self._hold: tuple[float, float] | None = None  # (since, until) monotonic: verdicts held after a pause
+        self._begun: dict[str, float] = {}  # kind -> monotonic start of its last cycle that has ended
+        self._running: set[str] = set()  # kinds with a cycle under way
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self.site: web.TCPSite | None = None
         self._app_runner: web.AppRunner | None = None
         self.url = ""
 
-    def _on_max_instances(self, event: JobExecutionEvent) -> None:
+    def _on_max_instances(self, event: JobEvent) -> None:
         kind = event.job_id.removeprefix("probe:")
         log.warning("%s cycle skipped: the previous one is still running", kind)
         self.service.note_skipped(kind)
@@ -50,18 +62,130 @@ class Runner:
     def _on_job_error(self, event: JobExecutionEvent) -> None:
         count_failure("probe_cycle")
 
-    def _schedule(self) -> None:
-        for job in self.scheduler.get_jobs():
-            job.remove()
+    def _on_missed(self, event: JobEvent) -> None:
+        # Without coalescing, APScheduler reports each run time it missed by more than the grace time.
+        self.service.note_skipped(event.job_id.removeprefix("probe:"), missed=True)
+
+    async def _cycle(self, kind: str) -> None:
+        """One scheduled cycle of ``kind``; then evaluate, unless verdicts are held after a pause."""
+        self._running.add(kind)  # before the check: a pause found now must not re-run this very job
+        self._check_pause()
+        begun = time.monotonic()
+        try:
+            await self.service.probe_cycle(kind, then_evaluate=False)
+        finally:
+            self._running.discard(kind)
+        self._check_pause()  # a pause while this cycle ran shows here, even before the watchdog wakes
+        self._begun[kind] = begun
+        if self._holding():
+            return
+        await self.service.evaluate_soon()
+
+    async def _watch(self) -> None:
+        """Notice when the whole process stood still (the loop's monotonic gap)."""
+        self._tick = time.monotonic()
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            self._check_pause()
+
+    def _check_pause(self) -> None:
+        if self._tick is None:
+            return
+        now = time.monotonic()
+        gap, self._tick = now - self._tick, now
+        kinds = self.service.kinds()
+        shortest = min((self.service.config.probe_settings(k).interval_seconds for k in kinds), default=0.0)
+        if gap <= max(PAUSE_MIN_SECONDS, shortest) or not kinds:
+            return
+        # Every kind's data aged by the gap while nobody probed: judging now would record sites going
+        # unknown, and back a moment later, that never did. Hold verdicts until each kind has probed afresh.
+        wait = max(2 * (s.interval_seconds + s.jitter_seconds) + s.cycle_budget_seconds()
+                   for s in map(self.service.config.probe_settings, kinds))
+        self._hold = (now, now + wait)
+        log.warning("nothing ran for %.1fs (the process was paused or starved): no verdict is recorded until "
+                    "every probe kind has finished a fresh cycle (at most %.0fs)", gap, wait)
+        due = datetime.now().astimezone()
+        for job in self.scheduler.get_jobs():  # catch up now rather than at the next interval
+            kind = job.args[0] if job.args else None
+            if kind is None or kind in self._running:  # that job's next run comes when its cycle ends
+                continue
+            if job.next_run_time is not None and job.next_run_time <= due:
+                # The run times the scheduler has not seen yet: one is served now, the rest were missed
+                # (those it has already seen were counted through EVENT_JOB_MISSED).
+                late = (due - job.next_run_time).total_seconds()
+                for _ in range(int(late // job.trigger.interval.total_seconds())):
+                    self.service.note_skipped(kind, missed=True)
+            job.modify(next_run_time=due)
+
+    def _holding(self) -> bool:
+        """Whether verdicts are still held after a pause; releases the hold once every kind caught up."""
+        if self._hold is None:
+            return False
+        since, until = self._hold
+        behind = [k for k in self.service.kinds() if self._begun.get(k, -1.0) < since]
+        if behind and time.monotonic() < until:
+            return True
+        if behind:
+            log.warning("still no fresh cycle of %s after a pause; judging on the data there is",
+                        ", ".join(behind))
+        else:
+            log.info("every probe kind has caught up after the pause; verdicts resume")
+        self._hold = None
+        return False
+
+    def _plan(self, config: Config) -> dict[str, tuple[IntervalTrigger, int]]:
+        """Build every enabled kind's trigger for ``config`` and work out its first two fire times, so an
+        interval the scheduler cannot handle fails here, before a single running job is touched."""
+        plan = {}
         now = datetime.now().astimezone()
-        for i, kind in enumerate(self.service.kinds()):
-            s = self.service.config.probe_settings(kind)
+        for kind in self.service.probes:
+            s = config.probe_settings(kind)
+            if not s.enabled:
+                continue
+            trigger = IntervalTrigger(seconds=s.interval_seconds, jitter=s.jitter_seconds or None)
+            first = trigger.get_next_fire_time(None, now)
+            if first is None or trigger.get_next_fire_time(first, first) is None:
+                raise ValueError(f"{kind}: interval_seconds={s.interval_seconds:g} gives no next run")
+            grace = max(1, int(s.interval_seconds / 2))
+            now + timedelta(seconds=grace)  # the scheduler adds it to run times: overflow here, not there
+            plan[kind] = (trigger, grace)
+        return plan
+
+    def _install(self, plan: dict[str, tuple[IntervalTrigger, int]]) -> None:
+        """Replace the probe jobs by one per kind the service runs now; on any failure the old jobs stay."""
+        old = self.scheduler.get_jobs()
+        kinds = self.service.kinds()
+        now = datetime.now().astimezone()
+        try:
+            for i, kind in enumerate(kinds):
+                trigger, grace = plan[kind]
+                self.scheduler.add_job(
+                    self._cycle, trigger, args=[kind], id=f"probe:{kind}", max_instances=1,
+                    coalesce=False, misfire_grace_time=grace, next_run_time=now + timedelta(milliseconds=100 * i),
+                    replace_existing=True,
+                )
+        except BaseException:
+            self._restore(old)
+            raise
+        for job in old:
+            if job.id not in {f"probe:{k}" for k in kinds}:
+                self.scheduler.remove_job(job.id)
+
+    def _restore(self, jobs: list[Job]) -> None:
+        """Put ``jobs`` back as they were (same trigger, same next run) and drop any other job."""
+        keep = {job.id for job in jobs}
+        for job in self.scheduler.get_jobs():
+            if job.id not in keep:
+                self.scheduler.remove_job(job.id)
+        for job in jobs:
             self.scheduler.add_job(
-                self.service.probe_cycle, IntervalTrigger(seconds=s.interval_seconds, jitter=s.jitter_seconds or None),
-                args=[kind], id=f"probe:{kind}", max_instances=1, coalesce=True,
-                misfire_grace_time=max(1, int(s.interval_seconds / 2)),
-                next_run_time=now + timedelta(milliseconds=100 * i),
+                job.func, job.trigger, args=job.args, id=job.id, max_instances=job.max_instances,
+                coalesce=job.coalesce, misfire_grace_time=job.misfire_grace_time, next_run_time=job.next_run_time,
+                replace_existing=True,
             )
+
+    def _schedule(self) -> None:
+        self._install(self._plan(self.service.config))
 
     async def reload(self) -> tuple[bool, str]:
         """Load the config again; switch to it only if it is valid, else keep the old one."""
@@ -74,15 +198,34 @@ class Runner:
                 msg = f"reload rejected, keeping the running config: {len(exc.problems)} problem(s)\n{exc}"
                 log.error("%s", msg)
                 self.service.note_reload(False, msg)
-                await self.service.evaluate_soon()
+                if not self._holding():
+                    await self.service.evaluate_soon()
                 return False, msg
             old = self.service.config
+            jobs = self.scheduler.get_jobs()
+            kept = dict(self.service.latest)
+            try:
+                plan = self._plan(config)  # nothing has changed yet if this fails
+                await self.service.switch(config)
+                self._install(plan)
+            except Exception as exc:
+                # All or nothing: the old config and its jobs keep running, and /metrics says the reload failed.
+                log.exception("reload failed while switching to the new config; keeping the running one")
+                self._restore(jobs)
+                if self.service.config is not old:
+                    await self.service.switch(old)
+                    for key, obs in kept.items():
+                        self.service.latest.setdefault(key, obs)
+                msg = f"reload failed, keeping the running config: {type(exc).__name__}: {exc}"
+                self.service.note_reload(False, msg)
+                if not self._holding():
+                    await self.service.evaluate_soon()
+                return False, msg
             if (config.listen.host, config.listen.port) != (old.listen.host, old.listen.port):
                 log.warning("listen address changes take effect at restart")
-            await self.service.switch(config)
             self.service.note_reload(True)
-            self._schedule()
-            await self.service.evaluate_soon()
+            if not self._holding():
+                await self.service.evaluate_soon()
             msg = f"reloaded: {len(config.sites)} sites, config version {config.version}"
             log.info("%s", msg)
             return True, msg
@@ -118,13 +261,20 @@ class Runner:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: spawn(self.reload(), "reload"))
-        self._schedule()
-        self.scheduler.start()
+        watchdog = spawn(self._watch(), "watchdog")
         try:
+            try:
+                self._schedule()
+            except (OverflowError, ValueError) as exc:
+                raise ConfigError([Problem(str(self.config_path or "config"),
+                                           f"the probes cannot be scheduled: {exc}")]) from exc
+            self.scheduler.start()
             await self._stop.wait()
         finally:
             log.info("shutting down")
-            self.scheduler.shutdown(wait=False)
+            watchdog.cancel()
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
             if self._app_runner is not None:
                 await self._app_runner.cleanup()
             await self.service.close()

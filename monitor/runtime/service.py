@@ -63,7 +63,7 @@ class Service:
         self._failure_log: dict[tuple[str, str], tuple[float, int]] = {}  # -> (last line at, failures since)
         self._retarget(config)
         self.snapshot = Snapshot(self.started_at, config, MappingProxyType({}), MappingProxyType(dict(self.cycles)),
-                                 self.started_at)
+                                 self.started_at, probing=tuple(self.kinds()))
 
     def kinds(self) -> list[str]:
         """Return the enabled probe kinds that have targets."""
@@ -107,10 +107,11 @@ class Service:
         """Record the outcome of a config reload for /metrics."""
         self._reload = (success, self.clock(), error)
 
-    def note_skipped(self, kind: str) -> None:
-        """Count a cycle that was skipped because the previous one still ran."""
+    def note_skipped(self, kind: str, *, missed: bool = False) -> None:
+        """Count a cycle that was due but did not run: the previous one still ran, or (``missed``) the loop
+        was late by more than the grace time, as after a pause."""
         c = self.cycles[kind]
-        self.cycles[kind] = replace(c, skipped_total=c.skipped_total + 1)
+        self.cycles[kind] = replace(c, skipped_total=c.skipped_total + 1, missed_total=c.missed_total + missed)
 
     async def probe_cycle(self, kind: str, *, then_evaluate: bool = True) -> None:
         """Run one cycle of ``kind`` over all its targets, then (by default) re-evaluate readiness."""
@@ -229,7 +230,7 @@ class Service:
                                  warm, ok, at, error, forecasts=MappingProxyType(dict(self.timeline.forecasts)),
                                  proven=frozenset(self.timeline.proven),
                                  store=self._store_status() if self._store_status is not None else None,
-                                 monitor=self._monitor)
+                                 monitor=self._monitor, probing=tuple(self.kinds()))
         for listener in self._listeners:
             try:
                 listener(self.snapshot, old)

@@ -31,7 +31,8 @@ class CycleStats:
     duration_seconds: float = 0.0
     finished_at: float = 0.0
     cycles_total: int = 0
-    skipped_total: int = 0
+    skipped_total: int = 0  # due but not run: the previous cycle still ran, or missed (below)
+    missed_total: int = 0  # due but not run because the loop was late by more than the grace time (a pause)
     errors_total: int = 0
     requests_total: int = 0  # echo requests, connects or SNMP PDUs sent since start
     malformed_total: int = 0  # datagrams from polled peers dropped as no answer (probes.base.CountsDrops)
@@ -57,6 +58,35 @@ class Snapshot:
     proven: frozenset[str] = frozenset()  # "SITE/role": links ever seen carrying echo traffic
     store: StoreStatus | None = None  # the event store's health; None when nothing is recorded
     monitor: MonitorView = field(default_factory=MonitorView)  # whether the monitor can trust its own view
+    probing: tuple[str, ...] = ()  # the kinds that should be probing (enabled, with targets)
+
+    def stall_limit(self, kind: str) -> float:
+        """Seconds after which ``kind`` counts as stalled: twice its interval (and jitter), plus a cycle."""
+        s = self.config.probe_settings(kind)
+        c = self.cycles.get(kind)
+        cycle = s.cycle_seconds_for(c.targets) if c is not None and c.targets else s.cycle_budget_seconds()
+        return 2 * (s.interval_seconds + s.jitter_seconds) + cycle
+
+    def stalled(self, now: float) -> dict[str, float]:
+        """Return kind -> seconds since its last finished cycle (or since start), for every kind that
+        should be probing and has not finished a cycle within its stall limit."""
+        out = {}
+        for kind in self.probing:
+            c = self.cycles.get(kind)
+            age = now - (c.finished_at if c is not None and c.finished_at else self.started_at)
+            if age > self.stall_limit(kind):
+                out[kind] = age
+        return out
+
+    def problems(self, now: float) -> tuple[str, ...]:
+        """Why this monitor's word cannot be trusted at ``now`` (empty: it can): /-/ready and /metrics."""
+        out = [] if self.evaluated else ["no evaluation yet"]
+        for kind, age in sorted(self.stalled(now).items()):
+            out.append(f"{kind} probing stalled: no cycle finished for {age:.0f}s "
+                       f"(limit {self.stall_limit(kind):.0f}s)")
+        if self.store is not None and not self.store.ok:
+            out.append(f"store not writable: {self.store.error}")
+        return tuple(out)
 
     def figures(self) -> Figures:
         """Return the figures of this instance's sites (monitor/core/figures.py: the one definition)."""

@@ -172,27 +172,23 @@ class EventStore:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def open(self) -> None:
-        """Create the dir and database if needed, lock the dir, and start the writer thread."""
+    def open(self, *, wait_for_disk: bool = False) -> None:
+        """Create the dir and database if needed, lock the dir, and start the writer thread.
+
+        A dir that cannot be written (read-only, full) is a StoreError, unless ``wait_for_disk``: then the
+        store opens anyway, ``status`` says why it cannot write, events queue in memory, and the writer
+        takes the lock and opens the database as soon as the disk lets it. A dir in use by another
+        process, or a database this version cannot handle, is refused either way."""
         if self._state != "new":
             raise StoreError(f"event store {self.path} was already opened")
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create data dir {self.data_dir}: {exc.strerror or exc}") from exc
-        self._lock_dir()
-        try:
-            conn = self._connect()
-        except (sqlite3.Error, StoreError) as exc:
-            self._unlock_dir()
-            raise exc if isinstance(exc, StoreError) else StoreError(f"cannot open {self.path}: {exc}") from exc
-        try:
-            self._check_checkpoint(conn)
-        except (sqlite3.Error, StoreError) as exc:
-            conn.close()
-            self._unlock_dir()
-            raise exc if isinstance(exc, StoreError) else StoreError(f"cannot open {self.path}: {exc}") from exc
-        self._conn = conn
+            self._conn = self._prepare()
+        except StoreError as exc:
+            if not wait_for_disk or not isinstance(exc.__cause__, OSError | sqlite3.OperationalError):
+                raise
+            self._error = self._logged_error = str(exc)
+            self._failures += 1
+            log.error("event store %s cannot be written: %s; events wait in memory until it can", self.path, exc)
         self._state = "open"
         self._thread = threading.Thread(target=self._run, name="event-store-writer", daemon=True)
         self._thread.start()
@@ -341,6 +337,9 @@ class EventStore:
                 self._cond.notify_all()
 
     def _write(self, batch: list[_Pending]) -> None:
+        if self._lock_fd is None:  # opened while the disk refused (wait_for_disk): lock and open it now
+            self._conn = self._prepare()
+            log.warning("event store %s is writable now (chain head %d)", self.path, self._head[0])
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
@@ -439,6 +438,26 @@ class EventStore:
             conn.close()
             raise
         self._head = (last[0], last[1]) if last else (0, GENESIS_HASH)
+        return conn
+
+    def _prepare(self) -> sqlite3.Connection:
+        """Create the dir, lock it and connect: StoreError, with the OS or SQLite error as its cause."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create data dir {self.data_dir}: {exc.strerror or exc}") from exc
+        self._lock_dir()
+        try:
+            conn = self._connect()
+        except (sqlite3.Error, StoreError) as exc:
+            self._unlock_dir()
+            raise exc if isinstance(exc, StoreError) else StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:  # a store that no longer reaches its checkpoint lost rows: refuse rather than overwrite the evidence
+            self._check_checkpoint(conn)
+        except (sqlite3.Error, StoreError) as exc:
+            conn.close()
+            self._unlock_dir()
+            raise exc if isinstance(exc, StoreError) else StoreError(f"cannot open {self.path}: {exc}") from exc
         return conn
 
     # -- the lock -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import html
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,7 +31,9 @@ def _json(data: object, status: int = 200) -> web.Response:
 def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None
              ) -> web.Application:
     """Build the aiohttp application over the snapshot getter ``get``."""
-    cache = RenderCache(get, lambda snap: SnapshotCollector(lambda: snap).collect())
+    # /metrics says whether probing stalled, which changes with time even when the snapshot does not.
+    cache = RenderCache(get, lambda snap: SnapshotCollector(lambda: snap).collect(),
+                        key=lambda snap: (id(snap), snap.at, tuple(snap.stalled(time.time()))))
     routes = web.RouteTableDef()
 
     @routes.get("/metrics")
@@ -45,9 +48,10 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
 
     @routes.get("/-/ready")
     async def ready(_: web.Request) -> web.Response:
-        if get().evaluated:
+        problems = get().problems(time.time())
+        if not problems:
             return web.Response(text="ready\n")
-        return web.Response(text="not ready: no evaluation yet\n", status=503)
+        return web.Response(text="".join(f"not ready: {p}\n" for p in problems), status=503)
 
     @routes.post("/-/reload")
     async def do_reload(_: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 from prometheus_client.core import Metric
 
@@ -49,17 +49,19 @@ def render(families: Iterable[Metric]) -> bytes:
 class RenderCache:
     """Render each snapshot once, however many scrapers ask (HA Prometheus pairs scrape twice)."""
 
-    def __init__(self, get: Callable[[], Snapshot], collect: Callable[[Snapshot], Iterable[Metric]]) -> None:
+    def __init__(self, get: Callable[[], Snapshot], collect: Callable[[Snapshot], Iterable[Metric]], *,
+                 key: Callable[[Snapshot], Hashable] = lambda snap: (id(snap), snap.at)) -> None:
         self._get = get
         self._collect = collect
+        self._keyof = key  # what must change for the body to be rendered again
         self._lock = threading.Lock()
-        self._key: tuple[int, float] | None = None
+        self._key: Hashable | None = None
         self._body = b""
 
     def body(self) -> bytes:
         """Return the exposition of the current snapshot, rendering it if nobody has yet."""
         snap = self._get()
-        key = (id(snap), snap.at)
+        key = self._keyof(snap)
         with self._lock:
             if key != self._key:
                 self._body = render(self._collect(snap))

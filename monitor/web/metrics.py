@@ -263,8 +263,11 @@ class SnapshotCollector(Collector):
         failed = _gauge("readiness_probe_targets_failed", "Targets whose probe failed in the last cycle.", kind)
         interval = _gauge("readiness_probe_interval_seconds", "Configured probe interval.", kind)
         cycles = CounterMetricFamily("readiness_probe_cycles", "Probe cycles run.", labels=kind)
-        skipped = CounterMetricFamily("readiness_probe_cycles_skipped", "Cycles skipped because the previous one "
-                                      "was still running.", labels=kind)
+        skipped = CounterMetricFamily("readiness_probe_cycles_skipped", "Cycles due but not run: the previous "
+                                      "one was still running, or missed (the loop was late).", labels=kind)
+        missed = CounterMetricFamily("readiness_probe_cycles_missed", "Cycles due but missed because the loop "
+                                     "was late by more than the grace time (a pause); also counted as skipped.",
+                                     labels=kind)
         errors = CounterMetricFamily("readiness_probe_errors", "Cycles that failed as a whole.", labels=kind)
         requests = CounterMetricFamily("readiness_probe_requests", "Requests sent: echo requests, TCP connects, "
                                        "SNMP PDUs (retries not counted).", labels=kind)
@@ -281,6 +284,7 @@ class SnapshotCollector(Collector):
             interval.add_metric([name], c.interval_seconds)
             cycles.add_metric([name], c.cycles_total)
             skipped.add_metric([name], c.skipped_total)
+            missed.add_metric([name], c.missed_total)
             errors.add_metric([name], c.errors_total)
             requests.add_metric([name], c.requests_total)
         dead = CounterMetricFamily("readiness_task_failures", "Background tasks and threads of the monitor that "
@@ -288,7 +292,7 @@ class SnapshotCollector(Collector):
         for task, n in sorted(task_failures().items()):
             dead.add_metric([task], n)
         yield from (build, cfg, ok, at, started, evaluated, blind, witness, duration, last, targets, failed,
-                    interval, cycles, skipped, errors, requests, causes, dead)
+                    interval, cycles, skipped, missed, errors, requests, causes, dead)
         if (snmp := snap.cycles.get("snmp")) is not None:
             malformed = CounterMetricFamily("readiness_snmp_malformed", "SNMP datagrams from polled agents dropped "
                                             "as no answer: garbage, truncated, a wrong request id or PDU.", labels=[])
@@ -297,6 +301,17 @@ class SnapshotCollector(Collector):
                                               "polled, dropped unanswered.", labels=[])
             unsolicited.add_metric([], snmp.unsolicited_total)
             yield from (malformed, unsolicited)
+        now = time.time()
+        problems = snap.problems(now)
+        ready = _gauge("readiness_monitor_ready", "This monitor's word can be trusted now (1), or not (0): "
+                       "see /-/ready for why.", [])
+        ready.add_metric([], 0.0 if problems else 1.0)
+        stalled_kinds = snap.stalled(now)
+        stalled = _gauge("readiness_probing_stalled", "No cycle of this kind finished within twice its interval "
+                         "plus a cycle (1), or it did (0).", kind)
+        for name in snap.probing:
+            stalled.add_metric([name], 1.0 if name in stalled_kinds else 0.0)
+        yield from (ready, stalled)
         yield from self._store(snap)
 
     def _store(self, snap: Snapshot) -> Iterator[Metric]:
