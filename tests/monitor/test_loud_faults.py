@@ -82,11 +82,11 @@ def test_the_evaluation_thread_gets_copies(tmp_path: Path, monkeypatch: pytest.M
     seen: dict[str, object] = {}
     real = service_module.evaluate
 
-    def spy(sites, policy, latest, now, fresh, previous, flaps):  # type: ignore[no-untyped-def]
+    def spy(sites, policy, latest, now, fresh, previous, flaps, *memory):  # type: ignore[no-untyped-def]
         before = set(latest)
         service.latest["S1/backup"] = obs("S1/backup")  # the loop writing during the evaluation
         seen["changed"] = set(latest) != before
-        return real(sites, policy, latest, now, fresh, previous, flaps)
+        return real(sites, policy, latest, now, fresh, previous, flaps, *memory)
 
     monkeypatch.setattr(service_module, "evaluate", spy)
     service.latest["S1/primary"] = obs("S1/primary")
