@@ -14,12 +14,12 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
 # The bounded vocabulary of ``Observation.failure``: metrics use it as a label, so a probe that needs a
 # new word adds it here. Local failures are our own stack's (no route from us, a source we cannot bind):
 # they make the monitor blind, they are never the site's fault.
 FAILURES = ("timeout", "refused", "unreachable", "no_route", "bind_failed", "auth", "auth_failed",
-            "no_such_object", "bad_response", "malformed", "skipped", "not_probed", "error")
+            "no_such_object", "bad_response", "malformed", "skipped", "not_probed", "error",
+            "tls_invalid", "tls_expired", "status_mismatch", "body_mismatch", "dns")
 LOCAL_FAILURES = frozenset({"no_route", "bind_failed"})
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from monitor.core.schedule import MaintenanceWindow, Waiver
 from monitor.errors import ConfigError, Problem
 from probes import PROBES
 from probes.base import ProbeSettings
-from probes.credentials import SnmpAuth
+from probes.credentials import Auth, HttpAuth, SnmpAuth
 
 
 def _probes_model() -> type[BaseModel]:
@@ -38,7 +38,7 @@ class Config(Strict):
     data_dir: str = "./data"
     probes: ProbesConfig = Field(default_factory=ProbesConfig)  # type: ignore[valid-type]
     policy: Policy = Field(default_factory=Policy)
-    auths: dict[Ident, SnmpAuth] = Field(default_factory=dict)
+    auths: dict[Ident, Auth] = Field(default_factory=dict)
     maintenance: tuple[MaintenanceWindow, ...] = ()
     waivers: tuple[Waiver, ...] = ()
     inventory: tuple[str, ...] = ()
@@ -205,6 +205,15 @@ def _cross_check(raw_sites: list[RawSite], auths: Collection[str],
             auth = _get(links, j, "snmp", "auth")
             if isinstance(auth, str) and auth not in auths:
                 problems.append(at(raw, ("links", j, "snmp", "auth"), f"auth {auth!r} is not declared under 'auths'"))
+            elif isinstance(auth, str) and isinstance(auths, Mapping) and isinstance(auths[auth], HttpAuth):
+                problems.append(at(raw, ("links", j, "snmp", "auth"), f"auth {auth!r} is an HTTP auth, not SNMP"))
+        for j, terminal in enumerate(terminals if isinstance(terminals, list) else []):
+            auth = _get(terminal, "http", "auth")
+            if isinstance(auth, str) and auth not in auths:
+                problems.append(at(raw, ("terminals", j, "http", "auth"),
+                                   f"auth {auth!r} is not declared under 'auths'"))
+            elif isinstance(auth, str) and isinstance(auths, Mapping) and isinstance(auths[auth], SnmpAuth):
+                problems.append(at(raw, ("terminals", j, "http", "auth"), f"auth {auth!r} is an SNMP auth, not HTTP"))
     upstream: dict[str, str] = {}
     for site_id, raw in first.items():
         up = _get(raw.data, "upstream")
