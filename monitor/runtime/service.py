@@ -151,7 +151,7 @@ class Service:
         warm = force or self.warm()
         if warm:  # before every kind has reported once, sites would look unknown for no reason
             raw = evaluate(config.sites, config.policy, self.latest, now, freshness(config), self._sites,
-                           self.timeline.flaps)
+                           self.timeline.flaps, config.programme.deadline.timestamp())
             self._sites = MappingProxyType(self.timeline.process(config, raw, self._sites, now))
         ok, at, error = self._reload
         old = self.snapshot
