@@ -93,6 +93,20 @@ def _config_problems(exc: ValidationError, file: str, lines: dict[Path_, int]) -
     return problems
 
 
+def _anchored(data: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """Return ``data`` with each terminal's relative ``http.ca_file`` read from ``directory`` (the declaring file's)."""
+    terminals = data.get("terminals")
+    if not isinstance(terminals, list):
+        return data
+    out = []
+    for t in terminals:
+        ca_file = _get(t, "http", "ca_file")
+        if isinstance(ca_file, str) and ca_file and not Path(ca_file).is_absolute():
+            t = {**t, "http": {**t["http"], "ca_file": str(directory / ca_file)}}
+        out.append(t)
+    return {**data, "terminals": out}
+
+
 def _validate_sites(raw_sites: list[RawSite]) -> tuple[list[Site], list[Problem]]:
     """Validate each raw site; return the valid ones and every problem, the reader's included."""
     sites: list[Site] = []
@@ -102,7 +116,7 @@ def _validate_sites(raw_sites: list[RawSite]) -> tuple[list[Site], list[Problem]
         if not isinstance(raw.data, dict):
             continue
         try:
-            sites.append(Site.model_validate(raw.data))
+            sites.append(Site.model_validate(_anchored(raw.data, Path(raw.file).parent)))
         except ValidationError as exc:
             for err in exc.errors():
                 loc = _clean_loc(err["loc"])

@@ -88,7 +88,8 @@ class HttpCheck(Strict):
     expect_status: tuple[Annotated[int, Field(ge=100, le=599)], ...] = Field((), description="empty: any 2xx")
     expect_body: str | None = Field(None, description="a regular expression the body must contain")
     headers: dict[str, str] = Field(default_factory=dict)
-    ca_file: str | None = Field(None, description="CA bundle to verify with instead of the system's")
+    ca_file: str | None = Field(None, description="CA bundle to verify with instead of the system's (a relative "
+                                                  "path is read from the directory of the file that declares it)")
     tls_verify: bool = Field(True, description="false skips chain and name checks, never the expiry date")
     follow_redirects: bool = True
     auth: Ident | None = Field(None, description="an HTTP auth declared under 'auths:'")

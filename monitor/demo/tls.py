@@ -38,11 +38,12 @@ class Issued:
 
 
 class TestCA:
-    """A CA whose certificate is written to ``directory/ca.pem``; it issues server certificates there."""
+    """A CA whose certificate is written to ``ca_file`` (default ``directory/ca.pem``); it issues server
+    certificates into ``directory``."""
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, directory: Path, name: str = "readiness throw-away CA") -> None:
+    def __init__(self, directory: Path, name: str = "readiness throw-away CA", ca_file: Path | None = None) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._key = ec.generate_private_key(ec.SECP256R1())
@@ -59,7 +60,7 @@ class TestCA:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
             .sign(self._key, hashes.SHA256())
         )
-        self.ca_file = directory / "ca.pem"
+        self.ca_file = ca_file or directory / "ca.pem"
         self.ca_file.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
     def issue(self, stem: str, names: Sequence[str], *, not_before: dt.datetime | None = None,
