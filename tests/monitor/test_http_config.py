@@ -87,3 +87,13 @@ def test_http_auths_are_validated(tmp_path: Path) -> None:
                                                  "b": {"scheme": "bearer"}, "c": {"scheme": "digest", "user": "u"}})
     assert "auths.a: basic needs user" in text and "auths.b: bearer needs token or token_env" in text
     assert "auths.c.scheme" in text
+
+
+def test_the_example_config_loads() -> None:
+    """config/http-example.yaml (the README's example) is valid; its terminals split between TCP and HTTP."""
+    config = load_config(Path(__file__).parents[2] / "config" / "http-example.yaml")
+    targets = build_targets(config.sites)
+    assert {t.key for t in targets["http"]} == {"ILM-001/terminal/W1", "ILM-001/terminal/K1"}
+    assert {t.key for t in targets["tcp"]} == {"ILM-001/terminal/T1"}
+    assert {t.extra["url"] for t in targets["http"]} == {"https://10.1.0.12:8443/health",
+                                                         "http://10.1.0.13:8080/status"}
