@@ -116,6 +116,35 @@ def terminals_history() -> statetimeline.Panel:
             .merge_values(True).show_value(cm.VisibilityMode.NEVER).span(24).height(6))
 
 
+def certificates() -> table.Panel:
+    """The county's HTTPS terminals by certificate expiry, soonest first, with each check's HTTP status."""
+    county = 'county="$county"'
+    expiry = f"min by (site, terminal) ({c.sel('readiness_terminal_tls_not_after_timestamp_seconds', county)})"
+    left = f"{expiry} - time()"
+    status = f"max by (site, terminal) ({c.sel('readiness_terminal_http_status_code', county)})"
+    link = c.link_value(c.bi("Site dashboard", "داشبورد سایت"),
+                        c.dashboard_url("site", county="$county", site="${__data.fields.site}"))
+    expires, days = c.bi("Expires", "انقضا"), c.bi("Time left", "زمان باقی‌مانده")
+    code = c.bi("HTTP status", "وضعیت HTTP")
+    return (table.Panel().title(c.bi("Certificates in $county by expiry", "گواهی‌های شهرستان به ترتیب انقضا"))
+            .datasource(c.DS)
+            .description("The certificate each HTTPS terminal of the county presents, soonest to expire first; the "
+                         "monitor warns when one expires before the deadline plus the policy's margin.")
+            .with_target(c.query(expiry, table=True)).with_target(c.query(left, table=True))
+            .with_target(c.query(status, table=True))
+            .override_by_name("Value #A", [c.prop("displayName", expires), c.prop("unit", "dateTimeAsIso")])
+            .override_by_name("Value #B", [c.prop("displayName", days), c.prop("unit", "dtdurations"),
+                                           c.prop("custom.cellOptions", {"type": "color-text"}),
+                                           c.prop("thresholds", c.thresholds((None, "red"), (14 * 86400, "orange"),
+                                                                             (60 * 86400, "green")).build())])
+            .override_by_name("Value #C", [c.prop("displayName", code)])
+            .with_transformation(c.transformation("merge"))
+            .with_transformation(c.organize({}, hide=("Time",), order=("site", "terminal")))
+            .override_by_name("site", [c.prop("links", [link])])
+            .sort_by([cb.TableSortByFieldState().display_name(expires).desc(False)])
+            .no_value("no HTTPS terminals · بدون پایانه HTTPS").span(24).height(8))
+
+
 def latency() -> timeseries.Panel:
     """SmokePing-style latency: min..max band, mean line, loss bars coloured by how much was lost."""
     band = "#8AB8FF"
@@ -206,7 +235,7 @@ def build() -> dm.Dashboard:
          .with_row(db.Row(c.bi("Now", "اکنون")))
          .with_panel(state_now()).with_panel(in_state_for()).with_panel(terminals_now())
          .with_panel(history_facts()).with_panel(facts())
-         .with_panel(reasons()).with_panel(state_history()).with_panel(terminals_history())
+         .with_panel(reasons()).with_panel(state_history()).with_panel(terminals_history()).with_panel(certificates())
          .with_row(db.Row(c.bi("Link: $role", "لینک")).repeat("role"))
          .with_panel(latency()).with_panel(loss_and_jitter())
          .with_panel(optical_power()).with_panel(traffic()).with_panel(errors()).with_panel(interface_status()))

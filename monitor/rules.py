@@ -116,6 +116,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
     seconds = o.deadline_window_days * 86400
     window_seconds = str(int(seconds)) if seconds == int(seconds) else repr(seconds)
     up = f'up{{job="{o.job}"}}'
+    margin = f"{o.policy.certificate_margin_days * 86400:.0f}"  # seconds the certificates must outlive the deadline
     return (
         AlertSpec(
             "SiteIsolated", "critical", 120,
@@ -164,6 +165,20 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             "Fewer terminals of {{ $labels.name }} answer than the policy requires; the links are not "
             "the cause (the site is reachable).",
             "Ask the site to check the terminals' power and network cables, then the local switch.",
+            SITE_DASHBOARD,
+        ),
+        AlertSpec(
+            "CertificateExpiresBeforeDeadline", "warning", 3600,
+            _site("readiness_terminal_tls_not_after_timestamp_seconds\n"
+                  "< on () group_left ()\n"
+                  f"  (max(readiness_deadline_timestamp_seconds) + {margin})"),
+            f"{SITE_TEXT}: the certificate of terminal {{{{ $labels.terminal }}}} expires "
+            "{{ $value | humanizeTimestamp }}",
+            "The certificate that terminal {{ $labels.terminal }} of {{ $labels.name }} presents expires before the "
+            f"deadline plus the policy's margin of {o.policy.certificate_margin_days:g} days; once it expires, "
+            "the terminal's HTTPS check fails and the terminal is down.",
+            "Ask the terminal's supplier to renew and install the certificate now; then check the new one's expiry "
+            "on the site dashboard.",
             SITE_DASHBOARD,
         ),
         AlertSpec(

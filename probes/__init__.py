@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from probes import icmp, snmp, tcp
+from probes import http, icmp, snmp, tcp
 from probes.base import Observation, Probe, ProbeSettings, Target
 
-_ALL: tuple[Probe, ...] = (icmp.PROBE, tcp.PROBE, snmp.PROBE)
+_ALL: tuple[Probe, ...] = (icmp.PROBE, tcp.PROBE, snmp.PROBE, http.PROBE)
 PROBES: dict[str, Probe] = {probe.kind: probe for probe in _ALL}
 
 __all__ = ["PROBES", "Observation", "Probe", "ProbeSettings", "Target"]

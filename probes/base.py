@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # new word adds it here. Local failures are our own stack's (no route from us, a source we cannot bind):
 # they make the monitor blind, they are never the site's fault.
 FAILURES = ("timeout", "refused", "unreachable", "no_route", "bind_failed", "local_error", "auth_failed",
-            "no_such_object", "bad_response", "malformed", "skipped", "not_probed", "error")
+            "no_such_object", "bad_response", "malformed", "skipped", "not_probed", "error",
+            "tls_invalid", "tls_expired", "status_mismatch", "body_mismatch", "dns")
 LOCAL_FAILURES = frozenset({"no_route", "bind_failed", "local_error"})  # local_error: out of fds, buffers
 
 

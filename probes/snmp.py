@@ -107,8 +107,8 @@ class SnmpSettings(ProbeSettings):
         return value
 
     def with_credentials(self, auths: Mapping[str, Any]) -> SnmpSettings:
-        """Return these settings carrying ``auths`` (model_copy skips the validator above)."""
-        return self.model_copy(update={"auths": dict(auths)})
+        """Return these settings carrying the SNMP auths among ``auths`` (model_copy skips the validator above)."""
+        return self.model_copy(update={"auths": {k: v for k, v in auths.items() if isinstance(v, SnmpAuth)}})
 
     def cycle_budget_seconds(self) -> float:
         """Return the longest one request may take: every try waits the whole timeout."""

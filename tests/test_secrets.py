@@ -16,20 +16,27 @@ from tests.monitor.fixtures import site
 COMMUNITY = "c0mmunity-Zq81"
 AUTH_KEY = "authkey-Hv27-long-enough"
 PRIV_KEY = "privkey-Pw93-long-enough"
+HTTP_TOKEN = "bearer-Tq55-web-token"
+HTTP_PASSWORD = "basic-Jm40-web-password"
 
 
 def write(tmp_path: Path) -> Path:
     s1 = site("S1", snmp=True)
     s2 = site("S2", n=2, snmp=True)
     s2["links"][0]["snmp"]["auth"] = "v3"
+    s1["terminals"][0]["http"] = {"url": "/health", "auth": "web"}
+    s2["terminals"][0]["http"] = {"url": "/health", "auth": "kiosk"}
     doc = {
         "programme": {"name": "secret test", "deadline": "2026-12-31T23:59:59+03:30"},
         "data_dir": str(tmp_path / "data"),
         "probes": {"snmp": {"timeout_seconds": 0.3, "retries": 0}, "icmp": {"count": 1, "timeout_seconds": 0.5},
-                   "tcp": {"timeout_seconds": 0.5}},
+                   "tcp": {"timeout_seconds": 0.5},
+                   "http": {"timeout_seconds": 0.5}},
         "auths": {"lab": {"version": "2c", "community": COMMUNITY},
                   "v3": {"version": "3", "user": "monitor", "auth_protocol": "SHA256", "auth_key_env": "T_AUTH",
-                         "priv_protocol": "AES", "priv_key": PRIV_KEY}},
+                         "priv_protocol": "AES", "priv_key": PRIV_KEY},
+                  "web": {"scheme": "bearer", "token": HTTP_TOKEN},
+                  "kiosk": {"scheme": "basic", "user": "monitor", "password_env": "T_HTTP_PASSWORD"}},
         "sites": [s1, s2],
     }
     path = tmp_path / "config.yaml"
@@ -38,7 +45,7 @@ def write(tmp_path: Path) -> Path:
 
 
 def run(*args: str) -> str:
-    env = {**os.environ, "T_AUTH": AUTH_KEY}
+    env = {**os.environ, "T_AUTH": AUTH_KEY, "T_HTTP_PASSWORD": HTTP_PASSWORD}
     proc = subprocess.run([sys.executable, "-m", "monitor", "-v", *args], capture_output=True, text=True,
                           timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -46,7 +53,7 @@ def run(*args: str) -> str:
 
 
 def assert_clean(text: str, where: str) -> None:
-    for secret in (COMMUNITY, AUTH_KEY, PRIV_KEY):
+    for secret in (COMMUNITY, AUTH_KEY, PRIV_KEY, HTTP_TOKEN, HTTP_PASSWORD):
         assert secret not in text, f"a secret leaked into {where}"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from monitor.core.schedule import MaintenanceWindow, Waiver
 from monitor.errors import ConfigError, Problem
 from probes import PROBES
 from probes.base import ProbeSettings
-from probes.credentials import SnmpAuth
+from probes.credentials import Auth, HttpAuth, SnmpAuth
 
 
 def _probes_model() -> type[BaseModel]:
@@ -38,7 +38,7 @@ class Config(Strict):
     data_dir: str = "./data"
     probes: ProbesConfig = Field(default_factory=ProbesConfig)  # type: ignore[valid-type]
     policy: Policy = Field(default_factory=Policy)
-    auths: dict[Ident, SnmpAuth] = Field(default_factory=dict)
+    auths: dict[Ident, Auth] = Field(default_factory=dict)
     # Addresses the monitor must reach to trust its own view; sites without an upstream hang off these.
     witnesses: tuple[Witness, ...] = ()
     maintenance: tuple[MaintenanceWindow, ...] = ()
@@ -115,6 +115,20 @@ def _config_problems(exc: ValidationError, file: str, lines: dict[Path_, int]) -
     return problems
 
 
+def _anchored(data: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """Return ``data`` with each terminal's relative ``http.ca_file`` read from ``directory`` (the declaring file's)."""
+    terminals = data.get("terminals")
+    if not isinstance(terminals, list):
+        return data
+    out = []
+    for t in terminals:
+        ca_file = _get(t, "http", "ca_file")
+        if isinstance(ca_file, str) and ca_file and not Path(ca_file).is_absolute():
+            t = {**t, "http": {**t["http"], "ca_file": str(directory / ca_file)}}
+        out.append(t)
+    return {**data, "terminals": out}
+
+
 def _validate_sites(raw_sites: list[RawSite]) -> tuple[list[Site], list[Problem]]:
     """Validate each raw site; return the valid ones and every problem, the reader's included."""
     sites: list[Site] = []
@@ -124,7 +138,7 @@ def _validate_sites(raw_sites: list[RawSite]) -> tuple[list[Site], list[Problem]
         if not isinstance(raw.data, dict):
             continue
         try:
-            sites.append(Site.model_validate(raw.data))
+            sites.append(Site.model_validate(_anchored(raw.data, Path(raw.file).parent)))
         except ValidationError as exc:
             for err in exc.errors():
                 loc = _clean_loc(err["loc"])
@@ -254,6 +268,15 @@ def _cross_check(raw_sites: list[RawSite], auths: Collection[str],
             auth = _get(links, j, "snmp", "auth")
             if isinstance(auth, str) and auth not in auths:
                 problems.append(at(raw, ("links", j, "snmp", "auth"), f"auth {auth!r} is not declared under 'auths'"))
+            elif isinstance(auth, str) and isinstance(auths, Mapping) and isinstance(auths[auth], HttpAuth):
+                problems.append(at(raw, ("links", j, "snmp", "auth"), f"auth {auth!r} is an HTTP auth, not SNMP"))
+        for j, terminal in enumerate(terminals if isinstance(terminals, list) else []):
+            auth = _get(terminal, "http", "auth")
+            if isinstance(auth, str) and auth not in auths:
+                problems.append(at(raw, ("terminals", j, "http", "auth"),
+                                   f"auth {auth!r} is not declared under 'auths'"))
+            elif isinstance(auth, str) and isinstance(auths, Mapping) and isinstance(auths[auth], SnmpAuth):
+                problems.append(at(raw, ("terminals", j, "http", "auth"), f"auth {auth!r} is an SNMP auth, not HTTP"))
     upstream: dict[str, str] = {}
     for site_id, raw in first.items():
         up = _get(raw.data, "upstream")

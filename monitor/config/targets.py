@@ -4,13 +4,17 @@ One builder per kind in :data:`BUILDERS`, keyed like the probe registry (``probe
 keeps the two in step. Target keys are the contract with the readiness core: ``SITE/primary``,
 ``SITE/terminal/ID``, ``SITE/primary/snmp``, ``SITE/neighbours``; and the witnesses' ``monitor/witness/LABEL``
 (ICMP, from the config's ``witnesses:``, added by `build_targets`).
+
+A terminal is probed by exactly one kind, under its one key ``SITE/terminal/ID``: HTTP when it declares an
+``http:`` check (the check connects too, so a refused connect is still ``refused``), else TCP when it
+declares a port, else ICMP.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from monitor.core.model import Site, Witness
+from monitor.core.model import Site, Terminal, Witness
 from monitor.core.readiness import WITNESS_SITE, witness_key
 from probes.base import Target
 from probes.route import is_address
@@ -29,14 +33,41 @@ def icmp_targets(sites: Sequence[Site]) -> list[Target]:
             extra = ({"primary_address": primary.address, "primary_source": primary.source or ""}
                      if primary is not None and link is not primary and is_address(link.source) else {})
             out.append(Target(f"{site.id}/{link.role}", site.id, link.address, source=link.source, extra=extra))
-        out += [Target(f"{site.id}/terminal/{t.id}", site.id, t.address) for t in site.terminals if t.port is None]
+        out += [Target(f"{site.id}/terminal/{t.id}", site.id, t.address) for t in site.terminals
+                if t.port is None and t.http is None]
     return out
 
 
 def tcp_targets(sites: Sequence[Site]) -> list[Target]:
-    """Return one target per terminal that declares a service port."""
+    """Return one target per terminal that declares a service port and no HTTP check."""
     return [Target(f"{site.id}/terminal/{t.id}", site.id, t.address, t.port)
-            for site in sites for t in site.terminals if t.port is not None]
+            for site in sites for t in site.terminals if t.port is not None and t.http is None]
+
+
+def terminal_url(t: Terminal) -> str:
+    """Return the absolute URL a terminal's HTTP check requests: a path goes to https://ADDRESS[:port]."""
+    assert t.http is not None
+    url = t.http.url
+    if not url.startswith("/"):
+        return url
+    host = f"[{t.address}]" if ":" in t.address else t.address
+    port = f":{t.port}" if t.port is not None and t.port != 443 else ""
+    return f"https://{host}{port}{url}"
+
+
+def http_targets(sites: Sequence[Site]) -> list[Target]:
+    """Return one target per terminal with an HTTP check; it carries the auth's name only, never a secret."""
+    out: list[Target] = []
+    for site in sites:
+        for t in site.terminals:
+            h = t.http
+            if h is None:
+                continue
+            out.append(Target(f"{site.id}/terminal/{t.id}", site.id, t.address, t.port, extra={
+                "url": terminal_url(t), "method": h.method, "expect_status": h.expect_status,
+                "expect_body": h.expect_body, "headers": dict(h.headers), "ca_file": h.ca_file,
+                "tls_verify": h.tls_verify, "follow_redirects": h.follow_redirects, "auth": h.auth}))
+    return out
 
 
 def snmp_targets(sites: Sequence[Site]) -> list[Target]:
@@ -63,7 +94,7 @@ def snmp_targets(sites: Sequence[Site]) -> list[Target]:
 
 
 Builder = Callable[[Sequence[Site]], list[Target]]
-BUILDERS: dict[str, Builder] = {"icmp": icmp_targets, "tcp": tcp_targets, "snmp": snmp_targets}
+BUILDERS: dict[str, Builder] = {"icmp": icmp_targets, "tcp": tcp_targets, "snmp": snmp_targets, "http": http_targets}
 
 
 def witness_targets(witnesses: Sequence[Witness]) -> list[Target]:

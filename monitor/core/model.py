@@ -1,4 +1,5 @@
-"""The domain: sites, links, terminals, SNMP auths and the readiness policy (pydantic, strict, frozen)."""
+"""The domain: sites, links, terminals (and their HTTP checks), SNMP auths and the readiness policy (pydantic, strict,
+frozen)."""
 
 from __future__ import annotations
 
@@ -76,10 +77,60 @@ class Link(Strict):
     snmp: SnmpInterface | None = None
 
 
+_FORBIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+class HttpCheck(Strict):
+    """An HTTP(S) check of a terminal's service (probes/http.py): it decides whether the terminal is up."""
+
+    url: str = Field("/", min_length=1, description="a full URL, or a path on https://ADDRESS[:port]")
+    method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
+    expect_status: tuple[Annotated[int, Field(ge=100, le=599)], ...] = Field((), description="empty: any 2xx")
+    expect_body: str | None = Field(None, description="a regular expression the body must contain")
+    headers: dict[str, str] = Field(default_factory=dict)
+    ca_file: str | None = Field(None, description="CA bundle to verify with instead of the system's (a relative "
+                                                  "path is read from the directory of the file that declares it)")
+    tls_verify: bool = Field(True, description="false skips chain and name checks, never the expiry date")
+    follow_redirects: bool = True
+    auth: Ident | None = Field(None, description="an HTTP auth declared under 'auths:'")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value.startswith("/"):
+            return value
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest or rest.startswith("/"):
+            raise ValueError("must be a path (/health) or an http:// or https:// URL with a host")
+        if "@" in rest.split("/", 1)[0]:
+            raise ValueError("must not carry credentials: declare them under 'auths:' and name one in 'auth'")
+        return value
+
+    @field_validator("expect_body")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name.lower() in _FORBIDDEN_HEADERS:
+                raise ValueError(f"header {name!r} may carry a secret: declare it under 'auths:' and name it in "
+                                 "'auth'")
+        return value
+
+
 class Terminal(Strict):
     id: Ident
     address: Address
     port: int | None = Field(None, ge=1, le=65535)
+    http: HttpCheck | None = Field(None, description="check the service over HTTP(S) instead of a TCP connect")
 
 
 class Site(Strict):
@@ -187,6 +238,8 @@ class Policy(Strict):
                                                                     "(one sample per resolution over it)")
     forecast_target_ratio: float = Field(1.0, gt=0, le=1, description="ready share the deadline asks for: "
                                                                      "below it at the deadline, at risk")
+    certificate_margin_days: float = Field(14.0, ge=0, description="a certificate must outlive the deadline "
+                                                                   "by this much; inside it, a reason")
 
     @field_validator("media")
     @classmethod

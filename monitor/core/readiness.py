@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Literal, NamedTuple
 
@@ -32,6 +33,8 @@ from monitor.core.history import Flap, FlapDamper, Flaps
 from monitor.core.model import Link, MediumPolicy, Policy, Site
 from monitor.core.reasons import (
     BLIND,
+    CERT_BEFORE_DEADLINE,
+    CERT_EXPIRING,
     ISOLATED,
     LINK_EFFECT,
     NOT_PROBED,
@@ -254,6 +257,28 @@ def terminal_health(site: Site, latest: Mapping[str, Observation], fresh: Freshn
     return tuple(out)
 
 
+def certificate_notes(terminals: tuple[TerminalHealth, ...], policy: Policy, now: float,
+                      deadline: float | None) -> tuple[tuple[Reason, ...], tuple[Reason, ...]]:
+    """Return (reasons, warnings) about the terminals' certificates (HTTPS checks report ``not_after``).
+
+    A certificate that expires within ``policy.certificate_margin_days`` from now (or has expired) is a
+    degraded reason; one that expires before the deadline plus that margin, a warning.
+    """
+    margin = policy.certificate_margin_days * 86400.0
+    reasons: list[Reason] = []
+    warnings: list[Reason] = []
+    for t in terminals:
+        not_after = t.values.get("tls_not_after_timestamp_seconds")
+        if not_after is None or t.state == "unknown":
+            continue
+        date = datetime.fromtimestamp(not_after, UTC).date().isoformat()
+        if not_after - now < margin:
+            reasons.append(Reason(CERT_EXPIRING, date, t.id))
+        elif deadline is not None and not_after < deadline + margin:
+            warnings.append(Reason(CERT_BEFORE_DEADLINE, date, t.id))
+    return tuple(reasons), tuple(warnings)
+
+
 def _site_verdict(links: tuple[LinkHealth, ...], terminals: tuple[TerminalHealth, ...],
                   policy: Policy) -> tuple[SiteState, tuple[Reason, ...]]:
     """Return the site's state and reasons: each link's state weighed by its role, then the terminals."""
@@ -439,7 +464,7 @@ def _unconfirmed_by(site: Site, failed_at: float, by_id: Mapping[str, Site], see
 def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Observation], now: float,
              fresh: Freshness, previous: Mapping[str, SiteReadiness] | None = None,
              flaps: Flaps | None = None, witnesses: Sequence[str] = (),
-             healthy_since: HealthySince | None = None) -> Evaluation:
+             healthy_since: HealthySince | None = None, deadline: float | None = None) -> Evaluation:
     """Return the readiness of every site, upstream nodes first, in one consistent pass.
 
     Its memory comes in as values and goes out as values; nothing is changed in place. ``previous``
@@ -447,6 +472,8 @@ def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Obser
     memory the last evaluation returned (None: nothing seen yet). Links of sites not in ``sites``
     keep their flap memory unchanged. ``witnesses`` are the labels of the config's witnesses;
     ``healthy_since`` is the streak memory the last evaluation returned (None: nothing remembered).
+    ``deadline`` (Unix seconds) is the programme's: certificates that
+    expire before it (plus the policy's margin) are warnings.
     """
     previous = previous or {}
     damper = FlapDamper(policy.flap_max_changes, policy.flap_window_seconds, policy.flap_hold_seconds)
@@ -473,6 +500,9 @@ def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Obser
             links.append(_damped(h, after[key]))
         terminals = terminal_health(site, latest, fresh, now)
         state, reasons = _site_verdict(tuple(links), terminals, policy)
+        expiring, certificates = certificate_notes(terminals, policy, now, deadline)
+        if expiring:
+            state, reasons = worse(state, "degraded"), reasons + expiring
         if state in ("not_ready", "unknown") and site.upstream and upstream_down(out.get(site.upstream)):
             # Behind a dead node we cannot see, so we do not know: unknown, not not_ready.
             blocked = Reason(UPSTREAM, subject=site.upstream)
@@ -487,7 +517,7 @@ def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Obser
             state, reasons = "unknown", (Reason(BLIND),)
         prev = previous.get(site.id)
         since = prev.since if prev is not None and prev.state == state else now
-        warnings = tuple(w for h in links for w in h.warnings)
+        warnings = tuple(w for h in links for w in h.warnings) + certificates
         out[site.id] = SiteReadiness(site.id, state, reasons, since, tuple(links), terminals, warnings,
                                      latest.get(f"{site.id}/neighbours"))
     return Evaluation(out, MappingProxyType(after), view, MappingProxyType(streaks))

@@ -17,7 +17,9 @@ store, alert rules and dashboards hold them:
   informational, they imply no state.
 
 Warnings (``primary.snmp_unavailable``, ``primary.rx_power_warning<-23dBm``, ``primary.device_rebooted``)
-are link codes of the same type that imply no state.
+are link codes of the same type that imply no state; ``certificate.before_deadline T1 2026-06-10`` is a site
+warning (subject: the terminal, detail: the certificate's notAfter), and ``certificate.expiring T1
+2026-05-20`` the degraded reason it becomes inside the policy's margin.
 `Reason.parse` reads any text back (the event store, old records): ``str(Reason.parse(t)) == t``.
 """
 
@@ -103,6 +105,8 @@ LINK_CODES: Mapping[str, Code] = {
 ISOLATED, TERMINALS, TERMINALS_UNKNOWN, UPSTREAM = "isolated", "terminals", "terminals.unknown", "upstream"
 UNCONFIRMED, NOT_PROBED, BLIND = "upstream.unconfirmed", "not_probed", "monitor.blind"
 NO_DATA, SUSTAINING, MAINTENANCE, WAIVED, OTHER = "no_data", "sustaining", "maintenance", "waived", "other"
+# A terminal's certificate (HTTP checks): subject the terminal, detail the notAfter date (UTC).
+CERT_EXPIRING, CERT_BEFORE_DEADLINE = "certificate.expiring", "certificate.before_deadline"
 
 SITE_CODES: Mapping[str, Code] = {
     ISOLATED: Code("bare", "not_ready"),  # both links down
@@ -117,6 +121,8 @@ SITE_CODES: Mapping[str, Code] = {
     MAINTENANCE: Code("note", informational=True),
     WAIVED: Code("waiver", informational=True),
     OTHER: Code("verbatim", "degraded"),  # unknown text (old records): a fault until someone reads it
+    CERT_EXPIRING: Code("waiver", "degraded"),  # expires within the policy's margin from now (or has expired)
+    CERT_BEFORE_DEADLINE: Code("waiver", warning=True),  # expires before the deadline plus the margin
 }
 
 

@@ -35,6 +35,12 @@ TERMINAL_PORT = 18080
 SNMP_PORT = 16161  # the demo's snmpsim agent on 127.0.0.1
 DEAD_SWITCH = "HLY"  # this county's fiber switch never answers SNMP
 DEADLINE = "2026-12-31T23:59:59+03:30"
+# Each county's first polling site has a web terminal ("W1") checked over HTTPS, its certificate issued at
+# start-up by a throw-away CA (monitor/demo/tls.py) whose certificate the demo writes next to its config.
+HTTPS_PORT = 18443
+CA_FILE = "demo-ca.pem"
+HTTPS_ERROR_SITE = "ILM-001"  # its web terminal answers 500
+HTTPS_SHORT_CERT_SITE = "EYV-001"  # its web terminal's certificate expires before the deadline
 
 
 def primary_address(i: int) -> str:
@@ -43,6 +49,11 @@ def primary_address(i: int) -> str:
 
 def backup_address(i: int) -> str:
     return f"127.12.{i // 250}.{i % 250 + 1}"
+
+
+def https_terminals(sites: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Return (site id, address) of every web terminal checked over HTTPS."""
+    return [(s["id"], t["address"]) for s in sites for t in s.get("terminals", []) if "http" in t]
 
 
 def terminal_address(i: int, k: int) -> str:
@@ -98,6 +109,9 @@ def province(seed: int = 1405) -> list[dict[str, Any]]:
             terminals = rnd.randint(2, 4) if rural else rnd.randint(3, 5)
             site["terminals"] = [{"id": f"T{k + 1}", "address": terminal_address(i, k), "port": TERMINAL_PORT}
                                  for k in range(terminals)]
+            if n == 1:
+                site["terminals"].append({"id": "W1", "address": terminal_address(i, terminals), "port": HTTPS_PORT,
+                                          "http": {"url": "/health", "expect_body": "ready", "ca_file": CA_FILE}})
             sites.append(site)
             i += 1
     return sites
@@ -114,6 +128,7 @@ def config_doc(port: int = 9108, inventory: str = "demo-sites.yaml") -> dict[str
                      "jitter_seconds": 1},
             "tcp": {"interval_seconds": 15, "timeout_seconds": 2.0, "jitter_seconds": 1},
             "snmp": {"interval_seconds": 30, "timeout_seconds": 1.0, "retries": 1, "jitter_seconds": 1},
+            "http": {"interval_seconds": 15, "timeout_seconds": 2.0, "jitter_seconds": 1},
         },
         # One auth per device: snmpsim picks the recording by community. Demo communities are not secret.
         "auths": {name: {"version": "2c", "community": name} for name in snmp_devices(province())},

@@ -1,6 +1,8 @@
 """`readiness demo`: bring up the simulated Ilam province on this machine and run the real service on it.
 
-Terminals are real TCP listeners on 127.13.x.y. Link faults are real packet drops: an nftables table
+Terminals are real TCP listeners on 127.13.x.y; each county's first site also has a web terminal served
+over HTTPS (aiohttp, a throw-away CA made at start-up; one answers 500, one's certificate expires before
+the deadline). Link faults are real packet drops: an nftables table
 (root only) drops echo requests to chosen 127.x addresses, all of them or a random share. Every
 ``TICK_SECONDS`` the faults move, so the picture changes over time.
 """
@@ -15,6 +17,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,63 @@ class Terminals:
 
 async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.close()
+
+
+class WebTerminals:
+    """The demo's web terminals: one HTTPS server each, with a certificate from a CA made at start-up.
+
+    One answers 500 (``HTTPS_ERROR_SITE``); one's certificate expires before the deadline
+    (``HTTPS_SHORT_CERT_SITE``); the others are healthy for a year. Faults close them like the TCP terminals.
+    """
+
+    def __init__(self, workdir: Path, sites: list[dict[str, Any]], deadline: float, now: float) -> None:
+        from monitor.demo.tls import TestCA
+
+        self.ca = TestCA(workdir / "tls", "readiness demo CA", ca_file=workdir / dp.CA_FILE)
+        self.terminals = dp.https_terminals(sites)
+        self.deadline, self.now = deadline, now
+        self.runners: dict[str, Any] = {}
+
+    async def _start(self, site: str, address: str) -> Any:
+        import datetime as dt
+
+        from aiohttp import web
+
+        not_after = None
+        if site == dp.HTTPS_SHORT_CERT_SITE:  # before the deadline, outside today's margin while it can be
+            not_after = dt.datetime.fromtimestamp(max(self.deadline - 2 * 86400, self.now + 16 * 86400), dt.UTC)
+        issued = self.ca.issue(site, [address], not_after=not_after)
+        failing = site == dp.HTTPS_ERROR_SITE
+
+        async def health(_: web.Request) -> web.Response:
+            if failing:
+                return web.Response(status=500, text="internal server error: ballot database unavailable")
+            return web.Response(text=f"{site} web terminal ready")
+
+        app = web.Application()
+        app.add_routes([web.get("/health", health)])
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, address, dp.HTTPS_PORT, ssl_context=issued.server_context()).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ReadinessError(f"cannot open the demo web terminal {address}:{dp.HTTPS_PORT}: {exc.strerror}") \
+                from None
+        return runner
+
+    async def set_down(self, down: set[str]) -> None:
+        """Serve every web terminal except those in ``down``."""
+        for site, address in self.terminals:
+            if address in down and address in self.runners:
+                await self.runners.pop(address).cleanup()
+            elif address not in down and address not in self.runners:
+                self.runners[address] = await self._start(site, address)
+
+    async def close(self) -> None:
+        for runner in self.runners.values():
+            await runner.cleanup()
+        self.runners.clear()
 
 
 class LinkFaults:
@@ -184,7 +244,8 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
     for name, text in dp.files(port).items():
         (workdir / name).write_text(text, encoding="utf-8")
     config = load_config(workdir / "demo.yaml")
-    terminals = Terminals([t["address"] for s in sites for t in s.get("terminals", [])])
+    terminals = Terminals([t["address"] for s in sites for t in s.get("terminals", []) if "http" not in t])
+    web = WebTerminals(workdir, sites, config.programme.deadline.timestamp(), time.time())
     links = LinkFaults()
     service = Service(config)
     agent = store = None
@@ -197,6 +258,7 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
             down, lossy, terms = faults(sites, tick)
             links.apply(down, lossy)
             await terminals.set_down(terms)
+            await web.set_down(terms)
 
         await move_faults()
         if once:
@@ -241,5 +303,6 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
             agent.stop()
         links.stop()
         await terminals.close()
+        await web.close()
         await service.close()
         shutil.rmtree(workdir, ignore_errors=True)

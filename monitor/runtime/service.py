@@ -216,7 +216,8 @@ class Service:
         if warm:  # before every kind has reported once, sites would look unknown for no reason
             fresh = freshness(config) if mono is None else freshness(config).at_monotonic(mono)
             raw = evaluate(config.sites, config.policy, latest, now, fresh, self._sites,
-                           self.timeline.flaps, tuple(w.label for w in config.witnesses), self.timeline.healthy_since)
+                           self.timeline.flaps, tuple(w.label for w in config.witnesses), self.timeline.healthy_since,
+                           config.programme.deadline.timestamp())
             self._sites = MappingProxyType(self.timeline.process(config, raw, self._sites, now))
             if raw.monitor.blind != self._monitor.blind:
                 if raw.monitor.blind:

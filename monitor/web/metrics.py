@@ -181,6 +181,10 @@ class SnapshotCollector(Collector):
         up = _gauge("readiness_terminal_up", "The terminal answers (1) or not (0); absent while unknown.", TERMINAL)
         connect = _gauge("readiness_terminal_connect_seconds", "TCP connect time to the terminal's service.", TERMINAL)
         rtt = _gauge("readiness_terminal_rtt_avg_seconds", "Mean echo round-trip time to the terminal.", TERMINAL)
+        status = _gauge("readiness_terminal_http_status_code", "HTTP status of the terminal's last check "
+                                                              "(after redirects).", TERMINAL)
+        not_after = _gauge("readiness_terminal_tls_not_after_timestamp_seconds", "When the certificate the terminal "
+                           "presented expires (Unix time).", TERMINAL)
         sites = {s.id: s for s in snap.config.reported_sites()}
         for site_id, r in snap.sites.items():
             site = sites.get(site_id)
@@ -195,7 +199,11 @@ class SnapshotCollector(Collector):
                     connect.add_metric(labels, t.values["connect_seconds"])
                 if "rtt_avg_seconds" in t.values:
                     rtt.add_metric(labels, t.values["rtt_avg_seconds"])
-        yield from (up, connect, rtt)
+                if "status_code" in t.values:
+                    status.add_metric(labels, t.values["status_code"])
+                if "tls_not_after_timestamp_seconds" in t.values:
+                    not_after.add_metric(labels, t.values["tls_not_after_timestamp_seconds"])
+        yield from (up, connect, rtt, status, not_after)
 
     def _programme(self, snap: Snapshot) -> Iterator[Metric]:
         deadline = snap.config.programme.deadline.timestamp()

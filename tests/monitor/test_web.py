@@ -80,6 +80,7 @@ def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
     """With every kind of data present, the collector emits exactly the catalogue."""
     s = site("S1", snmp=True)
     s["location"] = {"lat": 33.6, "lon": 46.4}
+    s["terminals"].append({"id": "T3", "address": "127.23.1.3", "port": 8443, "http": {"url": "/health"}})
     service = Service(load_config(write_config(tmp_path, [s])), clock=lambda: 1000.0)
     service.latest.update({
         "S1/primary": obs("S1/primary"), "S1/backup": obs("S1/backup"),
@@ -87,6 +88,9 @@ def test_catalogue_matches_the_collector(tmp_path: Path) -> None:
                                        details={"optics": ("optics.no_sensor tx",)}),
         "S1/terminal/T1": Observation("S1/terminal/T1", "tcp", True, 1000.0, {"connect_seconds": 0.001}),
         "S1/terminal/T2": Observation("S1/terminal/T2", "icmp", True, 1000.0, {"rtt_avg_seconds": 0.001}),
+        "S1/terminal/T3": Observation("S1/terminal/T3", "http", True, 1000.0, {
+            "status_code": 200, "ttfb_seconds": 0.002, "total_seconds": 0.003, "tls_version": 1.3,
+            "tls_cert_valid": 1, "tls_not_after_timestamp_seconds": 1000.0 + 90 * 86400}),
         "S1/neighbours": Observation("S1/neighbours", "snmp", True, 1000.0,
                                      {"terminals_expected": 2, "terminals_seen": 1, "unexpected_devices": 0}),
     })
