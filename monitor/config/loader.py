@@ -30,6 +30,13 @@ def _probes_model() -> type[BaseModel]:
 ProbesConfig = _probes_model()
 
 
+class MetricsSettings(Strict):
+    """What /metrics exports beyond the default budget (docs/metrics.md: at most 15 series per site)."""
+
+    # Per-link and per-terminal detail: every echo and SNMP value, interface counters, connect times.
+    detail: bool = False
+
+
 class Config(Strict):
     """The whole validated configuration, inventory included."""
 
@@ -39,6 +46,7 @@ class Config(Strict):
     probes: ProbesConfig = Field(default_factory=ProbesConfig)  # type: ignore[valid-type]
     policy: Policy = Field(default_factory=Policy)
     auths: dict[Ident, SnmpAuth] = Field(default_factory=dict)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     maintenance: tuple[MaintenanceWindow, ...] = ()
     waivers: tuple[Waiver, ...] = ()
     inventory: tuple[str, ...] = ()

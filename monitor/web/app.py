@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from monitor.web.metrics import SnapshotCollector
 from monitor.web.openapi import openapi_document
 
 log = logging.getLogger(__name__)
+PRERENDER_SECONDS = 0.25  # how often the app looks for a new snapshot to render ahead of the scrape
 STATE_COLOURS = {"ready": "#2e7d32", "degraded": "#f9a825", "not_ready": "#c62828", "unknown": "#757575"}
 
 
@@ -34,10 +36,13 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
     routes = web.RouteTableDef()
 
     @routes.get("/metrics")
-    async def metrics(_: web.Request) -> web.Response:
-        # Rendering can take a while for a province; keep it off the event loop, once per snapshot.
-        body = await asyncio.get_running_loop().run_in_executor(None, cache.body)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics(request: web.Request) -> web.Response:
+        # Rendered off the event loop, once per snapshot (usually before anyone asks: see prerender).
+        plain, packed = await asyncio.get_running_loop().run_in_executor(None, cache.bodies)
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            return web.Response(body=packed, headers={"Content-Type": CONTENT_TYPE_LATEST, "Content-Encoding": "gzip",
+                                                      "Vary": "Accept-Encoding"})
+        return web.Response(body=plain, headers={"Content-Type": CONTENT_TYPE_LATEST, "Vary": "Accept-Encoding"})
 
     @routes.get("/-/healthy")
     async def healthy(_: web.Request) -> web.Response:
@@ -93,8 +98,28 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
     async def index(_: web.Request) -> web.Response:
         return web.Response(text=status_page(get()), content_type="text/html", charset="utf-8")
 
+    async def prerender(_: web.Application) -> AsyncIterator[None]:
+        """Render every new snapshot in a worker thread as it appears, so scrapes find it ready."""
+        async def watch() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                try:
+                    if not cache.fresh():
+                        await loop.run_in_executor(None, cache.bodies)
+                except Exception:  # a bad snapshot must not end the watch; the scrape will say what is wrong
+                    log.exception("rendering /metrics ahead of the scrape failed")
+                    await asyncio.sleep(PRERENDER_SECONDS * 10)
+                await asyncio.sleep(PRERENDER_SECONDS)
+
+        task = asyncio.create_task(watch(), name="prerender")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     app = web.Application()
     app.add_routes(routes)
+    app.cleanup_ctx.append(prerender)
     return app
 
 
