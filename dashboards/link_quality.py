@@ -90,9 +90,11 @@ def worst_loss() -> table.Panel:
 
 def flapping() -> table.Panel:
     """Links that changed state in the range, most changes first, with the monitor's own flapping verdict."""
-    up = c.sel("readiness_link_state", *M, 'state="up"')
+    up = c.sel("readiness_link_up", *M)  # 0/1 while known (the state family has the current state only)
     changed = f"topk(20, sum by ({LINK_LABELS}) (changes({up}[$__range])) > 0)"
-    verdict = f"max by ({LINK_LABELS}) ({c.sel('readiness_link_flapping', *M)}) and on (site, role) ({changed})"
+    flapping = c.sel("readiness_link_state", *M, 'state="flapping"')
+    verdict = (f"(max by ({LINK_LABELS}) ({flapping}) or 0 * max by ({LINK_LABELS}) ({up}))\n"
+               f"and on (site, role) ({changed})")
     yes_no = [dm.ValueMap(options={"0": dm.ValueMappingResult(text="no · خیر", color="green", index=0),
                                    "1": dm.ValueMappingResult(text="flapping · ناپایدار", color="red", index=1)})]
     return links_table(c.bi("Flapping links", "لینک‌های ناپایدار"),

@@ -170,32 +170,31 @@ def sites_table(title: str, rows: str, *m: str, span: int = 24, height: int = 12
 def sites_map(*m: str, span: int = 12, height: int = 12) -> geomap.Panel:
     """Every site with a location, coloured by state; the tooltip links to the site dashboard.
 
-    Three instant queries with the same labels (site, county, name) are merged into one table: latitude,
-    longitude and the state code.
+    One table query: the location is a pair of labels of readiness_site_info (static facts are exported once
+    per site), the value the state code; Grafana turns the two labels into numbers.
     """
-    lat = c.with_name(f"max by (site, county) ({c.sel('readiness_site_latitude_degrees', *m)})", *m)
-    lon = c.with_name(f"max by (site, county) ({c.sel('readiness_site_longitude_degrees', *m)})", *m)
-    code = c.with_name(c.site_state_code(*m, by="site, county"), *m)
+    located = c.sel("readiness_site_info", *m, 'latitude!=""')
+    info = f"max by (site, county, name, latitude, longitude) ({located})"
+    code = f"{info} * 0 + on (site) group_left () {c.site_state_code(*m, by='site')}"
     markers = (cb.MapLayerOptions().type("markers").name(c.bi("Sites", "سایت‌ها")).tooltip(True)
                .location(cb.FrameGeometrySource().mode(cm.FrameGeometrySourceMode.COORDS)
-                         .latitude("Value #A").longitude("Value #B"))
+                         .latitude("latitude").longitude("longitude"))
                .config({"showLegend": True,
-                        "style": {"color": {"field": "Value #C", "fixed": "dark-green"}, "opacity": 0.8,
+                        "style": {"color": {"field": "Value", "fixed": "dark-green"}, "opacity": 0.8,
                                   "size": {"fixed": 7, "max": 15, "min": 2},
                                   "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"}}}))
     link = c.link_value(c.bi("Site dashboard", "داشبورد سایت"),
                         c.dashboard_url("site", county="${__data.fields.county}", site="${__data.fields.site}"))
     return (geomap.Panel().title(c.bi("Sites on the map", "نقشه سایت‌ها")).datasource(c.DS)
-            .with_target(c.query(lat, table=True)).with_target(c.query(lon, table=True))
             .with_target(c.query(code, table=True))
-            .with_transformation(c.transformation("merge"))
+            .with_transformation(c.transformation("convertFieldType", {"conversions": [
+                {"targetField": "latitude", "destinationType": "number"},
+                {"targetField": "longitude", "destinationType": "number"}]}))
             .view(geomap.MapViewConfig().id("fit").all_layers(True).zoom(8))
             .controls(geomap.ControlsOptions().show_zoom(True).mouse_wheel_zoom(True).show_attribution(True))
             .basemap(cb.MapLayerOptions().type("default").name("Basemap"))
             .layers([markers]).tooltip(geomap.TooltipOptions().mode(gm.TooltipMode.DETAILS))
-            .override_by_name("Value #A", [c.prop("displayName", "lat")])
-            .override_by_name("Value #B", [c.prop("displayName", "lon")])
-            .override_by_name("Value #C", [c.prop("displayName", c.bi("State", "وضعیت")),
+            .override_by_name("Value", [c.prop("displayName", c.bi("State", "وضعیت")),
                                            c.prop("mappings", c.code_mapping(c.SITE_STATES)),
                                            c.prop("color", {"mode": "thresholds"}),
                                            c.prop("thresholds", c.code_thresholds(c.SITE_STATES).build())])

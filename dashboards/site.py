@@ -28,6 +28,12 @@ def link_value(metric: str) -> str:
     return f"max by (medium) ({c.sel(metric, SITE, ROLE)})"
 
 
+def medium_value(metric: str) -> str:
+    """A threshold of the selected link's medium (thresholds are exported once per medium, not per link)."""
+    return (f"max by (medium) ({metric})\n"
+            f"and on (medium) max by (medium) ({c.sel('readiness_link_state', SITE, ROLE)})")
+
+
 def link_rate(counter: str, factor: str = "") -> str:
     """One link's counter as a per-second rate (HA pairs counted once)."""
     return f"max by (medium) (rate({c.sel(counter, SITE, ROLE)}[$__rate_interval])){factor}"
@@ -62,10 +68,12 @@ def history_facts() -> stat.Panel:
     return (stat.Panel().title(c.bi("History", "سابقه")).datasource(c.DS)
             .description("Ever (sustained) ready; times it slipped back since; inside a maintenance window now; "
                          "the backup link seen carrying traffic at least once.")
-            .with_target(c.query(f"max({c.sel('readiness_site_ever_ready', SITE)})", "ever ready", instant=True))
+            .with_target(c.query(f"max({c.sel('readiness_site_ever_ready', SITE)}) or vector(0)", "ever ready",
+                                 instant=True))
             .with_target(c.query(f"max({c.sel('readiness_site_regressions_total', SITE)})", "regressions",
                                  instant=True))
-            .with_target(c.query(f"max({c.sel('readiness_site_maintenance', SITE)})", "maintenance", instant=True))
+            .with_target(c.query(f"max({c.sel('readiness_site_maintenance', SITE)}) or vector(0)", "maintenance",
+                                 instant=True))
             .with_target(c.query(f"max({backup})", "backup proven", instant=True))
             .text_mode(cm.BigValueTextMode.VALUE_AND_NAME).color_mode(cm.BigValueColorMode.NONE)
             .graph_mode(cm.BigValueGraphMode.NONE).reduce_options(c.last_value())
@@ -155,7 +163,7 @@ def latency() -> timeseries.Panel:
             .with_target(c.query(link_value("readiness_link_rtt_min_seconds"), "min"))
             .with_target(c.query(link_value("readiness_link_rtt_max_seconds"), "max"))
             .with_target(c.query(link_value("readiness_link_rtt_avg_seconds"), "mean"))
-            .with_target(c.query(link_value("readiness_link_rtt_max_allowed_seconds"), "allowed ({{medium}})"))
+            .with_target(c.query(medium_value("readiness_medium_rtt_max_allowed_seconds"), "allowed ({{medium}})"))
             .with_target(c.query(link_value("readiness_link_loss_ratio"), "loss"))
             .unit("s").min(0).line_width(1).fill_opacity(0).span_nulls(False)
             .legend(c.legend("mean", "max")).tooltip(cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI))
@@ -175,7 +183,7 @@ def latency() -> timeseries.Panel:
 def loss_and_jitter() -> timeseries.Panel:
     return (timeseries.Panel().title(c.bi("Loss and jitter: $role", "اتلاف و لرزش")).datasource(c.DS)
             .with_target(c.query(link_value("readiness_link_loss_ratio"), "loss"))
-            .with_target(c.query(link_value("readiness_link_loss_max_ratio"), "loss allowed ({{medium}})"))
+            .with_target(c.query(medium_value("readiness_medium_loss_max_ratio"), "loss allowed ({{medium}})"))
             .with_target(c.query(link_value("readiness_link_jitter_seconds"), "jitter"))
             .unit("percentunit").min(0).line_width(1).fill_opacity(10).legend(c.legend("mean", "max"))
             .override_by_regexp("loss allowed.*", [c.fixed_colour("red"), c.dashed(), c.prop("custom.fillOpacity", 0)])
@@ -189,8 +197,8 @@ def optical_power() -> timeseries.Panel:
             .description("Receive power of the transceiver against the medium's warning and minimum levels.")
             .with_target(c.query(link_value("readiness_link_rx_power_dbm"), "receive"))
             .with_target(c.query(link_value("readiness_link_tx_power_dbm"), "transmit"))
-            .with_target(c.query(link_value("readiness_link_rx_power_warn_dbm"), "warning"))
-            .with_target(c.query(link_value("readiness_link_rx_power_min_dbm"), "minimum"))
+            .with_target(c.query(medium_value("readiness_medium_rx_power_warn_dbm"), "warning"))
+            .with_target(c.query(medium_value("readiness_medium_rx_power_min_dbm"), "minimum"))
             .unit("dBm").line_width(2).legend(c.legend("lastNotNull", "min"))
             .override_by_name("receive", [c.fixed_colour("green")])
             .override_by_name("transmit", [c.fixed_colour("blue"), c.prop("custom.lineWidth", 1)])

@@ -30,6 +30,13 @@ def _probes_model() -> type[BaseModel]:
 ProbesConfig = _probes_model()
 
 
+class MetricsSettings(Strict):
+    """What /metrics exports beyond the default budget (docs/metrics.md: at most 15 series per site)."""
+
+    # Per-link and per-terminal detail: every echo and SNMP value, interface counters, connect times.
+    detail: bool = False
+
+
 class Config(Strict):
     """The whole validated configuration, inventory included."""
 
@@ -41,6 +48,7 @@ class Config(Strict):
     auths: dict[Ident, Auth] = Field(default_factory=dict)
     # Addresses the monitor must reach to trust its own view; sites without an upstream hang off these.
     witnesses: tuple[Witness, ...] = ()
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     maintenance: tuple[MaintenanceWindow, ...] = ()
     waivers: tuple[Waiver, ...] = ()
     inventory: tuple[str, ...] = ()

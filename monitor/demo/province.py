@@ -133,6 +133,8 @@ def config_doc(port: int = 9108, inventory: str = "demo-sites.yaml") -> dict[str
         # One auth per device: snmpsim picks the recording by community. Demo communities are not secret.
         "auths": {name: {"version": "2c", "community": name} for name in snmp_devices(province())},
         "policy": {"require_backup": True, "terminals_min_ratio": 0.75},
+        # The demo shows every panel, so it exports the per-link detail too (docs/metrics.md: the budget).
+        "metrics": {"detail": True},
         "inventory": [inventory],
     }
 

@@ -156,6 +156,21 @@ def site_filter(snap: Snapshot, query: Mapping[str, str], keys: Iterable[str] = 
     return keep
 
 
+PAGE_DEFAULT = 1000  # sites per /api/v1/sites page unless ``limit`` says otherwise
+PAGE_MAX = 5000
+PAGE_KEYS = ("limit", "cursor")
+
+
+def page_params(query: Mapping[str, str]) -> tuple[int, str | None]:
+    """Return (limit, cursor) of ``query``; FilterError when either is malformed."""
+    text = query.get("limit", str(PAGE_DEFAULT)).strip()
+    if not text.isdigit() or not 1 <= int(text) <= PAGE_MAX:
+        raise FilterError(f"limit {text!r} must be a whole number from 1 to {PAGE_MAX}",
+                          {"limit": [f"1..{PAGE_MAX}"]})
+    cursor = query.get("cursor")
+    return int(text), (cursor.strip() if cursor is not None else None)
+
+
 def _header(snap: Snapshot) -> dict[str, Any]:
     return {
         "programme": {"name": snap.config.programme.name, "deadline": snap.config.programme.deadline.isoformat(),
@@ -184,12 +199,29 @@ def counties_json(snap: Snapshot) -> dict[str, Any]:
     return {**_header(snap), "counties": out}
 
 
-def sites_json(snap: Snapshot, keep: Callable[[Site], bool] | None = None) -> dict[str, Any]:
-    """Return the whole /api/v1/sites document; ``keep`` filters the sites, and the summary covers those."""
+def sites_json(snap: Snapshot, keep: Callable[[Site], bool] | None = None, *, limit: int | None = None,
+               cursor: str | None = None) -> dict[str, Any]:
+    """Return the /api/v1/sites document; ``keep`` filters the sites, and the summary covers all of those.
+
+    With ``limit``, one page: the sites after the one named by ``cursor`` (inventory order), at most ``limit``
+    of them, and ``next_cursor`` to ask for the next page (null on the last). FilterError on a cursor that
+    names no site the filters keep.
+    """
     chosen = [s for s in snap.config.reported_sites() if keep is None or keep(s)]
-    return {
-        **_header(snap),
-        "summary": figures_json(compute_figures(chosen, snap.sites)),
-        "forecast": forecast_json(snap),
-        "sites": [site_json(site, snap.sites.get(site.id)) for site in chosen],
-    }
+    page = chosen
+    out: dict[str, Any] = {**_header(snap), "summary": figures_json(compute_figures(chosen, snap.sites)),
+                           "forecast": forecast_json(snap)}
+    if limit is not None:
+        start = 0
+        if cursor:
+            ids = [s.id for s in chosen]
+            if cursor not in ids:
+                raise FilterError(f"cursor {cursor!r} names no site of this listing (the inventory changed, or the "
+                                  "filters differ from the first page's)", {"cursor": []})
+            start = ids.index(cursor) + 1
+        page = chosen[start:start + limit]
+        more = start + limit < len(chosen)
+        out["next_cursor"] = page[-1].id if more and page else None
+        out["total"] = len(chosen)
+    out["sites"] = [site_json(site, snap.sites.get(site.id)) for site in page]
+    return out

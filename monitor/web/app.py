@@ -3,29 +3,75 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiDict
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.runtime.snapshot import Snapshot
-from monitor.web.api import SITE_FILTERS, FilterError, counties_json, site_filter, site_json, sites_json, summary_json
+from monitor.web.api import (
+    PAGE_KEYS,
+    SITE_FILTERS,
+    FilterError,
+    counties_json,
+    page_params,
+    site_filter,
+    site_json,
+    sites_json,
+    summary_json,
+)
 from monitor.web.exposition import RenderCache
 from monitor.web.metrics import SnapshotCollector
 from monitor.web.openapi import openapi_document
 
 log = logging.getLogger(__name__)
+PRERENDER_SECONDS = 0.25  # how often the app looks for a new snapshot to render ahead of the scrape
 STATE_COLOURS = {"ready": "#2e7d32", "degraded": "#f9a825", "not_ready": "#c62828", "unknown": "#757575"}
 
 
-def _json(data: object, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data, ensure_ascii=False, indent=1), status=status,
-                        content_type="application/json", charset="utf-8")
+Built = tuple[int, bytes, str]  # status, body, content type
+
+
+def _json_body(data: object, status: int = 200) -> Built:
+    return status, json.dumps(data, ensure_ascii=False, indent=1).encode(), "application/json"
+
+
+class ResponseCache:
+    """Every API response built once per snapshot, in a worker thread: the event loop only hands out bytes.
+
+    Requests for the same path and query while one is being built wait for that build. The cache is emptied
+    when the snapshot changes, and holds at most ``size`` responses (the oldest go first).
+    """
+
+    def __init__(self, get: Callable[[], Snapshot], size: int = 512) -> None:
+        self._get = get
+        self._size = size
+        self._key: tuple[int, float] | None = None
+        self._done: dict[str, asyncio.Future[Built]] = {}
+
+    async def get(self, key: str, build: Callable[[Snapshot], Built]) -> Built:
+        snap = self._get()
+        at = (id(snap), snap.at)
+        if at != self._key:
+            self._key, self._done = at, {}
+        future = self._done.get(key)
+        if future is None:
+            if len(self._done) >= self._size:
+                self._done.pop(next(iter(self._done)))
+            future = asyncio.get_running_loop().run_in_executor(None, build, snap)
+            self._done[key] = future
+        try:
+            return await asyncio.shield(future)
+        except Exception:
+            self._done.pop(key, None)  # a failed build is not kept: the next request tries again
+            raise
 
 
 def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None
@@ -37,10 +83,13 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
     routes = web.RouteTableDef()
 
     @routes.get("/metrics")
-    async def metrics(_: web.Request) -> web.Response:
-        # Rendering can take a while for a province; keep it off the event loop, once per snapshot.
-        body = await asyncio.get_running_loop().run_in_executor(None, cache.body)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics(request: web.Request) -> web.Response:
+        # Rendered off the event loop, once per snapshot (usually before anyone asks: see prerender).
+        plain, packed = await asyncio.get_running_loop().run_in_executor(None, cache.bodies)
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            return web.Response(body=packed, headers={"Content-Type": CONTENT_TYPE_LATEST, "Content-Encoding": "gzip",
+                                                      "Vary": "Accept-Encoding"})
+        return web.Response(body=plain, headers={"Content-Type": CONTENT_TYPE_LATEST, "Vary": "Accept-Encoding"})
 
     @routes.get("/-/healthy")
     async def healthy(_: web.Request) -> web.Response:
@@ -60,45 +109,82 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
         ok, message = await reload()
         return web.Response(text=message + "\n", status=200 if ok else 400)
 
-    def filtered(request: web.Request, keys: tuple[str, ...], build: Callable[..., dict[str, Any]]
-                 ) -> web.Response:
-        snap = get()
-        try:
-            keep = site_filter(snap, request.query, keys)
-        except FilterError as exc:
-            return _json({"error": str(exc), "allowed": exc.allowed}, 400)
-        return _json(build(snap, keep))
+    responses = ResponseCache(get)
+
+    async def cached(request: web.Request, build: Callable[[Snapshot], Built]) -> web.Response:
+        status, body, kind = await responses.get(request.rel_url.path_qs, build)
+        return web.Response(body=body, status=status, content_type=kind, charset="utf-8")
+
+    def filtered(request: web.Request, keys: tuple[str, ...], build: Callable[..., dict[str, Any]],
+                 skip: tuple[str, ...] = ()) -> Callable[[Snapshot], Built]:
+        """Build ``build(snap, keep)`` for the request's filters (but the ``skip`` parameters); 400 on a bad one."""
+        query = MultiDict([(k, v) for k, v in request.query.items() if k not in skip])
+
+        def run(snap: Snapshot) -> Built:
+            try:
+                keep = site_filter(snap, query, keys)
+                return _json_body(build(snap, keep))
+            except FilterError as exc:
+                return _json_body({"error": str(exc), "allowed": exc.allowed}, 400)
+        return run
 
     @routes.get("/api/v1/sites")
     async def sites(request: web.Request) -> web.Response:
-        return filtered(request, SITE_FILTERS, sites_json)
+        def build(snap: Snapshot, keep: Callable[..., bool]) -> dict[str, Any]:
+            limit, cursor = page_params(request.query)
+            return sites_json(snap, keep, limit=limit, cursor=cursor)
+        # The page parameters are checked in build (a 400 that says what is allowed), not as filters.
+        return await cached(request, filtered(request, SITE_FILTERS, build, skip=PAGE_KEYS))
 
     @routes.get("/api/v1/summary")
     async def summary(request: web.Request) -> web.Response:
-        return filtered(request, ("county", "area", "kind"), summary_json)
+        return await cached(request, filtered(request, ("county", "area", "kind"), summary_json))
 
     @routes.get("/api/v1/counties")
     async def counties(request: web.Request) -> web.Response:
-        return filtered(request, (), lambda snap, _: counties_json(snap))
+        return await cached(request, filtered(request, (), lambda snap, _: counties_json(snap)))
 
     @routes.get("/api/v1/openapi.json")
-    async def openapi(_: web.Request) -> web.Response:
-        return _json(openapi_document())
+    async def openapi(request: web.Request) -> web.Response:
+        return await cached(request, lambda _: _json_body(openapi_document()))
 
     @routes.get("/api/v1/sites/{site}")
     async def one_site(request: web.Request) -> web.Response:
-        snap = get()
-        site = snap.config.site_map().get(request.match_info["site"])
-        if site is None:
-            return _json({"error": f"no site {request.match_info['site']!r}"}, 404)
-        return _json(site_json(site, snap.sites.get(site.id)))
+        wanted = request.match_info["site"]
+
+        def build(snap: Snapshot) -> Built:
+            site = snap.config.site_map().get(wanted)
+            if site is None:
+                return _json_body({"error": f"no site {wanted!r}"}, 404)
+            return _json_body(site_json(site, snap.sites.get(site.id)))
+        return await cached(request, build)
 
     @routes.get("/")
-    async def index(_: web.Request) -> web.Response:
-        return web.Response(text=status_page(get()), content_type="text/html", charset="utf-8")
+    async def index(request: web.Request) -> web.Response:
+        return await cached(request, lambda snap: (200, status_page(snap).encode(), "text/html"))
+
+    async def prerender(_: web.Application) -> AsyncIterator[None]:
+        """Render every new snapshot in a worker thread as it appears, so scrapes find it ready."""
+        async def watch() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                try:
+                    if not cache.fresh():
+                        await loop.run_in_executor(None, cache.bodies)
+                except Exception:  # a bad snapshot must not end the watch; the scrape will say what is wrong
+                    log.exception("rendering /metrics ahead of the scrape failed")
+                    await asyncio.sleep(PRERENDER_SECONDS * 10)
+                await asyncio.sleep(PRERENDER_SECONDS)
+
+        task = asyncio.create_task(watch(), name="prerender")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     app = web.Application()
     app.add_routes(routes)
+    app.cleanup_ctx.append(prerender)
     return app
 
 

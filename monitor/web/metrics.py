@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitor import __version__
 from monitor.core.figures import blind, cells, site_terminals
-from monitor.core.reasons import LINK_STATES, SITE_STATES
+from monitor.core.reasons import SITE_STATES
 from monitor.runtime.snapshot import FAILURE_WORDS, Snapshot
 from monitor.runtime.tasks import failures as task_failures
 
@@ -36,7 +36,10 @@ LINK_VALUES: dict[str, tuple[str, str]] = {
     "last_change_seconds": ("readiness_link_last_change_seconds", "Seconds since the interface last changed state."),
     "uptime_seconds": ("readiness_link_device_uptime_seconds", "sysUpTime of the device carrying the link."),
 }
-# Link counters: observation value name -> (metric name without _total, help). Rates are left to PromQL's rate().
+# Link values exported by default (the alerts need them); the rest only with `metrics: {detail: true}`.
+DEFAULT_LINK_VALUES = frozenset({"loss_ratio", "rx_power_dbm"})
+# Link counters (metrics.detail only): observation value name -> (metric name without _total, help).
+# Rates are left to PromQL's rate().
 LINK_COUNTERS: dict[str, tuple[str, str]] = {
     "in_octets_total": ("readiness_link_in_bytes", "Bytes received on the carrying interface while the monitor "
                                                    "watched (free of the device's wraps and resets)."),
@@ -72,36 +75,38 @@ class SnapshotCollector(Collector):
         yield took
 
     def _sites(self, snap: Snapshot) -> Iterator[Metric]:
-        info = _gauge("readiness_site_info", "Static facts of a site (value 1).", [*SITE, "name", "kind", "upstream"])
-        state = _gauge("readiness_site_state", "Readiness state of a site (1 for the current state).", [*SITE, "state"])
+        detail = snap.config.metrics.detail
+        info = _gauge("readiness_site_info", "Static facts of a site, once per site (value 1): name, kind, upstream "
+                      "node and location (empty when unknown).",
+                      [*SITE, "name", "kind", "upstream", "latitude", "longitude"])
+        state = _gauge("readiness_site_state", "Readiness state of a site: one series, for the current state (1).",
+                       [*SITE, "state"])
         since = _gauge("readiness_site_state_since_timestamp_seconds", "When the site entered its state.", SITE)
         reason = _gauge("readiness_site_reason", "Why the site is not ready (1 per reason code).", [*SITE, "reason"])
         t_up = _gauge("readiness_site_terminals_up", "Terminals of the site that answer.", SITE)
         t_total = _gauge("readiness_site_terminals", "Terminals the site is expected to have.", SITE)
-        lat = _gauge("readiness_site_latitude_degrees", "Latitude of the site.", SITE)
-        lon = _gauge("readiness_site_longitude_degrees", "Longitude of the site.", SITE)
         seen = _gauge("readiness_site_terminals_seen", "Expected terminals in the router's neighbour table.", SITE)
         unexpected = _gauge("readiness_site_unexpected_devices", "Unknown devices in the neighbour table.", SITE)
         counts = _gauge("readiness_sites", "Sites by county, area, kind (polling place or network node) and state.",
                         ["county", "area", "kind", "state"])
-        first = _gauge("readiness_site_first_ready_timestamp_seconds", "When the site was first (sustained) ready.",
+        first = _gauge("readiness_site_first_ready_timestamp_seconds", "When the site was first (sustained) ready "
+                       "(metrics.detail).", SITE)
+        ever = _gauge("readiness_site_ever_ready", "The site has been (sustained) ready at least once (1); absent "
+                      "until then.", SITE)
+        regressions = CounterMetricFamily("readiness_site_regressions", "Times a ready site slipped back "
+                                          "(metrics.detail).", labels=SITE)
+        maint = _gauge("readiness_site_maintenance", "The site is inside a maintenance window (1); absent outside.",
                        SITE)
-        ever = _gauge("readiness_site_ever_ready", "The site has been (sustained) ready at least once.", SITE)
-        regressions = CounterMetricFamily("readiness_site_regressions", "Times a ready site slipped back.",
-                                          labels=SITE)
-        maint = _gauge("readiness_site_maintenance", "The site is inside a maintenance window (1) or not (0).", SITE)
         waiver = _gauge("readiness_site_waiver", "A waiver lifts a requirement of the site (1 per waiver).",
                         [*SITE, "requirement"])
         for site in snap.config.reported_sites():
             labels = [site.id, site.county, site.area]
-            info.add_metric([*labels, site.name, site.kind, site.upstream or ""], 1)
-            if site.location is not None:
-                lat.add_metric(labels, site.location.lat)
-                lon.add_metric(labels, site.location.lon)
+            loc = site.location
+            info.add_metric([*labels, site.name, site.kind, site.upstream or "",
+                             "" if loc is None else repr(float(loc.lat)), "" if loc is None else repr(float(loc.lon))],
+                            1)
             r = snap.sites.get(site.id)
-            current: str = r.state if r else "unknown"
-            for s in SITE_STATES:
-                state.add_metric([*labels, s], 1.0 if s == current else 0.0)
+            state.add_metric([*labels, r.state if r else "unknown"], 1.0)
             terms = site_terminals(site, r)
             t_total.add_metric(labels, terms.total)
             if terms.known_up is not None:  # unknown is not 0: absent while none of them can be seen
@@ -109,11 +114,14 @@ class SnapshotCollector(Collector):
             if r is None:
                 continue
             since.add_metric(labels, r.since)
-            if r.first_ready_at is not None:
-                first.add_metric(labels, r.first_ready_at)
-            ever.add_metric(labels, 1.0 if r.ever_ready else 0.0)
-            regressions.add_metric(labels, r.regressions)
-            maint.add_metric(labels, 1.0 if r.maintenance else 0.0)
+            if r.ever_ready:
+                ever.add_metric(labels, 1.0)
+            if detail:
+                if r.first_ready_at is not None:
+                    first.add_metric(labels, r.first_ready_at)
+                regressions.add_metric(labels, r.regressions)
+            if r.maintenance:
+                maint.add_metric(labels, 1.0)
             for w in r.waivers:  # the subject of a waived note is its requirement
                 waiver.add_metric([*labels, w.subject], 1)
             for code in sorted({x.code for x in r.reasons}):
@@ -123,64 +131,79 @@ class SnapshotCollector(Collector):
                     seen.add_metric(labels, r.neighbours.values["terminals_seen"])
                 if "unexpected_devices" in r.neighbours.values:
                     unexpected.add_metric(labels, r.neighbours.values["unexpected_devices"])
-        for (county, area, kind, st), n in sorted(cells(snap.config.reported_sites(), snap.sites).items()):
-            counts.add_metric([county, area, kind, st], n)
-        yield from (info, state, since, reason, t_up, t_total, lat, lon, seen, unexpected, counts, first, ever,
+        tally = cells(snap.config.reported_sites(), snap.sites)
+        # Every state of every scope, zeros too: the per-site state family has the current state only, so the
+        # roll-ups take their zeros from here.
+        for county, area, kind in sorted({k[:3] for k in tally}):
+            for st in SITE_STATES:
+                counts.add_metric([county, area, kind, st], tally.get((county, area, kind, st), 0))
+        yield from (info, state, since, reason, t_up, t_total, seen, unexpected, counts, first, ever,
                     regressions, maint, waiver)
 
     def _links(self, snap: Snapshot) -> Iterator[Metric]:
-        state = _gauge("readiness_link_state", "Health of a link (1 for the current state).", [*LINK, "state"])
+        detail = snap.config.metrics.detail
+        state = _gauge("readiness_link_state", "Health of a link: one series, for the current state (1).",
+                       [*LINK, "state"])
         up = _gauge("readiness_link_up", "The link carries traffic (1) or not (0); absent while unknown.", LINK)
-        rx_min = _gauge("readiness_link_rx_power_min_dbm", "Receive power below which the link is degraded.", LINK)
-        rx_warn = _gauge("readiness_link_rx_power_warn_dbm", "Receive power below which the link is in the "
-                                                             "warning band.", LINK)
-        loss_max = _gauge("readiness_link_loss_max_ratio", "Loss above which the link is impaired.", LINK)
-        rtt_max = _gauge("readiness_link_rtt_max_allowed_seconds", "Mean RTT above which the link is impaired.", LINK)
+        # Thresholds are policy, the same for every link of a medium: once per medium, not once per link.
+        rx_min = _gauge("readiness_medium_rx_power_min_dbm", "Receive power below which a link of the medium is "
+                        "degraded.", ["medium"])
+        rx_warn = _gauge("readiness_medium_rx_power_warn_dbm", "Receive power below which a link of the medium is "
+                         "in the warning band.", ["medium"])
+        loss_max = _gauge("readiness_medium_loss_max_ratio", "Loss above which a link of the medium is impaired.",
+                          ["medium"])
+        rtt_max = _gauge("readiness_medium_rtt_max_allowed_seconds", "Mean RTT above which a link of the medium is "
+                         "impaired.", ["medium"])
         values: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
             **{k: _gauge(name, doc, LINK) for k, (name, doc) in LINK_VALUES.items()},
             **{k: CounterMetricFamily(name, doc, labels=LINK) for k, (name, doc) in LINK_COUNTERS.items()}}
-        flapping = _gauge("readiness_link_flapping", "The link changes state too often and is damped (1) or not.",
-                          LINK)
+        if not detail:  # the families stay (empty): the catalogue is one list whatever the settings
+            values = {k: f for k, f in values.items() if k in DEFAULT_LINK_VALUES}
+            empty: list[Metric] = [
+                f for k, f in [*((k, _gauge(n, d, LINK)) for k, (n, d) in LINK_VALUES.items()),
+                               *((k, CounterMetricFamily(n, d, labels=LINK)) for k, (n, d) in LINK_COUNTERS.items())]
+                if k not in DEFAULT_LINK_VALUES]
+        else:
+            empty = []
         proven = _gauge("readiness_link_backup_proven", "The backup link has been seen carrying traffic (1) or "
                                                         "never (0).", LINK)
         optics = _gauge("readiness_link_optics_warning", "Why the link has no optical power reading (1 per warning "
                         "and direction): no_sensor, sensor_unavailable, unsupported_type, no_light, out_of_range.",
                         [*LINK, "warning", "direction"])
+        for medium, policy in sorted(snap.config.policy.media.items()):
+            loss_max.add_metric([medium], policy.loss_max_ratio)
+            rtt_max.add_metric([medium], policy.rtt_max_seconds)
+            if policy.rx_power_min_dbm is not None:
+                rx_min.add_metric([medium], policy.rx_power_min_dbm)
+            if policy.rx_power_warn_dbm is not None:
+                rx_warn.add_metric([medium], policy.rx_power_warn_dbm)
         sites = {s.id: s for s in snap.config.reported_sites()}
-        media = snap.config.policy.media
         for site_id, r in snap.sites.items():
             site = sites.get(site_id)
             if site is None:
                 continue
             for h in r.links:
                 labels = [site.id, site.county, site.area, h.role, h.medium]
-                for s in LINK_STATES:
-                    state.add_metric([*labels, s], 1.0 if s == h.state else 0.0)
+                state.add_metric([*labels, h.state], 1.0)
                 if h.state != "unknown":
                     up.add_metric(labels, 0.0 if h.state == "down" else 1.0)
-                flapping.add_metric(labels, 1.0 if h.state == "flapping" else 0.0)
                 if h.role == "backup":
                     proven.add_metric(labels, 1.0 if f"{site.id}/backup" in snap.proven else 0.0)
-                policy = media[h.medium]  # type: ignore[index]
-                loss_max.add_metric(labels, policy.loss_max_ratio)
-                rtt_max.add_metric(labels, policy.rtt_max_seconds)
-                if "rx_power_dbm" in h.values:
-                    if policy.rx_power_min_dbm is not None:
-                        rx_min.add_metric(labels, policy.rx_power_min_dbm)
-                    if policy.rx_power_warn_dbm is not None:
-                        rx_warn.add_metric(labels, policy.rx_power_warn_dbm)
                 for key, family in values.items():
                     if key in h.values:
                         family.add_metric(labels, h.values[key])
                 for w in h.warnings:  # primary.optics.no_light rx: warning no_light, direction rx
                     if w.name.startswith("optics."):
                         optics.add_metric([*labels, w.name.removeprefix("optics."), w.detail], 1)
-        yield from (state, up, rx_min, rx_warn, loss_max, rtt_max, flapping, proven, optics, *values.values())
+        yield from (state, up, rx_min, rx_warn, loss_max, rtt_max, proven, optics, *values.values(), *empty)
 
     def _terminals(self, snap: Snapshot) -> Iterator[Metric]:
+        detail = snap.config.metrics.detail
         up = _gauge("readiness_terminal_up", "The terminal answers (1) or not (0); absent while unknown.", TERMINAL)
-        connect = _gauge("readiness_terminal_connect_seconds", "TCP connect time to the terminal's service.", TERMINAL)
-        rtt = _gauge("readiness_terminal_rtt_avg_seconds", "Mean echo round-trip time to the terminal.", TERMINAL)
+        connect = _gauge("readiness_terminal_connect_seconds", "TCP connect time to the terminal's service "
+                         "(metrics.detail).", TERMINAL)
+        rtt = _gauge("readiness_terminal_rtt_avg_seconds", "Mean echo round-trip time to the terminal "
+                     "(metrics.detail).", TERMINAL)
         status = _gauge("readiness_terminal_http_status_code", "HTTP status of the terminal's last check "
                                                               "(after redirects).", TERMINAL)
         not_after = _gauge("readiness_terminal_tls_not_after_timestamp_seconds", "When the certificate the terminal "
@@ -195,14 +218,17 @@ class SnapshotCollector(Collector):
                 labels = [site.id, site.county, site.area, t.id]
                 if t.state != "unknown" and not hidden:
                     up.add_metric(labels, 1.0 if t.state == "up" else 0.0)
-                if "connect_seconds" in t.values:
-                    connect.add_metric(labels, t.values["connect_seconds"])
-                if "rtt_avg_seconds" in t.values:
-                    rtt.add_metric(labels, t.values["rtt_avg_seconds"])
+                # HTTP terminals only, and the certificate alert needs its date: in the default budget.
                 if "status_code" in t.values:
                     status.add_metric(labels, t.values["status_code"])
                 if "tls_not_after_timestamp_seconds" in t.values:
                     not_after.add_metric(labels, t.values["tls_not_after_timestamp_seconds"])
+                if not detail:
+                    continue
+                if "connect_seconds" in t.values:
+                    connect.add_metric(labels, t.values["connect_seconds"])
+                if "rtt_avg_seconds" in t.values:
+                    rtt.add_metric(labels, t.values["rtt_avg_seconds"])
         yield from (up, connect, rtt, status, not_after)
 
     def _programme(self, snap: Snapshot) -> Iterator[Metric]:

@@ -10,6 +10,7 @@ from typing import Any
 from monitor import __version__
 from monitor.core.figures import AREAS, NODE, POLLING
 from monitor.core.reasons import SITE_STATES
+from monitor.web.api import PAGE_DEFAULT, PAGE_MAX
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -44,6 +45,13 @@ FILTERS = {
     "state": _filter("state", "Only sites in this state.", list(SITE_STATES)),
     "kind": _filter("kind", "Only polling places or only network nodes.", [POLLING, NODE]),
 }
+
+PAGING = [
+    {"name": "limit", "in": "query", "required": False, "description": f"Sites per page (default {PAGE_DEFAULT}).",
+     "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX}},
+    {"name": "cursor", "in": "query", "required": False,
+     "description": "The next_cursor of the previous page (same filters).", "schema": {"type": "string"}},
+]
 
 TERMINALS = {"type": "object", "required": ["up", "down", "unknown", "total"], "properties": {
     k: {"type": "integer"} for k in ("up", "down", "unknown", "total")}}
@@ -128,10 +136,14 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/v1/sites": {"get": {
                 "summary": "Every reported site, with the summary of the sites the filters keep.",
-                "parameters": list(FILTERS.values()),
+                "parameters": [*FILTERS.values(), *PAGING],
                 "responses": {"200": _json("The sites and their figures.", {"allOf": [_ref("Header"), {
-                    "type": "object", "properties": {"summary": _ref("Summary"), "forecast": FORECASTS,
-                                                     "sites": {"type": "array", "items": _ref("Site")}}}]}),
+                    "type": "object", "properties": {
+                        "summary": _ref("Summary"), "forecast": FORECASTS,
+                        "sites": {"type": "array", "items": _ref("Site")},
+                        "next_cursor": {"type": ["string", "null"],
+                                        "description": "Pass as cursor for the next page; null on the last."},
+                        "total": {"type": "integer", "description": "Sites the filters keep, on every page."}}}]}),
                               "400": BAD_FILTER}}},
             "/api/v1/sites/{site}": {"get": {
                 "summary": "One site.",

@@ -226,7 +226,8 @@ async def test_credentials_from_the_environment(lab: Lab, monkeypatch: pytest.Mo
     assert (r["wrong"].failure, r["none"].failure) == ("status_mismatch", "status_mismatch")
     assert (r["unset"].failure, r["unset"].reason) == (
         "auth_failed", "auth unset: environment variable T_HTTP_UNSET is not set")
-    assert (r["undeclared"].failure, r["undeclared"].reason) == ("auth_failed", "auth 'nope' is not declared under 'auths'")
+    assert (r["undeclared"].failure, r["undeclared"].reason) == (
+        "auth_failed", "auth 'nope' is not declared under 'auths'")
     for o in r.values():
         assert TOKEN not in repr(o) and PASSWORD not in repr(o)
     with pytest.raises(ValueError, match="top-level 'auths:'"):
