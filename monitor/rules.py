@@ -116,6 +116,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
     seconds = o.deadline_window_days * 86400
     window_seconds = str(int(seconds)) if seconds == int(seconds) else repr(seconds)
     up = f'up{{job="{o.job}"}}'
+    inst = ", ".join(o.instance_labels)
     return (
         AlertSpec(
             "SiteIsolated", "critical", 120,
@@ -286,6 +287,23 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             "their alerts are held back.",
             "Work on the node (see its SiteIsolated alert); the sites behind it follow when it returns.",
             SITE_DASHBOARD, keep_firing_seconds=60,
+        ),
+        AlertSpec(
+            # Routed by the county's owner: readiness_county_owner_info carries it (counties: in the config).
+            "ActionOverdue", "warning", 300,
+            f"(\n  max without ({inst}) (readiness_actions_overdue) > 0\n)\n"
+            "* on (county) group_left (owner)\n"
+            f"  max without ({inst}) (readiness_county_owner_info)\n"
+            "or\n"
+            f"max without ({inst}) (readiness_actions_overdue) > 0\n"
+            "unless on (county) readiness_county_owner_info",
+            "{{ $labels.county }}: {{ $value }} remediation action(s) overdue"
+            "{{ if $labels.owner }} (owner {{ $labels.owner }}){{ end }}",
+            "Open remediation actions of {{ $labels.county }} are past their due date: the work promised to "
+            "the committee is late.",
+            "List them (`readiness actions list --overdue`): call each owner, then close the action with its "
+            "result or agree a new one.",
+            "/d/readiness-county?var-county={{ $labels.county }}",
         ),
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import sys
@@ -67,7 +68,7 @@ async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-unty
         return EXIT_OK
     store = None if args.no_store else attach_store(service, args.data_dir or config.data_dir)
     await service.prepare()
-    runner = Runner(service, args.config, make_app=make_app)
+    runner = Runner(service, args.config, make_app=functools.partial(make_app, desk=service.desk))
     host = args.listen_host or config.listen.host
     port = config.listen.port if args.listen_port is None else args.listen_port
     try:

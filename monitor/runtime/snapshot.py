@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from monitor.config.loader import Config
+from monitor.core.actions import Action
 from monitor.core.figures import Figures
 from monitor.core.figures import compute as compute_figures
 from monitor.core.forecast import Forecast, Scope
@@ -54,6 +55,7 @@ class Snapshot:
     forecasts: Mapping[Scope, Forecast] = field(default_factory=lambda: MappingProxyType({}))  # by scope
     proven: frozenset[str] = frozenset()  # "SITE/role": links ever seen carrying echo traffic
     store: StoreStatus | None = None  # the event store's health; None when nothing is recorded
+    actions: tuple[Action, ...] | None = None  # remediation actions; None when no store keeps them
 
     def figures(self) -> Figures:
         """Return the figures of this instance's sites (monitor/core/figures.py: the one definition)."""
