@@ -241,3 +241,25 @@ def test_actions_through_a_running_service(tmp_path: Path, capsys: pytest.Captur
     code, out, _ = _cli(capsys, "actions", "list", "--json", "--config", str(path))
     closed = json.loads(out)["actions"][0]
     assert closed["state"] == "done" and "@" in closed["closed_by"], "the CLI says who closed it"
+
+
+def test_api_flags_an_open_action_whose_site_is_ready(tmp_path: Path) -> None:
+    """An open action on a site that is (sustained) ready again says since when; it stays open for its owner."""
+    from monitor.runtime.service import Service
+    from monitor.web.api import actions_json
+    from probes.base import Observation
+    from tests.monitor.fixtures import obs
+
+    service = Service(config(tmp_path, [site("S1")]), clock=lambda: 1000.0)
+    service.latest.update({"S1/primary": obs("S1/primary"), "S1/backup": obs("S1/backup"),
+                           **{f"S1/terminal/T{k}": Observation(f"S1/terminal/T{k}", "tcp", True, 1000.0,
+                                                               {"connect_seconds": 0.001}) for k in (1, 2)}})
+    snap = service.evaluate(force=True)
+    assert snap.sites["S1"].state == "ready"
+    actions = fold([open_record({}, site="S1", county="Ilam", owner="Ali", due=5000.0, due_text="x", note="",
+                                by="op", at=10.0)])
+    doc = actions_json(snap, actions.values(), {}, 1000.0)
+    (a,) = doc["actions"]
+    assert a["state"] == "open" and a["site_ready_since"] is not None and not a["overdue"]
+    with pytest.raises(ValueError, match="unknown parameter"):
+        actions_json(snap, actions.values(), {"colour": "red"}, 1000.0)
