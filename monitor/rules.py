@@ -123,6 +123,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
     window_seconds = str(int(seconds)) if seconds == int(seconds) else repr(seconds)
     up = f'up{{job="{o.job}"}}'
     margin = f"{o.policy.certificate_margin_days * 86400:.0f}"  # seconds the certificates must outlive the deadline
+    inst = ", ".join(o.instance_labels)
     return (
         AlertSpec(
             "SiteIsolated", "critical", 120,
@@ -321,6 +322,23 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             "their alerts are held back.",
             "Work on the node (see its SiteIsolated alert); the sites behind it follow when it returns.",
             SITE_DASHBOARD, keep_firing_seconds=60,
+        ),
+        AlertSpec(
+            # Routed by the county's owner: readiness_county_owner_info carries it (counties: in the config).
+            "ActionOverdue", "warning", 300,
+            f"(\n  max without ({inst}) (readiness_actions_overdue) > 0\n)\n"
+            "* on (county) group_left (owner)\n"
+            f"  max without ({inst}) (readiness_county_owner_info)\n"
+            "or\n"
+            f"max without ({inst}) (readiness_actions_overdue) > 0\n"
+            "unless on (county) readiness_county_owner_info",
+            "{{ $labels.county }}: {{ $value }} remediation action(s) overdue"
+            "{{ if $labels.owner }} (owner {{ $labels.owner }}){{ end }}",
+            "Open remediation actions of {{ $labels.county }} are past their due date: the work promised to "
+            "the committee is late.",
+            "List them (`readiness actions list --overdue`): call each owner, then close the action with its "
+            "result or agree a new one.",
+            "/d/readiness-county?var-county={{ $labels.county }}",
         ),
     )
 

@@ -212,6 +212,8 @@ def render_xlsx(fig: Figures) -> bytes:
         sheet = wb.create_sheet(_sheet_title(county, used))
         _write_table(sheet, [(c.title, c.kind) for c in SITE_COLUMNS],
                      [[c.value(s, fig) for c in SITE_COLUMNS] for s in sites])
+    for sheet in wb.worksheets:  # the committee reads Persian: every sheet runs right to left
+        sheet.sheet_view.rightToLeft = True
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

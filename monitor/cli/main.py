@@ -11,11 +11,12 @@ import argparse
 import logging
 import sys
 
-from monitor.cli import audit, dashboards, rules, service
+from monitor.cli import actions, audit, dashboards, reports, rules, service
 from monitor.cli.exits import EXIT_BAD_INPUT, EXIT_FAILURE
 from monitor.errors import ConfigError, ReadinessError
 
-COMMANDS = (service.add_parser, rules.add_parser, audit.add_parser, dashboards.add_parser)
+COMMANDS = (service.add_parser, rules.add_parser, audit.add_parser, dashboards.add_parser, actions.add_parser,
+            reports.add_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import sys
@@ -67,12 +68,18 @@ async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-unty
         return EXIT_OK
     store = None if args.no_store else attach_store(service, args.data_dir or config.data_dir)
     await service.prepare()
-    runner = Runner(service, args.config, make_app=make_app)
+    runner = Runner(service, args.config, make_app=functools.partial(make_app, desk=service.desk))
     host = args.listen_host or config.listen.host
     port = config.listen.port if args.listen_port is None else args.listen_port
+    reports = None
+    if store is not None:
+        from monitor.cli.reports import schedule_reports
+        reports = schedule_reports(config, str(store.data_dir), store)
     try:
         await runner.run(host, port)
     finally:
+        if reports is not None:
+            reports.shutdown(wait=False)
         if store is not None:
             service.timeline.save(Path(store.data_dir) / "timeline.json")
             store.close()

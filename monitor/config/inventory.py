@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 CSV_COLUMNS = (
     "site_id", "name", "county", "area", "lat", "lon", "upstream",
-    "primary_medium", "primary_address", "backup_medium", "backup_address", "terminals",
+    "primary_medium", "primary_address", "backup_medium", "backup_address", "terminals", "owner", "contact",
 )
 CSV_REQUIRED = ("site_id", "name", "county", "area", "primary_medium", "primary_address")
 # ID@ADDRESS[:PORT]; an IPv6 address with a port goes in brackets: T1@[2001:db8::5]:8443
@@ -172,9 +172,10 @@ def _csv_site(cells: dict[str, str], file: str, line: int) -> RawSite:
                             "area": cells["area"].lower()}
     columns: dict[Path_, str] = {("id",): "site_id", ("name",): "name", ("county",): "county", ("area",): "area"}
     raw = RawSite(data, file, line, columns=columns)
-    if cells.get("upstream"):
-        data["upstream"] = cells["upstream"]
-        columns[("upstream",)] = "upstream"
+    for key in ("upstream", "owner", "contact"):
+        if cells.get(key):
+            data[key] = cells[key]
+            columns[(key,)] = key
     lat, lon = cells.get("lat", "").translate(_DIGITS), cells.get("lon", "").translate(_DIGITS)
     if lat and lon:
         data["location"] = {"lat": lat, "lon": lon}

@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
 from monitor.config.inventory import RawSite, read_inventory, sites_from_yaml
+from monitor.config.reports import ActionsPolicy, ReportSpec, Smtp
 from monitor.config.targets import BUILDERS
 from monitor.config.yamlsource import Path_, field_name, line_of, load_yaml
-from monitor.core.model import Ident, Listen, Policy, Programme, Site, Strict, Witness
+from monitor.core.model import CountyOwner, Ident, Listen, Policy, Programme, Site, Strict, Witness
 from monitor.core.schedule import MaintenanceWindow, Waiver
 from monitor.errors import ConfigError, Problem
 from probes import PROBES
@@ -53,6 +54,10 @@ class Config(Strict):
     waivers: tuple[Waiver, ...] = ()
     inventory: tuple[str, ...] = ()
     sites: tuple[Site, ...] = ()
+    counties: dict[str, CountyOwner] = Field(default_factory=dict)  # owner per county (a site's own wins)
+    actions: ActionsPolicy = Field(default_factory=ActionsPolicy)
+    reports: tuple[ReportSpec, ...] = ()
+    smtp: Smtp | None = None
     # Filled by the loader: where the config came from and a hash of everything it read.
     source: str = ""
     version: str = ""
@@ -78,6 +83,13 @@ class Config(Strict):
         """Return the settings of probe ``kind``."""
         settings: ProbeSettings = getattr(self.probes, kind)
         return settings.with_credentials(self.auths)
+
+    def owner_of(self, site: Site) -> tuple[str | None, str | None]:
+        """Return (owner, contact) of ``site``: its own, else its county's, else (None, None)."""
+        if site.owner is not None:
+            return site.owner, site.contact
+        county = self.counties.get(site.county)
+        return (county.owner, county.contact) if county else (None, None)
 
     def site_map(self) -> dict[str, Site]:
         """Return sites by id."""
@@ -232,6 +244,19 @@ def _schedule_check(config: Config, sites: list[Site], file: str, lines: dict[Pa
                                               f"(counties: {', '.join(sorted(counties))})",
                                         line_of(lines, ("maintenance", i, "counties", j)), None,
                                         f"maintenance[{i}].counties[{j}]"))
+    for name in config.counties:
+        if name not in counties:
+            problems.append(Problem(file, f"counties names no county {name!r} of the inventory "
+                                          f"(counties: {', '.join(sorted(counties))})",
+                                    line_of(lines, ("counties", name)), None, f"counties.{name}"))
+    names = [r.name for r in config.reports]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append(Problem(file, f"report name {name!r} given twice", line_of(lines, ("reports", i)), None,
+                                    f"reports[{i}].name"))
+    if any(r.recipients for r in config.reports) and config.smtp is None:
+        problems.append(Problem(file, "reports have recipients but there is no 'smtp:' section",
+                                line_of(lines, ("reports",)), None, "smtp"))
     for i, waiver in enumerate(config.waivers):
         if waiver.site not in ids:
             problems.append(Problem(file, f"waiver names no site {waiver.site!r}",

@@ -143,6 +143,14 @@ class Site(Strict):
     kind: Literal["polling", "node"] = "polling"
     links: tuple[Link, ...] = ()
     terminals: tuple[Terminal, ...] = ()
+    owner: str | None = Field(None, min_length=1, max_length=200, description="person or team answerable for it")
+    contact: str | None = Field(None, min_length=1, max_length=200, description="how to reach the owner")
+
+    @model_validator(mode="after")
+    def _contact_needs_owner(self) -> Site:
+        if self.contact is not None and self.owner is None:
+            raise ValueError("contact given without owner")
+        return self
 
     @field_validator("links")
     @classmethod
@@ -267,6 +275,13 @@ class Programme(Strict):
         if self.deadline.tzinfo is None:
             object.__setattr__(self, "deadline", self.deadline.replace(tzinfo=ZoneInfo(self.timezone)))
         return self
+
+
+class CountyOwner(Strict):
+    """Who answers for a county's sites that name no owner of their own."""
+
+    owner: str = Field(min_length=1, max_length=200)
+    contact: str | None = Field(None, min_length=1, max_length=200)
 
 
 class Listen(Strict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -270,7 +271,7 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
         if not service.timeline.shares.keys():
             seed_history(service, sites, service.clock())
         await service.prepare()
-        runner = Runner(service, workdir / "demo.yaml", make_app=make_app)
+        runner = Runner(service, workdir / "demo.yaml", make_app=functools.partial(make_app, desk=service.desk))
         url = await runner.start_http(config.listen.host, port)
         print(f"readiness demo: {len(sites)} sites in {len(dp.COUNTIES)} counties", flush=True)
         print(f"  status page  {url}/", flush=True)

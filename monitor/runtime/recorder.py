@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from monitor.core.readiness import SiteReadiness
 from monitor.core.reasons import BLIND, texts
+from monitor.runtime.actions import ActionDesk
 from monitor.runtime.snapshot import Snapshot
 from monitor.store.events import EventStore, Transition
 
@@ -107,6 +108,7 @@ def attach_store(service: Service, data_dir: str) -> EventStore:
 
     service.on_snapshot(save_memory)
     service.watch_store(lambda: store.status)
+    service.desk = ActionDesk(store, lambda: service.config, service.clock)
     status = store.status
     if status.ok:
         log.info("recording to %s (chain head %s)", data_dir, store.chain_head()[0])

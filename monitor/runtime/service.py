@@ -21,6 +21,7 @@ from probes.base import FAILURES, CountsDrops
 from probes.errors import ProbeUnavailable
 
 if TYPE_CHECKING:
+    from monitor.runtime.actions import ActionDesk
     from monitor.store.events import StoreStatus
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Service:
         self._listeners: list[Callable[[Snapshot, Snapshot | None], None]] = []
         self._store_status: Callable[[], StoreStatus] | None = None
         self._monitor = MonitorView()
+        self.desk: ActionDesk | None = None  # remediation actions, when a store keeps them (attach_store)
         self.timeline = Timeline(config)
         self._evaluating = asyncio.Lock()  # the timeline's memory is updated by one evaluation at a time
         self._in_flight: set[asyncio.Task[object]] = set()  # probe cycles running now (stopped by close)
@@ -231,7 +233,8 @@ class Service:
                                  warm, ok, at, error, forecasts=MappingProxyType(dict(self.timeline.forecasts)),
                                  proven=frozenset(self.timeline.proven),
                                  store=self._store_status() if self._store_status is not None else None,
-                                 monitor=self._monitor, probing=tuple(self.kinds()))
+                                 monitor=self._monitor, probing=tuple(self.kinds()),
+                                 actions=self.desk.actions() if self.desk is not None else None)
         for listener in self._listeners:
             try:
                 listener(self.snapshot, old)

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from monitor.config.loader import Config
+from monitor.core.actions import Action
 from monitor.core.figures import Figures
 from monitor.core.figures import compute as compute_figures
 from monitor.core.forecast import Forecast, Scope
@@ -59,6 +60,7 @@ class Snapshot:
     store: StoreStatus | None = None  # the event store's health; None when nothing is recorded
     monitor: MonitorView = field(default_factory=MonitorView)  # whether the monitor can trust its own view
     probing: tuple[str, ...] = ()  # the kinds that should be probing (enabled, with targets)
+    actions: tuple[Action, ...] | None = None  # remediation actions; None when no store keeps them
 
     def stall_limit(self, kind: str) -> float:
         """Seconds after which ``kind`` counts as stalled: twice its interval (and jitter), plus a cycle."""

@@ -17,7 +17,7 @@ seq             integer; 1 for the first row, then +1 per row, no gaps
 at              number, unix seconds, a float written as Python writes floats: the shortest decimal
                 that reads back to the same double, always with a fraction or exponent
                 (``1714000000.0``, ``1714000000.25``)
-kind            string: ``transition`` | ``snapshot`` | ``config`` | ``marker``
+kind            string: ``transition`` | ``snapshot`` | ``config`` | ``marker`` | ``action`` | ``report``
 entity          string, e.g. ``site:ILM-001``
 old             string, or null
 new             string

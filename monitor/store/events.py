@@ -90,7 +90,7 @@ class Event:
 
     seq: int
     at: float
-    kind: str  # "transition" | "snapshot" | "config" | "marker"
+    kind: str  # "transition" | "snapshot" | "config" | "marker" | "action" | "report"
     entity: str
     old: str | None
     new: str
@@ -245,6 +245,16 @@ class EventStore:
     def append_config(self, at: float, config_version: str, details: dict[str, Any] | None = None) -> None:
         """Queue a row recording that ``config_version`` came into force (details: files, counts)."""
         self._enqueue([_pending("config", at, "config", None, config_version, (), config_version, details)])
+
+    def append_action(self, at: float, entity: str, old: str | None, new: str, payload: dict[str, Any],
+                      config_version: str = "") -> None:
+        """Queue one step of a remediation action (``entity`` ``action:ID``, ``new`` its state after the step)."""
+        self._enqueue([_pending("action", at, entity, old, new, (), config_version, payload)])
+
+    def append_report(self, at: float, name: str, manifest_sha256: str, payload: dict[str, Any],
+                      config_version: str = "") -> None:
+        """Queue a row recording that report ``name`` was written, with the hash of its manifest."""
+        self._enqueue([_pending("report", at, f"report:{name}", None, manifest_sha256, (), config_version, payload)])
 
     def _marker(self, what: str, payload: dict[str, Any]) -> _Pending:
         return _pending("marker", time.time(), "store", None, what, (), "", payload)

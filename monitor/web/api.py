@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.core.actions import ACTION_STATES, Action, Unowned, ready_since, select, unowned
 from monitor.core.figures import AREAS, NODE, POLLING, Figures, Tally, blind, site_state, site_terminals
 from monitor.core.figures import compute as compute_figures
 from monitor.core.forecast import Forecast
@@ -27,12 +28,15 @@ def _clean(values: Any) -> dict[str, float]:
     return {k: round(v, 6) for k, v in sorted(values.items())}
 
 
-def site_json(site: Site, r: SiteReadiness | None) -> dict[str, Any]:
-    """Return one site's state, reasons and latest measurements (never a secret)."""
+def site_json(site: Site, r: SiteReadiness | None, owner: tuple[str | None, str | None] | None = None
+              ) -> dict[str, Any]:
+    """Return one site's state, reasons and latest measurements (never a secret); ``owner``: (owner, contact)
+    as the config resolves them (the site's own, else its county's)."""
+    owner = owner or (site.owner, site.contact)
     terms = site_terminals(site, r)
     out: dict[str, Any] = {
         "id": site.id, "name": site.name, "county": site.county, "area": site.area, "kind": site.kind,
-        "upstream": site.upstream,
+        "upstream": site.upstream, "owner": owner[0], "contact": owner[1],
         "location": site.location.model_dump() if site.location else None,
         "state": r.state if r else "unknown",
         "reasons": list(texts(r.reasons)) if r else ["no_data"],
@@ -223,5 +227,62 @@ def sites_json(snap: Snapshot, keep: Callable[[Site], bool] | None = None, *, li
         more = start + limit < len(chosen)
         out["next_cursor"] = page[-1].id if more and page else None
         out["total"] = len(chosen)
-    out["sites"] = [site_json(site, snap.sites.get(site.id)) for site in page]
+    out["sites"] = [site_json(site, snap.sites.get(site.id), snap.config.owner_of(site)) for site in page]
     return out
+
+
+# -- owners and remediation actions -------------------------------------------------------------------
+
+ACTION_FILTERS = ("site", "county", "owner", "state", "overdue")
+
+
+def owner_json(snap: Snapshot, site: Site) -> dict[str, str | None]:
+    """Return the site's owner and contact (its own, else its county's)."""
+    owner, contact = snap.config.owner_of(site)
+    return {"owner": owner, "contact": contact}
+
+
+def action_json(a: Action, snap: Snapshot, now: float) -> dict[str, Any]:
+    """Return one action, with whether it is overdue and since when its site is ready (if it is)."""
+    r = snap.sites.get(a.site) if a.site is not None else None
+    since = ready_since(a, r.state if r else None, r.since if r else None)
+    return {
+        "id": a.id, "site": a.site, "county": a.county, "owner": a.owner, "due": iso(a.due), "due_text": a.due_text,
+        "note": a.note, "state": a.state, "overdue": a.overdue(now), "opened_at": iso(a.opened_at),
+        "opened_by": a.opened_by, "closed_at": iso(a.closed_at), "closed_by": a.closed_by, "result": a.result or None,
+        "site_ready_since": iso(since),
+        "history": [{"at": iso(s.at), "state": s.state, "by": s.by, "text": s.text} for s in a.steps],
+    }
+
+
+def unowned_list(snap: Snapshot, actions: Iterable[Action], now: float) -> list[Unowned]:
+    """Return the polling places not ready longer than the grace time with no open action (figures' states)."""
+    polling = [(s.id, s.county) for s in snap.config.reported_sites() if s.kind == POLLING]
+    states = {sid: (site_state(snap.sites.get(sid)), (snap.sites[sid].since if sid in snap.sites else None))
+              for sid, _ in polling}
+    return unowned(polling, states, actions, now, snap.config.actions.unowned_after_seconds)
+
+
+def actions_json(snap: Snapshot, actions: Iterable[Action], query: Mapping[str, str], now: float) -> dict[str, Any]:
+    """Return the /api/v1/actions document; FilterError on a filter it does not know."""
+    unknown = sorted(set(query) - set(ACTION_FILTERS))
+    allowed: dict[str, list[str]] = {"state": list(ACTION_STATES), "overdue": ["true", "false"]}
+    if unknown:
+        raise FilterError(f"unknown parameter {unknown[0]!r}; allowed: {', '.join(ACTION_FILTERS)}", allowed)
+    state = query.get("state")
+    if state is not None and state not in ACTION_STATES:
+        raise FilterError(f"unknown state {state!r}; allowed: {', '.join(ACTION_STATES)}", allowed)
+    overdue_text = query.get("overdue")
+    if overdue_text is not None and overdue_text not in ("true", "false"):
+        raise FilterError(f"overdue must be true or false, not {overdue_text!r}", allowed)
+    actions = list(actions)
+    chosen = select(actions, now, site=query.get("site"), county=query.get("county"), owner=query.get("owner"),
+                    state=state, overdue=None if overdue_text is None else overdue_text == "true")
+    sites = snap.config.site_map()
+    return {
+        **_header(snap),
+        "actions": [action_json(a, snap, now) for a in chosen],
+        "unowned": [{"site": u.site, "county": u.county, "name": sites[u.site].name if u.site in sites else None,
+                     "not_ready_since": iso(u.since), **(owner_json(snap, sites[u.site]) if u.site in sites else {})}
+                    for u in unowned_list(snap, actions, now)],
+    }

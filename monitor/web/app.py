@@ -9,17 +9,20 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from multidict import MultiDict
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from monitor.core.actions import ActionError
 from monitor.runtime.snapshot import Snapshot
 from monitor.web.api import (
     PAGE_KEYS,
     SITE_FILTERS,
     FilterError,
+    action_json,
+    actions_json,
     counties_json,
     page_params,
     site_filter,
@@ -31,12 +34,21 @@ from monitor.web.exposition import RenderCache
 from monitor.web.metrics import SnapshotCollector
 from monitor.web.openapi import openapi_document
 
+if TYPE_CHECKING:
+    from monitor.runtime.actions import ActionDesk
+
 log = logging.getLogger(__name__)
 PRERENDER_SECONDS = 0.25  # how often the app looks for a new snapshot to render ahead of the scrape
 STATE_COLOURS = {"ready": "#2e7d32", "degraded": "#f9a825", "not_ready": "#c62828", "unknown": "#757575"}
 
 
 Built = tuple[int, bytes, str]  # status, body, content type
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    """Answer at once, uncached: actions change between snapshots."""
+    return web.Response(text=json.dumps(data, ensure_ascii=False, indent=1), status=status,
+                        content_type="application/json", charset="utf-8")
 
 
 def _json_body(data: object, status: int = 200) -> Built:
@@ -74,9 +86,9 @@ class ResponseCache:
             raise
 
 
-def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None
-             ) -> web.Application:
-    """Build the aiohttp application over the snapshot getter ``get``."""
+def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None,
+             desk: ActionDesk | None = None) -> web.Application:
+    """Build the aiohttp application over the snapshot getter ``get``; ``desk`` keeps remediation actions."""
     # /metrics says whether probing stalled, which changes with time even when the snapshot does not.
     cache = RenderCache(get, lambda snap: SnapshotCollector(lambda: snap).collect(),
                         key=lambda snap: (id(snap), snap.at, tuple(snap.stalled(time.time()))))
@@ -156,8 +168,66 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
             site = snap.config.site_map().get(wanted)
             if site is None:
                 return _json_body({"error": f"no site {wanted!r}"}, 404)
-            return _json_body(site_json(site, snap.sites.get(site.id)))
+            return _json_body(site_json(site, snap.sites.get(site.id), snap.config.owner_of(site)))
         return await cached(request, build)
+
+    @routes.get("/api/v1/actions")
+    async def actions(request: web.Request) -> web.Response:
+        snap = get()
+        listed = desk.actions() if desk is not None else (snap.actions or ())
+        try:
+            return _json(actions_json(snap, listed, request.query, time.time()))
+        except FilterError as exc:
+            return _json({"error": str(exc), "allowed": exc.allowed}, 400)
+
+    async def body_of(request: web.Request) -> dict[str, Any]:
+        try:
+            doc = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, web.HTTPException):
+            raise ActionError("the body must be a JSON object") from None
+        if not isinstance(doc, dict):
+            raise ActionError("the body must be a JSON object")
+        return doc
+
+    def who(request: web.Request, doc: dict[str, Any]) -> str:
+        by = doc.get("by")
+        return by if isinstance(by, str) and by.strip() else f"api@{request.remote or 'unknown'}"
+
+    @routes.post("/api/v1/actions")
+    async def add_action(request: web.Request) -> web.Response:
+        if desk is None:
+            return _json({"error": "no event store: this service keeps no actions (run without --no-store)"}, 503)
+        try:
+            doc = await body_of(request)
+            target = doc.get("site") or (f"county:{doc['county']}" if doc.get("county") else None)
+            if not isinstance(target, str):
+                raise ActionError("give site (or county)")
+            for key in ("owner", "due"):
+                if not isinstance(doc.get(key), str):
+                    raise ActionError(f"{key} is required (text)")
+            action, durable = await asyncio.to_thread(desk.add, target, owner=doc["owner"], due=doc["due"],
+                                                      note=doc.get("note") or "", by=who(request, doc))
+        except ActionError as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"action": action_json(action, get(), time.time()), "committed": durable})
+
+    @routes.post("/api/v1/actions/{id}/close")
+    async def close_action(request: web.Request) -> web.Response:
+        if desk is None:
+            return _json({"error": "no event store: this service keeps no actions (run without --no-store)"}, 503)
+        action_id = request.match_info["id"]
+        try:
+            doc = await body_of(request)
+            result = doc.get("result")
+            if not isinstance(result, str):
+                raise ActionError("result is required (text): what was done")
+            action, durable = await asyncio.to_thread(desk.close, action_id, result=result, by=who(request, doc),
+                                                      state=doc.get("state") or "done")
+        except KeyError:
+            return _json({"error": f"no action {action_id!r}"}, 404)
+        except ActionError as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"action": action_json(action, get(), time.time()), "committed": durable})
 
     @routes.get("/")
     async def index(request: web.Request) -> web.Response:

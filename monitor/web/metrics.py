@@ -13,7 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitor import __version__
-from monitor.core.figures import blind, cells, site_terminals
+from monitor.core.actions import by_county, unowned
+from monitor.core.figures import blind, cells, site_state, site_terminals
 from monitor.core.reasons import SITE_STATES
 from monitor.runtime.snapshot import FAILURE_WORDS, Snapshot
 from monitor.runtime.tasks import failures as task_failures
@@ -69,6 +70,7 @@ class SnapshotCollector(Collector):
         yield from self._links(snap)
         yield from self._terminals(snap)
         yield from self._programme(snap)
+        yield from self._accountability(snap)
         yield from self._monitor(snap)
         took = _gauge("readiness_exporter_collect_seconds", "Time spent building this exposition.", [])
         took.add_metric([], time.perf_counter() - started)
@@ -267,6 +269,31 @@ class SnapshotCollector(Collector):
             if f.all_ready_at is not None:
                 when.add_metric(at, f.all_ready_at)
         yield from (share, low, high, when, risk, now_share)
+
+    def _accountability(self, snap: Snapshot) -> Iterator[Metric]:
+        counties = sorted({s.county for s in snap.config.reported_sites()})
+        owners = _gauge("readiness_county_owner_info", "Who answers for a county (value 1): alerts join its owner "
+                        "label on county to route the county's pages.", ["county", "owner"])
+        for county in counties:
+            c = snap.config.counties.get(county)
+            if c is not None:
+                owners.add_metric([county, c.owner], 1)
+        polling = [(s.id, s.county) for s in snap.config.reported_sites() if s.kind == "polling"]
+        states = {sid: (site_state(snap.sites.get(sid)), snap.sites[sid].since if sid in snap.sites else None)
+                  for sid, _ in polling}
+        lost = unowned(polling, states, snap.actions or (), snap.at, snap.config.actions.unowned_after_seconds)
+        n_unowned = _gauge("readiness_sites_unowned", "Polling places not ready for longer than the grace time with "
+                           "no open remediation action (on the site or its county).", ["county"])
+        for county in counties:
+            n_unowned.add_metric([county], sum(u.county == county for u in lost))
+        open_ = _gauge("readiness_actions_open", "Open remediation actions.", ["county"])
+        overdue = _gauge("readiness_actions_overdue", "Open remediation actions past their due time.", ["county"])
+        counts = by_county(snap.actions or (), snap.at)  # without a store there are none
+        for county in sorted({*counties, *counts}):
+            n_open, n_over = counts.get(county, (0, 0))
+            open_.add_metric([county], n_open)
+            overdue.add_metric([county], n_over)
+        yield from (owners, n_unowned, open_, overdue)
 
     def _monitor(self, snap: Snapshot) -> Iterator[Metric]:
         build = _gauge("readiness_build_info", "Version of this monitor (value 1).", ["version"])

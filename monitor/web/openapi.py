@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor import __version__
+from monitor.core.actions import ACTION_STATES
 from monitor.core.figures import AREAS, NODE, POLLING
 from monitor.core.reasons import SITE_STATES
 from monitor.web.api import PAGE_DEFAULT, PAGE_MAX
@@ -116,6 +117,19 @@ SCHEMAS: dict[str, Any] = {
             "terminals": {"type": "array", "items": {"type": "object"}},
         },
     },
+    "Action": {
+        "type": "object", "required": ["id", "county", "owner", "due", "state", "overdue"], "properties": {
+            "id": {"type": "string"}, "site": {"type": ["string", "null"], "description": "null: the whole county"},
+            "county": {"type": "string"}, "owner": {"type": "string"},
+            "due": {"type": "string", "format": "date-time"}, "due_text": {"type": "string"},
+            "note": {"type": "string"}, "state": {"type": "string", "enum": list(ACTION_STATES)},
+            "overdue": {"type": "boolean"}, "opened_at": {"type": "string", "format": "date-time"},
+            "opened_by": {"type": "string"}, "closed_at": {"type": ["string", "null"], "format": "date-time"},
+            "closed_by": {"type": ["string", "null"]}, "result": {"type": ["string", "null"]},
+            "site_ready_since": {"type": ["string", "null"], "format": "date-time",
+                                 "description": "the site is (sustained) ready while the action is open"},
+            "history": {"type": "array", "items": {"type": "object"}}},
+    },
     "FilterError": {
         "type": "object", "required": ["error", "allowed"], "properties": {
             "error": {"type": "string"},
@@ -165,6 +179,34 @@ def openapi_document() -> dict[str, Any]:
                             "name": {"type": "string"}, "nodes": _ref("NodeTally"),
                             "forecast": {"oneOf": [_ref("Forecast"), {"type": "null"}]}}}]}}}}]}),
                               "400": BAD_FILTER}}},
+            "/api/v1/actions": {
+                "get": {
+                    "summary": "Remediation actions (owner, due date, state, result, who and when) and the unowned "
+                               "polling places: not ready longer than the grace time with no open action.",
+                    "parameters": [
+                        _filter("site", "only this site's actions", None),
+                        _filter("county", "only this county's actions (case-insensitive)", None),
+                        _filter("owner", "only this owner's actions (case-insensitive)", None),
+                        _filter("state", "open, done or cancelled", list(ACTION_STATES)),
+                        _filter("overdue", "true: only open actions past their due time", ["true", "false"])],
+                    "responses": {"200": _json("The actions and the unowned sites.", {"allOf": [_ref("Header"), {
+                        "type": "object", "properties": {"actions": {"type": "array", "items": _ref("Action")},
+                                                         "unowned": {"type": "array", "items": {"type": "object"}}}}]}),
+                                  "400": BAD_FILTER}},
+                "post": {
+                    "summary": "Open an action: {site | county, owner, due (Jalali or Gregorian date), note?, by?}.",
+                    "responses": {"200": _json("The new action.", {"type": "object", "properties": {
+                                      "action": _ref("Action"), "committed": {"type": "boolean"}}}),
+                                  "400": _json("The request is refused; error says why.", {"type": "object"}),
+                                  "503": _json("No event store keeps actions here.", {"type": "object"})}}},
+            "/api/v1/actions/{id}/close": {"post": {
+                "summary": "Close an open action: {result (required), state? (done | cancelled), by?}.",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json("The closed action.", {"type": "object", "properties": {
+                                  "action": _ref("Action"), "committed": {"type": "boolean"}}}),
+                              "400": _json("No result, or already closed.", {"type": "object"}),
+                              "404": _json("No such action.", {"type": "object"}),
+                              "503": _json("No event store keeps actions here.", {"type": "object"})}}},
             "/api/v1/openapi.json": {"get": {
                 "summary": "This description.",
                 "responses": {"200": _json("OpenAPI 3.1.", {"type": "object"})}}},

@@ -53,7 +53,7 @@ def test_import_excel_export(excel_csv: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == [
         "warning: sites.csv:1: notes: unknown column ignored (known: site_id, name, county, area, lat, lon, "
-        "upstream, primary_medium, primary_address, backup_medium, backup_address, terminals)"]
+        "upstream, primary_medium, primary_address, backup_medium, backup_address, terminals, owner, contact)"]
     doc = yaml.safe_load(proc.stdout)
     assert [s["id"] for s in doc["sites"]] == ["AGG-1", "ILM-001", "ILM-002"]
     agg, ilm1, ilm2 = doc["sites"]
@@ -101,7 +101,7 @@ def test_import_committed_fixture() -> None:
     # AGG-ILM lives in another inventory: a warning here, an error only in `readiness check`.
     assert [(w.field, w.message) for w in warnings] == [
         ("notes", "unknown column ignored (known: site_id, name, county, area, lat, lon, upstream, primary_medium, "
-                  "primary_address, backup_medium, backup_address, terminals)"),
+                  "primary_address, backup_medium, backup_address, terminals, owner, contact)"),
         ("upstream", "upstream 'AGG-ILM' names no site in this file (another inventory must have it)"),
     ]
 
