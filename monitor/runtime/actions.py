@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.config.loader import Config
@@ -23,6 +24,7 @@ from monitor.core.actions import (
     fold,
     open_record,
 )
+from monitor.errors import StoreError
 from monitor.store.events import EventStore
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,18 @@ class ActionDesk:
         self._config = config
         self._clock = clock
         self._lock = threading.Lock()
-        self._records = [ActionRecord(e.at, e.entity, e.old, e.new, e.payload)
-                         for e in store.events(kinds=("action",))]
+        self._records = [ActionRecord(e.at, e.entity, e.old, e.new, e.payload) for e in self._recorded(store)]
         self._actions = fold(self._records)
+
+    @staticmethod
+    def _recorded(store: EventStore) -> list[Any]:
+        """Return the store's action rows; none while a store that could not be created waits for its disk."""
+        try:
+            return list(store.events(kinds=("action",)))
+        except StoreError:
+            if store.status.ok:
+                raise
+            return []
 
     def actions(self) -> tuple[Action, ...]:
         """Return every action, in the order they were opened."""
