@@ -54,6 +54,8 @@ class Snapshot:
     forecasts: Mapping[Scope, Forecast] = field(default_factory=lambda: MappingProxyType({}))  # by scope
     proven: frozenset[str] = frozenset()  # "SITE/role": links ever seen carrying echo traffic
     store: StoreStatus | None = None  # the event store's health; None when nothing is recorded
+    # (time, ready, total) samples per scope: the forecast's own history, for the page's burn-up
+    shares: Mapping[Scope, tuple[tuple[float, int, int], ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def figures(self) -> Figures:
         """Return the figures of this instance's sites (monitor/core/figures.py: the one definition)."""

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.runtime.snapshot import Snapshot
 from monitor.web.api import SITE_FILTERS, FilterError, counties_json, site_filter, site_json, sites_json, summary_json
+from monitor.web.board import add_board
 from monitor.web.exposition import RenderCache
 from monitor.web.metrics import SnapshotCollector
 from monitor.web.openapi import openapi_document
@@ -89,12 +90,9 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
             return _json({"error": f"no site {request.match_info['site']!r}"}, 404)
         return _json(site_json(site, snap.sites.get(site.id)))
 
-    @routes.get("/")
-    async def index(_: web.Request) -> web.Response:
-        return web.Response(text=status_page(get()), content_type="text/html", charset="utf-8")
-
     app = web.Application()
     app.add_routes(routes)
+    add_board(app, get)  # the committee's board at / (monitor/web/board.py)
     return app
 
 
