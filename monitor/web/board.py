@@ -66,11 +66,26 @@ class View:
 
     @staticmethod
     def of(query: Mapping[str, str], counties: Iterable[str]) -> View:
-        lang: Lang = "en" if query.get("lang", "").lower() == "en" else "fa"
-        latin = lang == "en" or query.get("digits", "").lower() in ("latin", "en", "ascii")
+        """Return the view ``query`` asks for; ValueError names what is allowed (the page answers 400)."""
+        unknown = sorted(set(query) - {"lang", "digits", "county"})
+        if unknown:
+            raise ValueError(f"unknown parameter {unknown[0]!r}; allowed: lang, digits, county")
+        lang_name = query.get("lang", "fa").strip().lower() or "fa"
+        if lang_name not in ("fa", "en"):
+            raise ValueError(f"unknown lang {lang_name!r}; allowed: fa, en")
+        lang: Lang = "en" if lang_name == "en" else "fa"
+        digits_name = query.get("digits", "").strip().lower()
+        if digits_name not in ("", "latin", "fa"):
+            raise ValueError(f"unknown digits {digits_name!r}; allowed: latin, fa")
         wanted = query.get("county", "").strip()
-        county = next((c for c in counties if c.casefold() == wanted.casefold()), wanted) if wanted else ""
-        return View(lang, latin, county)
+        county = ""
+        if wanted:
+            names = sorted(counties)
+            match = next((c for c in names if c.casefold() == wanted.casefold()), None)
+            if match is None:
+                raise ValueError(f"unknown county {wanted!r}; allowed: {', '.join(names)}")
+            county = match
+        return View(lang, lang == "en" or digits_name == "latin", county)
 
     def href(self, **change: str) -> str:
         params = {"lang": "en" if self.lang == "en" else "", "digits": "latin" if self.latin and self.lang == "fa"
@@ -525,6 +540,7 @@ class BoardCache:
         self.renders = 0
 
     def page(self, query: Mapping[str, str]) -> str:
+        """Return the page ``query`` asks for; ValueError for a query the board does not understand."""
         snap = self.get()
         view = View.of(query, {s.county for s in snap.config.reported_sites()})
         health = monitor_health(snap, self.clock())
@@ -548,12 +564,26 @@ def add_board(app: web.Application, get: Callable[[], Snapshot], *, tile_url: st
 
     async def index(request: web.Request) -> web.Response:
         query = dict(request.query)
-        body = await asyncio.get_running_loop().run_in_executor(None, cache.page, query)
+        try:
+            body = await asyncio.get_running_loop().run_in_executor(None, cache.page, query)
+        except ValueError as exc:
+            return web.Response(text=f'<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" '
+                                f'content="width=device-width, initial-scale=1"><p>{_e(exc)}</p>'
+                                f'<p><a href="/">/</a></p></html>', status=400, content_type="text/html",
+                                charset="utf-8")
         return web.Response(text=body, content_type="text/html", charset="utf-8",
                             headers={"Cache-Control": "no-cache"})
 
+    files = {p.relative_to(STATIC).as_posix(): p for p in STATIC.rglob("*") if p.is_file()}
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        path = files.get(request.match_info["path"])  # only the files shipped: no path ever leaves the folder
+        if path is None:
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Cache-Control": "max-age=3600"})
+
     app.router.add_get("/", index)
-    app.router.add_static("/static/board/", STATIC, append_version=False)
+    app.router.add_get("/static/board/{path:.+}", static)
     return cache
 
 
