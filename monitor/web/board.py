@@ -373,7 +373,8 @@ def _burnup(t: _Text, snap: Snapshot, scope: tuple[str, str], f: Forecast | None
     parts.append(f'<line x1="{X(x0):.1f}" x2="{X(x1):.1f}" y1="{Y(target):.1f}" y2="{Y(target):.1f}" '
                  f'class="target"><title>{t.w("target")}</title></line>')
     parts.append(f'<line x1="{X(deadline):.1f}" x2="{X(deadline):.1f}" y1="{top}" y2="{h - bottom}" class="deadline"/>'
-                 f'<text x="{X(deadline):.1f}" y="{top + 10}" class="axis deadline-label" text-anchor="middle">'
+                 f'<text x="{X(deadline) + (-4 if t.view.lang == "en" else 4):.1f}" y="{top + 10}" '
+                 f'class="axis deadline-label" text-anchor="end">'
                  f'{t.w("deadline")}</text>')
     if f is not None and f.enough_history and f.share_now is not None:
         assert f.share_at_deadline is not None and f.share_at_deadline_low is not None
