@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import re
 import unicodedata
@@ -144,12 +145,28 @@ def _zone(name: Any) -> tzinfo | None:
 
 
 def _local(moment: datetime | None, zone: tzinfo | None) -> str:
-    """Return ``moment`` as programme-local ``YYYY-MM-DD HH:MM Zone`` (as given without a zone)."""
+    """Return ``moment`` as programme-local Jalali with the Gregorian beside it:
+    ``1405-10-10 23:59 (2026-12-31) Asia/Tehran`` (as given, Gregorian only, without a zone)."""
+    from monitor.core.calendar import format_jalali
+
     if moment is None:
         return "?"
     if zone is None or moment.tzinfo is None:
         return moment.isoformat(sep=" ", timespec="minutes")
-    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M} {zone}"
+    here = moment.astimezone(zone)
+    return f"{format_jalali(here)} ({here:%Y-%m-%d}) {zone}"
+
+
+def forecast_line(doc: dict[str, Any], zone: tzinfo | None) -> str:
+    """Return the province's forecast at the deadline with its range, or "not enough history"."""
+    f = (doc.get("forecast") or {}).get("province")
+    if not isinstance(f, dict) or f.get("status") != "ok":
+        return "Forecast at the deadline: not enough history"
+    low, high = f.get("share_at_deadline_range") or (None, None)
+    when = _when(f.get("all_ready_at"))
+    ready = f"all ready {_local(when, zone)}" if when else "never all ready at this pace"
+    return (f"Forecast at the deadline: {_share(f.get('share_at_deadline'))} ({_share(low)}–{_share(high)}), "
+            f"{'AT RISK' if f.get('at_risk') else 'on track'}; {ready}")
 
 
 def duration(seconds: float) -> str:
@@ -221,6 +238,12 @@ def render_status(doc: dict[str, Any], console: Console, worst: int = 20, *, bid
     province.add_column("ready share", justify="right")
     province.add_row(*(str(fig.get(s, 0)) for s in STATES), str(fig.get("total", 0)), _share(fig.get("ready_share")))
     console.print(province)
+    deadline = _when(programme.get("deadline"))
+    if deadline and evaluated:
+        days = (deadline - evaluated).total_seconds() / 86400
+        console.print(f"{math.ceil(days)} days to the deadline" if days > 0 else "the deadline has passed",
+                      highlight=False)
+    console.print(forecast_line(doc, zone), markup=False, highlight=False)
     terminals = fig.get("terminals") or {}
     if terminals.get("total"):
         console.print(f"Terminals up: {terminals.get('up', 0)} of {terminals['total']} "

@@ -61,6 +61,8 @@ class Snapshot:
     monitor: MonitorView = field(default_factory=MonitorView)  # whether the monitor can trust its own view
     probing: tuple[str, ...] = ()  # the kinds that should be probing (enabled, with targets)
     actions: tuple[Action, ...] | None = None  # remediation actions; None when no store keeps them
+    # (time, ready, total) samples per scope: the forecast's own history, for the page's burn-up
+    shares: Mapping[Scope, tuple[tuple[float, int, int], ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def stall_limit(self, kind: str) -> float:
         """Seconds after which ``kind`` counts as stalled: twice its interval (and jitter), plus a cycle."""

@@ -94,6 +94,10 @@ class Timeline:
                                                target=policy.forecast_target_ratio)
         return out
 
+    def share_samples(self) -> Mapping[tuple[str, str], tuple[tuple[float, int, int], ...]]:
+        """Return the (time, ready, total) samples of every scope, immutable, for the snapshot (the burn-up)."""
+        return MappingProxyType({key: tuple(self.shares.samples(key)) for key in self.shares.keys()})  # noqa: SIM118
+
     def export(self) -> dict[str, Any]:
         return {"version": 1, "sustain": self.sustain.export(), "shares": self.shares.export(),
                 "proven": sorted(self.proven)}

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.core.actions import ActionError
 from monitor.runtime.snapshot import Snapshot
+from monitor.runtime.tasks import spawn
 from monitor.web.api import (
     PAGE_KEYS,
     SITE_FILTERS,
@@ -30,6 +31,7 @@ from monitor.web.api import (
     sites_json,
     summary_json,
 )
+from monitor.web.board import add_board
 from monitor.web.exposition import RenderCache
 from monitor.web.metrics import SnapshotCollector
 from monitor.web.openapi import openapi_document
@@ -229,10 +231,6 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
             return _json({"error": str(exc)}, 400)
         return _json({"action": action_json(action, get(), time.time()), "committed": durable})
 
-    @routes.get("/")
-    async def index(request: web.Request) -> web.Response:
-        return await cached(request, lambda snap: (200, status_page(snap).encode(), "text/html"))
-
     async def prerender(_: web.Application) -> AsyncIterator[None]:
         """Render every new snapshot in a worker thread as it appears, so scrapes find it ready."""
         async def watch() -> None:
@@ -246,7 +244,7 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
                     await asyncio.sleep(PRERENDER_SECONDS * 10)
                 await asyncio.sleep(PRERENDER_SECONDS)
 
-        task = asyncio.create_task(watch(), name="prerender")
+        task = spawn(watch(), "prerender")
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -255,6 +253,7 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
     app = web.Application()
     app.add_routes(routes)
     app.cleanup_ctx.append(prerender)
+    add_board(app, get)  # the committee's board at / (monitor/web/board.py)
     return app
 
 

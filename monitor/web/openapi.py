@@ -214,9 +214,17 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Prometheus exposition (docs/metrics.md lists every metric).",
                 "responses": {"200": _text("Prometheus text format 0.0.4.")}}},
             "/": {"get": {
-                "summary": "The status page.",
+                "summary": "The committee's board (Persian; ?lang=en, ?digits=latin, ?county=NAME).",
+                "parameters": [_filter("lang", "fa (default) or en", ["fa", "en"]),
+                               _filter("digits", "latin: Latin digits in Persian", ["latin"]),
+                               _filter("county", "one county's view with its sites", None)],
                 "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {
-                    "type": "string"}}}}}}},
+                    "type": "string"}}}},
+                              "400": {"description": "A parameter or value the board does not know."}}}},
+            "/static/board/{path}": {"get": {
+                "summary": "The board's style, script and font (shipped with the package).",
+                "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "A static file."}, "404": _text("no such file")}}},
             "/-/healthy": {"get": {"summary": "The process answers.", "responses": {"200": _text("ok")}}},
             "/-/ready": {"get": {"summary": "Readiness has been evaluated at least once.",
                                  "responses": {"200": _text("ready"), "503": _text("no evaluation yet")}}},

@@ -119,9 +119,21 @@ def test_summary_tables_in_logical_order_when_not_a_terminal() -> None:
     assert ["مهران", "1", "1", "0", "1", "3", "33.3%"] in counties
     assert "مدرسه ILM-003" in text and "مهران" in text and "انتخابات ۱۴۰۵" in text
     assert "urban" in text and "rural" in text
-    assert "evaluated 2026-01-05 13:30 Asia/Tehran · deadline 2026-06-12 08:00 Asia/Tehran · config abc123" in text
+    assert ("evaluated 1404-10-15 13:30 (2026-01-05) Asia/Tehran · deadline 1405-03-22 08:00 (2026-06-12) "
+            "Asia/Tehran · config abc123") in text  # Jalali, the Gregorian beside it
+    assert "158 days to the deadline" in text
+    assert "Forecast at the deadline: not enough history" in text
+
     assert "isolated, primary.down, backup.down" in text
     assert "maintenance: تعویض فیبر" in text
+
+
+def test_status_shows_the_forecast_with_its_range() -> None:
+    from monitor.cli.status import forecast_line
+    doc = {"forecast": {"province": {"status": "ok", "share_at_deadline": 0.9, "share_at_deadline_range": [0.8, 0.95],
+                                     "at_risk": True, "all_ready_at": None}}}
+    assert forecast_line(doc, None) == ("Forecast at the deadline: 90.0% (80.0%–95.0%), AT RISK; "
+                                        "never all ready at this pace")
 
 
 def test_persian_names_are_in_visual_order_on_a_terminal() -> None:

@@ -1,0 +1,80 @@
+// The board, live: "updated N s ago", a new board when a new evaluation is published, owners when present.
+// Nothing here asks anything of anyone but this service.
+(function () {
+  "use strict";
+  var body = document.body;
+  var fa = body.dataset.lang === "fa";
+  var latin = body.dataset.latin === "1";
+  var refresh = (parseFloat(body.dataset.refresh) || 15) * 1000;
+  function digits(text) {
+    if (!fa || latin) return text;
+    return String(text).replace(/[0-9]/g, function (d) { return "۰۱۲۳۴۵۶۷۸۹"[d]; });
+  }
+  function ago(seconds) {
+    var s = Math.max(0, Math.round(seconds));
+    var t = s < 60 ? s + (fa ? " ثانیه" : " s") : s < 3600 ? Math.floor(s / 60) + (fa ? " دقیقه" : " min")
+      : Math.floor(s / 3600) + (fa ? " ساعت" : " h");
+    return digits(fa ? t + " پیش" : t + " ago");
+  }
+  function tick() {
+    var el = document.getElementById("ago");
+    if (!el) return;
+    var age = Date.now() / 1000 - parseFloat(el.dataset.at);
+    el.textContent = ago(age);
+    var staleAfter = parseFloat(body.dataset.staleAfter) || 120;
+    el.classList.toggle("stale", age > staleAfter);
+    if (age > staleAfter && !document.getElementById("health")) {
+      var b = document.createElement("div");
+      b.id = "health"; b.className = "banner health-stale"; b.setAttribute("role", "alert");
+      b.dataset.health = "stale";
+      b.textContent = fa ? "⚠ داده‌ها کهنه‌اند: ارزیابی تازه‌ای نرسیده است." : "⚠ The data is stale: no new evaluation.";
+      var header = document.querySelector("header");
+      header.parentNode.insertBefore(b, header.nextSibling);
+    }
+  }
+  function swap() {
+    fetch(location.href, {headers: {"Accept": "text/html"}, cache: "no-store"}).then(function (r) {
+      return r.ok ? r.text() : null;
+    }).then(function (text) {
+      if (!text) return;
+      var doc = new DOMParser().parseFromString(text, "text/html");
+      var fresh = doc.getElementById("board");
+      if (!fresh) return;
+      document.getElementById("board").replaceWith(fresh);
+      body.dataset.evaluated = doc.body.dataset.evaluated;
+      owners(); tick();
+    }).catch(function () {});
+  }
+  function poll() {
+    fetch("/api/v1/summary", {cache: "no-store"}).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (doc) {
+        if (!doc || !doc.evaluated_at) return;
+        var at = Date.parse(doc.evaluated_at) / 1000;
+        if (Math.abs(at - parseFloat(body.dataset.evaluated || "0")) > 0.5) swap();
+      }).catch(function () {});
+  }
+  // The accountability work exposes GET /api/v1/actions; until it does this column stays hidden.
+  function owners() {
+    fetch("/api/v1/actions", {cache: "no-store"}).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (doc) {
+        var list = doc && (Array.isArray(doc) ? doc : doc.actions);
+        if (!Array.isArray(list)) return;
+        var open = {};
+        list.forEach(function (a) {
+          if (!a || !a.site || (a.state && /^(closed|done|resolved)$/.test(a.state))) return;
+          var text = [a.owner, a.title || a.action || a.summary].filter(Boolean).join(" — ");
+          if (text) (open[a.site] = open[a.site] || []).push(text);
+        });
+        var any = false;
+        document.querySelectorAll("[data-owner-for]").forEach(function (td) {
+          var got = open[td.dataset.ownerFor];
+          td.textContent = got ? got.join("; ") : "–";
+          any = any || !!got;
+        });
+        if (any) document.querySelectorAll("table.sites").forEach(function (t) { t.classList.add("has-owner"); });
+      }).catch(function () {});
+  }
+  tick(); owners();
+  setInterval(tick, 1000);
+  setInterval(poll, refresh);
+})();

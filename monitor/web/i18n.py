@@ -1,0 +1,191 @@
+"""The board's words in Persian and English: labels, state names, every reason code in words, numbers and dates.
+
+Persian is the default; English is the switch. Digits are Persian (۰–۹, ٫ and ٪) by default in Persian and may
+be Latin by setting; English always writes Latin digits. Every reason code of monitor/core/reasons.py has its
+words here in both languages (a test holds the tables to the codes).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Literal
+
+from monitor.core.calendar import MONTHS_FA, gregorian_to_jalali, persian_digits
+from monitor.core.reasons import Reason
+
+Lang = Literal["fa", "en"]
+LANGS: tuple[Lang, ...] = ("fa", "en")
+MONTHS_EN_JALALI = ("Farvardin", "Ordibehesht", "Khordad", "Tir", "Mordad", "Shahrivar", "Mehr", "Aban", "Azar",
+                    "Dey", "Bahman", "Esfand")
+MONTHS_GREGORIAN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# State: the word and an icon, so a state is never told by colour alone.
+STATE_ICON = {"ready": "✔", "degraded": "◐", "not_ready": "✖", "unknown": "?"}
+STATE_WORDS: dict[str, dict[Lang, str]] = {
+    "ready": {"fa": "آماده", "en": "ready"},
+    "degraded": {"fa": "ناقص", "en": "degraded"},
+    "not_ready": {"fa": "ناآماده", "en": "not ready"},
+    "unknown": {"fa": "نامعلوم", "en": "unknown"},
+}
+ROLE_WORDS: dict[str, dict[Lang, str]] = {
+    "primary": {"fa": "لینک اصلی", "en": "primary link"},
+    "backup": {"fa": "لینک پشتیبان", "en": "backup link"},
+}
+# Link codes (``<role>.<name>``), by name; {detail} is the limit crossed (``>1%``).
+LINK_WORDS: dict[str, dict[Lang, str]] = {
+    "down": {"fa": "قطع است", "en": "is down"},
+    "admin_down": {"fa": "به دست مدیر خاموش شده", "en": "is shut down by an administrator"},
+    "oper_down": {"fa": "درگاه قطع است", "en": "port is down"},
+    "missing": {"fa": "وجود ندارد", "en": "is missing"},
+    "stale": {"fa": "داده‌ی تازه ندارد", "en": "has no fresh data"},
+    "no_data": {"fa": "داده‌ای ندارد", "en": "has no data"},
+    "flapping": {"fa": "پیوسته قطع و وصل می‌شود", "en": "keeps going up and down"},
+    "loss": {"fa": "اتلاف بسته {detail}", "en": "packet loss {detail}"},
+    "rtt": {"fa": "تأخیر رفت‌وبرگشت {detail}", "en": "round-trip time {detail}"},
+    "jitter": {"fa": "لرزش تأخیر {detail}", "en": "jitter {detail}"},
+    "rx_power": {"fa": "توان نوری دریافتی {detail}", "en": "optical receive power {detail}"},
+    "errors": {"fa": "خطای درگاه {detail}", "en": "interface errors {detail}"},
+    "path_not_proven": {"fa": "مسیر جداگانه‌اش ثابت نشده", "en": "its own path is not proven"},
+    "snmp_unavailable": {"fa": "SNMP پاسخ نمی‌دهد", "en": "SNMP does not answer"},
+    "rx_power_warning": {"fa": "هشدار توان نوری {detail}", "en": "optical power warning {detail}"},
+    "device_rebooted": {"fa": "دستگاه دوباره راه‌اندازی شد", "en": "the device rebooted"},
+    "rates_unknown": {"fa": "نرخ ترافیک هنوز معلوم نیست", "en": "traffic rates not known yet"},
+}
+# Site codes; {detail} and {subject} as monitor/core/reasons.py reads them.
+SITE_WORDS: dict[str, dict[Lang, str]] = {
+    "isolated": {"fa": "هر دو لینک قطع است", "en": "both links are down"},
+    "terminals": {"fa": "پایانه‌های پاسخ‌گو {detail}", "en": "terminals answering {detail}"},
+    "terminals.unknown": {"fa": "پایانه‌های نامعلوم {detail}", "en": "terminals unknown {detail}"},
+    "upstream": {"fa": "پشت گره {subject} که قطع است", "en": "behind node {subject}, which is down"},
+    "no_data": {"fa": "هیچ داده‌ای از محل نیست", "en": "no data from the site at all"},
+    "sustaining": {"fa": "سالم، هنوز نه به اندازه‌ی کافی ({detail})",
+                   "en": "healthy, not yet for long enough ({detail})"},
+    "maintenance": {"fa": "در تعمیر و نگهداری: {detail}", "en": "in maintenance: {detail}"},
+    "waived": {"fa": "معافیت {subject} {detail}", "en": "waived {subject} {detail}"},
+    "other": {"fa": "{detail}", "en": "{detail}"},
+}
+
+LABELS: dict[str, dict[Lang, str]] = {
+    "title": {"fa": "آمادگی حوزه‌های رأی‌گیری", "en": "Polling site readiness"},
+    "ready_share": {"fa": "سهم حوزه‌های آماده", "en": "Polling places ready"},
+    "of": {"fa": "از", "en": "of"},
+    "ready_of": {"fa": "{ready} از {total} حوزه آماده", "en": "{ready} of {total} polling places ready"},
+    "target": {"fa": "هدف", "en": "target"},
+    "deadline": {"fa": "مهلت", "en": "Deadline"},
+    "days_left": {"fa": "{n} روز مانده", "en": "{n} days left"},
+    "deadline_passed": {"fa": "مهلت گذشته است", "en": "the deadline has passed"},
+    "forecast": {"fa": "پیش‌بینی در مهلت", "en": "Forecast at the deadline"},
+    "forecast_range": {"fa": "بازه", "en": "range"},
+    "at_risk": {"fa": "در خطر", "en": "at risk"},
+    "on_track": {"fa": "در مسیر", "en": "on track"},
+    "all_ready_at": {"fa": "همه آماده در", "en": "all ready by"},
+    "never_at_pace": {"fa": "با این روند هرگز همه آماده نمی‌شوند", "en": "never all ready at this pace"},
+    "not_enough_history": {"fa": "سابقه‌ی کافی نیست", "en": "not enough history"},
+    "history_of": {"fa": "{have} از {need} ساعت", "en": "{have} of {need} hours"},
+    "states": {"fa": "حوزه‌ها بر پایه‌ی وضعیت", "en": "Polling places by state"},
+    "nodes": {"fa": "گره‌های شبکه (جدا از سهم آمادگی)", "en": "Network nodes (not in the ready share)"},
+    "terminals": {"fa": "پایانه‌های روشن", "en": "Terminals up"},
+    "unknown_n": {"fa": "{n} نامعلوم", "en": "{n} unknown"},
+    "urban": {"fa": "شهری", "en": "urban"},
+    "rural": {"fa": "روستایی", "en": "rural"},
+    "counties": {"fa": "شهرستان‌ها (بدترین نخست)", "en": "Counties (worst first)"},
+    "county": {"fa": "شهرستان", "en": "County"},
+    "share": {"fa": "سهم آماده", "en": "Ready share"},
+    "ready_total": {"fa": "آماده / کل", "en": "Ready / total"},
+    "not_ready_count": {"fa": "ناآماده", "en": "Not ready"},
+    "trend": {"fa": "روند روزانه", "en": "Trend per day"},
+    "no_trend": {"fa": "سابقه‌ی کافی نیست", "en": "not enough history"},
+    "worst": {"fa": "بدترین حوزه‌ها", "en": "Worst sites"},
+    "sites_of": {"fa": "حوزه‌های {county}", "en": "Sites of {county}"},
+    "site": {"fa": "محل", "en": "Site"},
+    "state": {"fa": "وضعیت", "en": "State"},
+    "reasons": {"fa": "علت", "en": "Reasons"},
+    "for": {"fa": "مدت", "en": "For"},
+    "owner": {"fa": "مسئول / اقدام باز", "en": "Owner / open action"},
+    "all_ready": {"fa": "همه‌ی حوزه‌ها آماده‌اند.", "en": "Every site is ready."},
+    "more": {"fa": "و {n} مورد دیگر", "en": "and {n} more"},
+    "burnup": {"fa": "روند آمادگی تا مهلت", "en": "Readiness over time"},
+    "burnup_none": {"fa": "هنوز سابقه‌ای ثبت نشده است.", "en": "No history recorded yet."},
+    "map": {"fa": "نقشه", "en": "Map"},
+    "map_none": {"fa": "هیچ محلی مختصات ندارد.", "en": "No site has a location."},
+    "cluster": {"fa": "{n} محل", "en": "{n} sites"},
+    "updated": {"fa": "آخرین ارزیابی", "en": "Last updated"},
+    "ago": {"fa": "{t} پیش", "en": "{t} ago"},
+    "not_yet": {"fa": "هنوز ارزیابی نشده", "en": "not evaluated yet"},
+    "province": {"fa": "کل استان", "en": "whole province"},
+    "back": {"fa": "بازگشت به کل استان", "en": "Back to the province"},
+    "digits_latin": {"fa": "ارقام لاتین", "en": "Latin digits"},
+    "digits_fa": {"fa": "ارقام فارسی", "en": "Persian digits"},
+    "switch_lang": {"fa": "English", "en": "فارسی"},
+    "health_stale": {"fa": "داده‌ها کهنه‌اند: ارقام زیر ممکن است امروزی نباشند.",
+                     "en": "The data is stale: the figures below may not be current."},
+    "health_blind": {"fa": "پایش کور است: پایشگر چیزی نمی‌بیند.", "en": "The monitor is blind: it sees nothing."},
+    "health_note": {"fa": "سلامت پایشگر", "en": "Monitor health"},
+    "unknown_county": {"fa": "شهرستان ناشناخته", "en": "unknown county"},
+    "api": {"fa": "رابط برنامه‌نویسی", "en": "API"},
+}
+
+_AGO_UNITS: dict[Lang, tuple[str, str, str, str]] = {"fa": ("ثانیه", "دقیقه", "ساعت", "روز"),
+                                                     "en": ("s", "m", "h", "d")}
+
+
+def words(key: str, lang: Lang, **values: object) -> str:
+    """Return the label ``key`` in ``lang`` with ``values`` filled in (not yet localised in digits)."""
+    return LABELS[key][lang].format(**values)
+
+
+def state_words(state: str, lang: Lang) -> str:
+    """Return a state's name in ``lang``."""
+    return STATE_WORDS.get(state, STATE_WORDS["unknown"])[lang]
+
+
+def reason_words(reason: Reason | str, lang: Lang) -> str:
+    """Return a reason in words: ``لینک پشتیبان: قطع است``, ``primary link: packet loss >1%``."""
+    r = reason if isinstance(reason, Reason) else Reason.parse(reason)
+    if r.role:
+        return f"{ROLE_WORDS[r.role][lang]}: {LINK_WORDS[r.name][lang].format(detail=r.detail)}".strip()
+    return SITE_WORDS[r.code][lang].format(detail=r.detail, subject=r.subject).strip()
+
+
+def digits(text: str, lang: Lang, latin: bool) -> str:
+    """Return ``text`` with Persian digits, decimal sign and percent sign, unless English or ``latin``."""
+    if lang == "en" or latin:
+        return text
+    return persian_digits(text).replace(".", "٫").replace("%", "٪")
+
+
+def share_text(share: float | None) -> str:
+    """Return a share as every surface prints it (``67.0%``, one decimal), ``–`` for none."""
+    return "–" if share is None else f"{share * 100:.1f}%"
+
+
+def duration(seconds: float, lang: Lang) -> str:
+    """Return a short duration: ``45s``, ``12m``, ``3h 05m``, ``2d 4h`` (Persian units in Persian)."""
+    s, m, h, d = _AGO_UNITS[lang]
+    sep = " " if lang == "fa" else ""
+    n = max(0, int(seconds))
+    if n < 60:
+        return f"{n}{sep}{s}"
+    if n < 3600:
+        return f"{n // 60}{sep}{m}"
+    if n < 86400:
+        return f"{n // 3600}{sep}{h} {n % 3600 // 60}{sep}{m}"
+    return f"{n // 86400}{sep}{d} {n % 86400 // 3600}{sep}{h}"
+
+
+def jalali_text(when: datetime, lang: Lang, *, with_time: bool = True) -> str:
+    """Return the Jalali date with the month's name: ``13 آذر 1405 18:30`` / ``13 Azar 1405 18:30``."""
+    jy, jm, jd = gregorian_to_jalali(when.year, when.month, when.day)
+    month = MONTHS_FA[jm - 1] if lang == "fa" else MONTHS_EN_JALALI[jm - 1]
+    text = f"{jd} {month} {jy}"
+    return text + (f" {when:%H:%M}" if with_time else "")
+
+
+def gregorian_text(when: datetime) -> str:
+    """Return the Gregorian date beside it: ``4 Dec 2026``."""
+    return f"{when.day} {MONTHS_GREGORIAN[when.month - 1]} {when.year}"
+
+
+def local(ts: float, zone: tzinfo) -> datetime:
+    """Return a Unix time as a datetime in the programme's zone."""
+    return datetime.fromtimestamp(ts, zone)

@@ -1,0 +1,242 @@
+"""The committee board: words for every reason code, the figures of monitor/core/figures.py, one render per
+snapshot off the event loop, the monitor's own health; and, in a real headless Chromium, the page itself."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from monitor.core.reasons import LINK_CODES, ROLES, SITE_CODES, Reason
+from monitor.runtime.snapshot import Snapshot
+from monitor.web import board
+from monitor.web.app import make_app
+from monitor.web.board import BoardCache, View, monitor_health, render_board
+from monitor.web.i18n import LANGS, LINK_WORDS, SITE_WORDS, STATE_WORDS, reason_words
+from tests.helpers import free_port
+from tests.monitor.board_sample import sample_snapshot
+from tests.monitor.browser import available, browser, full_screenshot
+
+_ASCII = str.maketrans("۰۱۲۳۴۵۶۷۸۹٫٪", "0123456789.%")
+
+
+def ascii_digits(text: str) -> str:
+    return text.translate(_ASCII)
+
+
+@pytest.fixture(scope="module")
+def snap() -> Snapshot:
+    return sample_snapshot(now=time.time())
+
+
+def test_every_reason_code_has_words_in_both_languages() -> None:
+    """Every code of monitor/core/reasons.py reads in Persian and English, and nothing else is in the tables."""
+    assert set(LINK_WORDS) == set(LINK_CODES) and set(SITE_WORDS) == set(SITE_CODES)
+    for table in (LINK_WORDS, SITE_WORDS, STATE_WORDS):
+        for code, text in table.items():
+            assert set(text) == set(LANGS) and all(text[lang].strip() for lang in LANGS), code
+    for name in LINK_CODES:
+        for role in ROLES:
+            r = Reason(f"{role}.{name}", ">1%" if LINK_CODES[name].form == "limit" else "")
+            fa, en = reason_words(r, "fa"), reason_words(r, "en")
+            assert fa != en and re.search("[\u0600-\u06ff]", fa) and ("primary" in en or "backup" in en)
+    assert reason_words("upstream AGG-2 down", "en") == "behind node AGG-2, which is down"
+    assert reason_words("terminals 3/5", "fa") == "پایانه‌های پاسخ‌گو 3/5"
+    assert reason_words("something unheard of", "en") == "something unheard of"
+
+
+def test_the_board_shows_the_figures(snap: Snapshot) -> None:
+    """The share, the state counts and the nodes on the page are monitor/core/figures.py's, in both languages."""
+    fig = snap.figures()
+    p = fig.province
+    for view in (View(), View("en", True), View("fa", True)):
+        page = render_board(snap, view)
+        text = ascii_digits(page)
+        assert f'data-figure="share">{p.share_text()}<' in text
+        for state, n in p.states.items():
+            assert f'data-figure="{state}">{n}<' in text
+            assert f'data-figure="nodes-total">{fig.nodes.total}<' in text
+        assert ('lang="fa" dir="rtl"' in page) == (view.lang == "fa")
+        assert 'name="viewport"' in page and "http://" not in page and "https://" not in page
+    fa = render_board(snap, View())
+    assert "۷" in fa or "۸" in fa  # Persian digits by default
+    assert re.search(r"data-figure=\"share\">[0-9]", render_board(snap, View("fa", True)))  # Latin by setting
+    assert "Dec 2026" in ascii_digits(fa) and "آذر" in fa  # Jalali with the Gregorian beside it
+
+
+def test_a_county_view_lists_only_its_sites(snap: Snapshot) -> None:
+    page = render_board(snap, View("en", True, "Mehran"))
+    ids = re.findall(r'<tr data-site="([^"]+)" data-state="\w+" data-county="([^"]+)"', page)
+    wanted = {s.id for s in snap.config.reported_sites() if s.county == "Mehran"}
+    assert {i for i, _ in ids} == wanted and {c for _, c in ids} == {"Mehran"}
+    with pytest.raises(ValueError, match="unknown county"):
+        View.of({"county": "Atlantis"}, ["Mehran"])
+    assert View.of({"county": "mehran", "lang": "en"}, ["Mehran"]) == View("en", True, "Mehran")
+
+
+def test_not_enough_history_says_so(tmp_path: Path) -> None:
+    snap = sample_snapshot(history_days=0.5, now=time.time())
+    assert not snap.forecasts[("province", "")].enough_history
+    assert 'data-forecast="none"' in render_board(snap, View("en", True))
+    assert "not enough history" in render_board(snap, View("en", True))
+
+
+def test_health_banner(snap: Snapshot) -> None:
+    assert monitor_health(snap, snap.at)[0] == "fresh"
+    state, notes = monitor_health(snap, snap.at + 3600)
+    assert state == "stale" and notes
+    page = render_board(snap, View("en", True), (state, notes))
+    assert 'data-health="stale"' in page and "stale" in page
+    from dataclasses import replace
+    assert monitor_health(replace(snap, evaluated=False), snap.at)[0] == "blind"
+
+
+async def test_rendered_once_per_snapshot_off_the_loop(snap: Snapshot) -> None:
+    """Two requests for the same snapshot and view render once, in a worker thread, not on the event loop."""
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def counting(*args: Any) -> str:
+        threads.append(threading.get_ident())
+        return render_board(*args)
+
+    current = {"snap": snap}
+    app = make_app(lambda: current["snap"])
+    cache: BoardCache | None = None
+    for route in app.router.routes():
+        if route.resource is not None and route.resource.canonical == "/":
+            cache = route.handler.__closure__[0].cell_contents  # type: ignore[union-attr,index]
+    assert isinstance(cache, BoardCache)
+    cache.render, cache.clock = counting, lambda: snap.at
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    import aiohttp
+    try:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(3):
+                async with s.get(f"http://127.0.0.1:{port}/") as r:
+                    assert r.status == 200
+            assert len(threads) == 1 and threads[0] != loop_thread
+            async with s.get(f"http://127.0.0.1:{port}/?lang=en") as r:
+                assert r.status == 200
+            assert len(threads) == 2
+            current["snap"] = sample_snapshot(now=snap.at)  # a new snapshot: rendered anew
+            async with s.get(f"http://127.0.0.1:{port}/") as r:
+                assert r.status == 200
+            assert len(threads) == 3
+            async with s.get(f"http://127.0.0.1:{port}/?county=Atlantis") as r:
+                assert r.status == 400
+            async with s.get(f"http://127.0.0.1:{port}/static/board/fonts/Vazirmatn-Regular.woff2") as r:
+                assert r.status == 200 and len(await r.read()) > 10_000
+            async with s.get(f"http://127.0.0.1:{port}/static/board/../app.py") as r:
+                assert r.status == 404
+    finally:
+        await runner.cleanup()
+
+
+def test_static_files_are_package_data() -> None:
+    """The style, script and font ship with the package (pyproject's package-data), with the font's license."""
+    import tomllib
+    doc = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = doc["tool"]["setuptools"]["package-data"]["monitor.web"]
+    shipped = {p.relative_to(board.STATIC.parent).as_posix() for p in board.STATIC.rglob("*") if p.is_file()}
+    import fnmatch
+    assert all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in shipped), shipped
+    assert "board_static/fonts/Vazirmatn-OFL.txt" in shipped
+
+
+# -- in a real browser -----------------------------------------------------------------------------------------
+
+needs_browser = pytest.mark.skipif(bool(available()), reason=available() or "browser available")
+
+
+@pytest.fixture(scope="module")
+def served(snap: Snapshot) -> Iterator[str]:
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(make_app(lambda: snap))
+    loop.run_until_complete(runner.setup())
+    port = free_port()
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def wide() -> Iterator[Any]:
+    driver = browser(1400)
+    yield driver
+    driver.quit()
+
+
+@needs_browser
+@pytest.mark.slow
+def test_board_in_a_browser(served: str, snap: Snapshot, wide: Any, tmp_path: Path) -> None:
+    """Persian RTL with Persian digits; the numbers equal the figures; English by switch; a county by click."""
+    from selenium.webdriver.common.by import By
+
+    fig = snap.figures()
+    wide.get_log("performance")  # drop what the browser did on its own at start (Debian's start page)
+    wide.get(served + "/")
+    full_screenshot(wide, str(tmp_path / "board-fa-1400.png"), 1400)
+    html_el = wide.find_element(By.TAG_NAME, "html")
+    assert html_el.get_attribute("lang") == "fa" and html_el.get_attribute("dir") == "rtl"
+    assert wide.execute_script("return getComputedStyle(document.body).direction") == "rtl"
+    shown = wide.find_element(By.ID, "share").text
+    assert re.search("[۰-۹]", shown) and ascii_digits(shown) == fig.province.share_text()
+    for state, n in fig.province.states.items():
+        assert ascii_digits(wide.find_element(By.CSS_SELECTOR, f'[data-figure="{state}"]').text) == str(n)
+    assert ascii_digits(wide.find_element(By.CSS_SELECTOR, '[data-figure="nodes-total"]').text) == str(fig.nodes.total)
+    assert wide.execute_script("return document.fonts.check('16px Vazirmatn')")
+    # English
+    wide.find_element(By.ID, "lang-switch").click()
+    assert wide.find_element(By.TAG_NAME, "html").get_attribute("dir") == "ltr"
+    assert wide.find_element(By.ID, "share").text == fig.province.share_text()
+    assert "Polling places ready" in wide.page_source
+    # A county, by clicking its row in the counties table
+    link = wide.find_element(By.CSS_SELECTOR, 'tr[data-county="Mehran"] a.county-link')
+    link.click()
+    rows = wide.find_elements(By.CSS_SELECTOR, "#sites tr[data-site]")
+    wanted = {s.id for s in snap.config.reported_sites() if s.county == "Mehran"}
+    assert {r.get_attribute("data-site") for r in rows} == wanted
+    assert wide.find_element(By.ID, "share").text == fig.counties["Mehran"].share_text()
+    full_screenshot(wide, str(tmp_path / "board-county-1400.png"), 1400)
+    # Every located site is on the map, alone or in a cluster
+    wide.get(served + "/?lang=en")
+    marked = set(wide.execute_script(
+        "return [...document.querySelectorAll('#map [data-site]')].map(e => e.dataset.site)"))
+    for ids in wide.execute_script(
+            "return [...document.querySelectorAll('#map [data-sites]')].map(e => e.dataset.sites)"):
+        marked |= set(ids.split())
+    assert marked == {s.id for s in snap.config.reported_sites() if s.location is not None}
+    # Nothing was asked of anyone but the service, on any page visited since the start
+    events = " ".join(e["message"] for e in wide.get_log("performance"))
+    asked = re.findall(r'"Network.requestWillBeSent".*?"url":"([^"]+)"', events)
+    assert asked and all(u.startswith(served) or u.startswith("data:") for u in asked), asked
+
+
+@needs_browser
+@pytest.mark.slow
+def test_board_at_400_px_has_no_horizontal_scroll(served: str, tmp_path: Path) -> None:
+    driver = browser(400, 900)
+    try:
+        for query in ("", "?lang=en", "?county=Holeylan"):
+            driver.get(served + "/" + query)
+            width = driver.execute_script("return window.innerWidth")
+            scroll = driver.execute_script("return document.documentElement.scrollWidth")
+            assert width <= 420 and scroll <= width, (query, scroll, width)
+        full_screenshot(driver, str(tmp_path / "board-400.png"), 400)
+    finally:
+        driver.quit()
