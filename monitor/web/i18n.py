@@ -50,6 +50,15 @@ LINK_WORDS: dict[str, dict[Lang, str]] = {
     "rx_power_warning": {"fa": "هشدار توان نوری {detail}", "en": "optical power warning {detail}"},
     "device_rebooted": {"fa": "دستگاه دوباره راه‌اندازی شد", "en": "the device rebooted"},
     "rates_unknown": {"fa": "نرخ ترافیک هنوز معلوم نیست", "en": "traffic rates not known yet"},
+    "not_probed": {"fa": "در این دور سنجیده نشد", "en": "was not probed this cycle"},
+    "optics.no_sensor": {"fa": "حسگر نوری ندارد ({detail})", "en": "has no optical sensor ({detail})"},
+    "optics.sensor_unavailable": {"fa": "حسگر نوری در دسترس نیست ({detail})",
+                                  "en": "optical sensor unavailable ({detail})"},
+    "optics.unsupported_type": {"fa": "نوع حسگر نوری پشتیبانی نمی‌شود ({detail})",
+                                "en": "unsupported optical sensor type ({detail})"},
+    "optics.no_light": {"fa": "نوری دریافت نمی‌شود ({detail})", "en": "no light ({detail})"},
+    "optics.out_of_range": {"fa": "خوانش نوری خارج از بازه ({detail})",
+                            "en": "optical reading out of range ({detail})"},
 }
 # Site codes; {detail} and {subject} as monitor/core/reasons.py reads them.
 SITE_WORDS: dict[str, dict[Lang, str]] = {
@@ -63,6 +72,14 @@ SITE_WORDS: dict[str, dict[Lang, str]] = {
     "maintenance": {"fa": "در تعمیر و نگهداری: {detail}", "en": "in maintenance: {detail}"},
     "waived": {"fa": "معافیت {subject} {detail}", "en": "waived {subject} {detail}"},
     "other": {"fa": "{detail}", "en": "{detail}"},
+    "upstream.unconfirmed": {"fa": "تا دیده‌شدن سلامت {subject} نامعلوم",
+                             "en": "unconfirmed until {subject} is seen healthy"},
+    "not_probed": {"fa": "پایانه‌های سنجیده‌نشده {detail}", "en": "terminals not probed {detail}"},
+    "monitor.blind": {"fa": "پایشگر خودش نمی‌بیند", "en": "the monitor cannot see"},
+    "certificate.expiring": {"fa": "گواهی {subject} رو به انقضا ({detail})",
+                             "en": "certificate of {subject} expiring ({detail})"},
+    "certificate.before_deadline": {"fa": "گواهی {subject} پیش از مهلت منقضی می‌شود ({detail})",
+                                    "en": "certificate of {subject} expires before the deadline ({detail})"},
 }
 
 LABELS: dict[str, dict[Lang, str]] = {
