@@ -10,26 +10,18 @@ example with its webhooks pointed at the sink and its group timers cut to a seco
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import yaml
 
 from monitor.demo.snmpsim import DeviceSpec, Port, interface_device, start_snmpsim, write_device
 from tests.helpers import require_root, require_tool
-from tests.lab import Namespace, WebhookSink, alertmanager_config, http, sh, stop, tail, wait_for
+from tests.lab import MONITOR_PORT, AlertStack, Namespace, alert_lab, alerts_of, sh, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
-MONITOR_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, SINK_PORT = 19108, 19090, 19093, 19095
 FOR_SCALE = 0.02  # SiteIsolated 2.4s, PrimaryLinkDown 6s, BackupLinkDown 12s, ReadinessRegressed/OpticalPowerLow 18s
 # Site -> (link role, monitor end, site end, /30 prefix)
 LINKS = {
@@ -70,124 +62,46 @@ def readiness_config(tmp: Path, snmp_port: int | None = None) -> Path:
     return path
 
 
-def prometheus_config(tmp: Path, rules: Path) -> Path:
-    """The committed example with test intervals, ports and rules; its replica label and relabelling stay."""
-    doc = yaml.safe_load((REPO / "config" / "prometheus" / "prometheus.yml").read_text())
-    doc["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    doc["rule_files"] = [str(rules)]
-    doc["alerting"]["alertmanagers"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{ALERTMANAGER_PORT}"]}]
-    (job,) = doc["scrape_configs"]
-    job["scrape_timeout"] = "1s"
-    job["static_configs"] = [{"targets": [f"127.0.0.1:{MONITOR_PORT}"]}]
-    path = tmp / "prometheus.yml"
-    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return path
+def links(stack: AlertStack, site_id: str, state: str) -> None:
+    """Set the site ends of both links of ``site_id`` up or down, in one ``ip -batch``, between two cycles, so
+    both links change in the same cycle, as they do when a site loses power."""
+    stack.between_cycles("icmp")
+    stack.site.ip(*(f"link set dev {dev}-s {state}" for _, dev, _ in LINKS[site_id]))
 
 
-@dataclass
-class Stack:
-    mon: Namespace
-    site: Namespace
-    tmp: Path
-    sink: WebhookSink
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def get(self, port: int, path: str) -> Any:
-        return self.mon.call(http, f"http://127.0.0.1:{port}{path}")
-
-    def logs(self) -> str:
-        return "\n".join(tail(self.tmp / f"{name}.log") for name in ("readiness", "prometheus", "alertmanager"))
-
-    def start(self, name: str, cmd: list[str]) -> None:
-        self.procs[name] = self.mon.popen(cmd, self.tmp / f"{name}.log", cwd=REPO,
-                                          env={**os.environ, "PYTHONPATH": str(REPO)})
-
-    def alive(self) -> None:
-        for name, proc in self.procs.items():
-            assert proc.poll() is None, f"{name} exited with {proc.returncode}\n{self.logs()}"
-
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        answer = self.get(PROMETHEUS_PORT, f"/api/v1/query?query={quote(promql)}")
-        assert answer["status"] == "success", answer
-        return list(answer["data"]["result"])
-
-    def prometheus_alerts(self) -> list[dict[str, Any]]:
-        return list(self.get(PROMETHEUS_PORT, "/api/v1/alerts")["data"]["alerts"])
-
-    def alertmanager_alerts(self) -> list[dict[str, Any]]:
-        return list(self.get(ALERTMANAGER_PORT, "/api/v2/alerts"))
-
-    def links(self, site_id: str, state: str) -> None:
-        """Set the site ends of both links of ``site_id`` up or down, in one ``ip -batch``, between two cycles.
-
-        Right after an ICMP cycle finishes there are more than a second until the next: the change (and the
-        kernel's deferred carrier handling, up to a second) lands between cycles, so both links change in the
-        same cycle, as they do when a site loses power.
-        """
-        def last_cycle() -> str:
-            text = self.get(MONITOR_PORT, "/metrics")
-            m = re.search(r'^readiness_probe_last_cycle_timestamp_seconds\{kind="icmp"\} (\S+)$', text, re.M)
-            return m.group(1) if m else ""
-
-        before = last_cycle()
-        wait_for("an ICMP cycle to finish", lambda: last_cycle() != before, 10, every=0.05)
-        self.site.ip(*(f"link set dev {dev}-s {state}" for _, dev, _ in LINKS[site_id]))
+def wire(mon: Namespace, site: Namespace) -> None:
+    """One veth pair per link; both ends are created inside the namespaces: this machine never sees the lab's
+    addresses."""
+    for site_links in LINKS.values():
+        for _, dev, net in site_links:
+            sh("ip", "-n", mon.name, "link", "add", "name", f"{dev}-m", "type", "veth", "peer", "name",
+               f"{dev}-s", "netns", site.name)
+            mon.ip(f"addr add {net}.1/30 dev {dev}-m", f"link set dev {dev}-m up")
+            site.ip(f"addr add {net}.2/30 dev {dev}-s", f"link set dev {dev}-s up")
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def stack(tmp_path: Path) -> Iterator[AlertStack]:
     """The lab namespaces with their veths, and the webhook sink in the mon namespace; all torn down after."""
     require_root("the alerting end-to-end test (network namespaces)")
     for tool in ("ip", "prometheus", "prometheus-alertmanager"):
         require_tool(tool)
-    tag = os.getpid() % 100000
-    mon, site = Namespace(f"rdy-e2e-mon-{tag}"), Namespace(f"rdy-e2e-site-{tag}")
-    sink = WebhookSink()
-    s = Stack(mon, site, tmp_path, sink)
-    try:
-        mon.create()
-        site.create()
-        for links in LINKS.values():
-            for _, dev, net in links:
-                # Both ends are created inside the namespaces: this machine never sees the lab's addresses.
-                sh("ip", "-n", mon.name, "link", "add", "name", f"{dev}-m", "type", "veth", "peer", "name",
-                   f"{dev}-s", "netns", site.name)
-                mon.ip(f"addr add {net}.1/30 dev {dev}-m", f"link set dev {dev}-m up")
-                site.ip(f"addr add {net}.2/30 dev {dev}-s", f"link set dev {dev}-s up")
-        sh("ip", "netns", "exec", mon.name, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
-        mon.call(sink.start, "127.0.0.1", SINK_PORT)
+    with alert_lab(tmp_path, "rdy-e2e", wire) as s:
         yield s
-    finally:
-        for proc in s.procs.values():
-            stop(proc)
-        sink.close()
-        mon.delete()
-        site.delete()
-
-
-def _alerts_of(notification: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return [(a["labels"]["alertname"], a["labels"].get("site", ""), a["status"]) for a in notification["alerts"]]
 
 
 @pytest.mark.root
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_isolated_site_pages_once_and_resolves(stack: Stack) -> None:
+def test_isolated_site_pages_once_and_resolves(stack: AlertStack) -> None:
     """Both links of S1 go down: exactly one SiteIsolated page for S1 (to Ilam's on-call), its link alerts
     held back by inhibition; the links come back: the resolved notification arrives. S2 stays quiet."""
     started = time.monotonic()
-    tmp = stack.tmp
-    rules = tmp / "readiness.rules.yml"
-    sh(sys.executable, "-m", "monitor", "rules", "--for-scale", str(FOR_SCALE), "-o", str(rules))
-    sh("promtool", "check", "rules", str(rules))
+    rules = stack.rules(FOR_SCALE)
 
     # 1. The monitor, then Prometheus; wait until both sites are ready in Prometheus and nothing is pending.
-    stack.start("readiness", [sys.executable, "-m", "monitor", "run", str(readiness_config(tmp))])
-    wait_for("the monitor's first evaluation", lambda: stack.get(MONITOR_PORT, "/-/ready"), 20,
-             on_timeout=stack.logs)
-    stack.start("prometheus", ["prometheus", f"--config.file={prometheus_config(tmp, rules)}",
-                               f"--storage.tsdb.path={tmp / 'tsdb'}",
-                               f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}", "--log.level=warn"])
+    stack.start_monitor(readiness_config(stack.tmp))
+    stack.start_prometheus(rules)
 
     def settled() -> bool:
         stack.alive()
@@ -200,18 +114,14 @@ def test_isolated_site_pages_once_and_resolves(stack: Stack) -> None:
              on_timeout=stack.logs)
 
     # 2. Alertmanager (the committed routes and inhibitions).
-    stack.start("alertmanager", ["prometheus-alertmanager", f"--config.file={alertmanager_config(tmp, SINK_PORT)}",
-                                 f"--storage.path={tmp / 'am'}", f"--web.listen-address=127.0.0.1:{ALERTMANAGER_PORT}",
-                                 "--cluster.listen-address=", "--log.level=warn"])
-    wait_for("Alertmanager ready", lambda: stack.get(ALERTMANAGER_PORT, "/-/ready"), 20, on_timeout=stack.logs)
+    stack.start_alertmanager()
 
     # 3. Both links of S1 down.
-    stack.links("S1", "down")
+    links(stack, "S1", "down")
     down_at = time.monotonic()
 
     def paged() -> list[tuple[str, dict[str, Any], float]]:
-        stack.alive()
-        return [n for n in stack.sink.received() if ("SiteIsolated", "S1", "firing") in _alerts_of(n[1])]
+        return stack.notified("SiteIsolated", "S1", "firing")
 
     wait_for("the SiteIsolated notification for S1", paged, 30, on_timeout=stack.logs)
     paged_after = time.monotonic() - down_at
@@ -238,18 +148,17 @@ def test_isolated_site_pages_once_and_resolves(stack: Stack) -> None:
     assert stack.sink.received() == paged(), "only the page may have been sent while S1 is isolated"
 
     # 4. Links back: the resolved notification.
-    stack.links("S1", "up")
+    links(stack, "S1", "up")
 
     def resolved() -> list[tuple[str, dict[str, Any], float]]:
-        stack.alive()
-        return [n for n in stack.sink.received() if ("SiteIsolated", "S1", "resolved") in _alerts_of(n[1])]
+        return stack.notified("SiteIsolated", "S1", "resolved")
 
     wait_for("the resolved SiteIsolated notification for S1", resolved, 30, on_timeout=stack.logs)
     time.sleep(2.5)  # nothing else may follow (a link alert set free, a second page)
 
     # 5. Exactly two notifications: the page and its resolution, both to Ilam's on-call, with the site's name.
     received = stack.sink.received()
-    summary = [(receiver, payload["status"], _alerts_of(payload)) for receiver, payload, _ in received]
+    summary = [(receiver, payload["status"], alerts_of(payload)) for receiver, payload, _ in received]
     assert summary == [
         ("ilam-oncall", "firing", [("SiteIsolated", "S1", "firing")]),
         ("ilam-oncall", "resolved", [("SiteIsolated", "S1", "resolved")]),
@@ -271,14 +180,13 @@ def test_isolated_site_pages_once_and_resolves(stack: Stack) -> None:
 @pytest.mark.root
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_weak_light_from_a_watts_encoded_switch_fires_optical_power_low(stack: Stack) -> None:
+def test_weak_light_from_a_watts_encoded_switch_fires_optical_power_low(stack: AlertStack) -> None:
     """S1's primary fiber lands on a switch that reports its transceiver the way Arista and SONiC do
     (ENTITY-SENSOR-MIB watts, milli, precision 4) and receives -27 dBm, under fiber's -25 dBm: the monitor
     reads it, Prometheus fires OpticalPowerLow for S1's primary and Alertmanager tells Ilam's NOC; S2 (no
     SNMP) stays quiet."""
     tmp = stack.tmp
-    rules = tmp / "readiness.rules.yml"
-    sh(sys.executable, "-m", "monitor", "rules", "--for-scale", str(FOR_SCALE), "-o", str(rules))
+    rules = stack.rules(FOR_SCALE)
 
     # 1. The switch: snmpsim inside the mon namespace, its port's receive sensor in tenths of a microwatt.
     records = interface_device(DeviceSpec(name="sw-s1", ports=[Port(1, "Gi0/1", rx_dbm=-27.0, tx_dbm=-2.5)]))
@@ -289,15 +197,9 @@ def test_weak_light_from_a_watts_encoded_switch_fires_optical_power_low(stack: S
     stack.procs["snmpsim"] = agent.process  # stopped by PID with the others
 
     # 2. The monitor, Prometheus and Alertmanager.
-    stack.start("readiness", [sys.executable, "-m", "monitor", "run", str(readiness_config(tmp, agent.port))])
-    wait_for("the monitor's first evaluation", lambda: stack.get(MONITOR_PORT, "/-/ready"), 20,
-             on_timeout=stack.logs)
-    stack.start("prometheus", ["prometheus", f"--config.file={prometheus_config(tmp, rules)}",
-                               f"--storage.tsdb.path={tmp / 'tsdb'}",
-                               f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}", "--log.level=warn"])
-    stack.start("alertmanager", ["prometheus-alertmanager", f"--config.file={alertmanager_config(tmp, SINK_PORT)}",
-                                 f"--storage.path={tmp / 'am'}", f"--web.listen-address=127.0.0.1:{ALERTMANAGER_PORT}",
-                                 "--cluster.listen-address=", "--log.level=warn"])
+    stack.start_monitor(readiness_config(tmp, agent.port))
+    stack.start_prometheus(rules)
+    stack.start_alertmanager(wait=False)
 
     def light() -> list[dict[str, Any]]:
         stack.alive()
@@ -311,8 +213,7 @@ def test_weak_light_from_a_watts_encoded_switch_fires_optical_power_low(stack: S
 
     # 3. After its `for:` (15 min x 0.02), OpticalPowerLow fires and reaches Ilam's NOC.
     def notified() -> list[tuple[str, dict[str, Any], float]]:
-        stack.alive()
-        return [n for n in stack.sink.received() if ("OpticalPowerLow", "S1", "firing") in _alerts_of(n[1])]
+        return stack.notified("OpticalPowerLow", "S1", "firing")
 
     receiver, payload, _ = wait_for("the OpticalPowerLow notification for S1", notified, 60, on_timeout=stack.logs)[0]
     assert receiver == "ilam-noc"
