@@ -23,6 +23,7 @@ import aiohttp
 import aiohttp.web
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.cli.main import main
 from monitor.config.loader import Config, load_config
@@ -31,6 +32,8 @@ from monitor.core.figures import Figures, site_state
 from monitor.runtime.service import Service
 from monitor.runtime.snapshot import Snapshot
 from monitor.web.app import make_app
+from monitor.web.exposition import render
+from monitor.web.metrics import SnapshotCollector
 from probes.base import Observation
 from tests.helpers import free_port, require_tool
 from tests.monitor.fixtures import obs, write_config
@@ -225,3 +228,33 @@ async def test_four_shards_on_a_real_prometheus(tmp_path: Path) -> None:
         for runner in runners.values():
             await runner.cleanup()
 
+
+
+def _exported(snap: Snapshot) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(render(SnapshotCollector(lambda: snap).collect()).decode()):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def test_each_instance_says_its_shard_and_the_whole_inventory(tmp_path: Path) -> None:
+    """Unsharded is shard 1 of 1; a shard exports its own sites and the whole inventory, the same on each."""
+    inventory, faults = _province()
+    config = load_config(write_config(tmp_path, inventory))
+    whole = _exported(_evaluate(config, faults))
+    assert whole["readiness_shard_info"] == {(("shard", "1"), ("shards", "1")): 1}
+    assert whole["readiness_shard_expected"] == {(("shard", "1"), ("shards", "1")): 1}
+    assert whole["readiness_shard_sites"] == {(("kind", "node"),): 4,
+                                              (("kind", "polling"),): SITES}
+    assert sum(v for k, v in whole["readiness_inventory_sites"].items() if ("kind", "polling") in k) == SITES
+    assert sum(whole["readiness_inventory_terminals"].values()) == 2 * SITES
+    owned = 0.0
+    for k in range(1, SHARDS + 1):
+        mine = _exported(_evaluate(select_shard(config, f"{k}/{SHARDS}"), faults))
+        assert mine["readiness_shard_info"] == {(("shard", str(k)), ("shards", "4")): 1}
+        assert sorted(dict(x)["shard"] for x in mine["readiness_shard_expected"]) == ["1", "2", "3", "4"]
+        assert mine["readiness_inventory_sites"] == whole["readiness_inventory_sites"]
+        assert mine["readiness_inventory_terminals"] == whole["readiness_inventory_terminals"]
+        owned += mine["readiness_shard_sites"][(("kind", "polling"),)]
+    assert owned == SITES
