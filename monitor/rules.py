@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from monitor.core.model import Policy
+from monitor.core.reasons import SITE_STATES
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
@@ -41,7 +42,8 @@ class RuleOptions:
     runbook_url: str = "docs/runbook.md"
     job: str = "readiness"
     # Target labels that differ between instances of one deployment; roll-ups sum them away.
-    instance_labels: tuple[str, ...] = ("instance", "job")
+    # A `replica` (two Prometheus or two instances of one shard, as Thanos and Mimir expect) is one of them.
+    instance_labels: tuple[str, ...] = ("instance", "job", "replica")
     for_scale: float = 1.0  # tests shrink every `for:` and `keep_firing_for:` (0.02 turns 5m into 6s)
     deadline_target_ratio: float = 0.95  # ready share the programme must reach by the deadline
     deadline_window_days: float = 14.0  # without a forecast: judge today's share this close to the deadline
@@ -294,6 +296,21 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             MONITOR_DASHBOARD,
         ),
         AlertSpec(
+            # Every shard exports the list of shards 1..N (readiness_shard_expected); a shard that no instance
+            # (no replica) answers for now is named, however long it has been gone, even if never seen.
+            "ShardDown", "critical", 120,
+            f'max by (shard, shards) (readiness_shard_expected{{job="{o.job}"}})\n'
+            "unless on (shard, shards)\n"
+            f'max by (shard, shards) (readiness_shard_info{{job="{o.job}"}})',
+            "Shard {{ $labels.shard }} of {{ $labels.shards }} is down: its sites count as unknown",
+            "No instance of shard {{ $labels.shard }} of {{ $labels.shards }} is being scraped (up == 0, or it "
+            "was never started): the sites it owns are counted as unknown in every province and county roll-up, "
+            "and none of their alerts can fire.",
+            "Find the instances started with `--shard K/N` for the alert's shard and shards labels: are they "
+            "running (systemctl status, the log), and can Prometheus reach them?",
+            "/d/readiness-monitor",
+        ),
+        AlertSpec(
             # One alert instead of a flood: the sites it cannot see are unknown (monitor.blind), and
             # Alertmanager holds back the site and link alerts of this instance while it fires.
             "MonitorBlind", "critical", 60,
@@ -380,9 +397,28 @@ def _per_site(metric: str, kind: str, inst: str) -> str:
 
 
 def _states(kind: str, inst: str) -> str:
-    """Sites of ``kind`` per county, area and state, from each site's one current-state series; a state no site
-    is in says 0 (the monitor's own ``readiness_sites`` lists every state of every scope)."""
-    return (f"sum without (site) (\n{_per_site('readiness_site_state', kind, inst)}\n)\n"
+    """Sites of ``kind`` per county, area and state, from each site's one current-state series.
+
+    ``unknown`` is the whole inventory's sites (``readiness_inventory_sites``, the same on every shard; max over
+    shards and replicas) less those seen in a known state, so a dead or missing shard's sites count as unknown
+    instead of shrinking the scope. Instances that do not export the inventory fall back to the sites' own
+    unknown series. A state no site is in says 0, from the inventory or the monitor's own ``readiness_sites``.
+    """
+    total = f'sum without (kind) (max without ({inst}) (readiness_inventory_sites{{kind="{kind}"}}))'
+    known = _per_site('readiness_site_state{state!="unknown"}', kind, inst)
+    unknown = _per_site('readiness_site_state{state="unknown"}', kind, inst)
+    zeros = "\nor\n".join(f'label_replace(0 * {total}, "state", "{st}", "", "")'
+                         for st in SITE_STATES if st != "unknown")
+    return (f"sum without (site) (\n{known}\n)\n"
+            "or\n"
+            "label_replace(\n"
+            f"  clamp_min(\n    {total}\n    -\n    (\n      sum without (site, state) (\n"
+            f"{_indent(known, '      ')}\n      )\n      or\n      0 * {total}\n    ),\n    0\n  ),\n"
+            '  "state", "unknown", "", ""\n'
+            ")\n"
+            "or\n"
+            f"sum without (site) (\n{unknown}\n)\n"
+            f"or\n{zeros}\n"
             f'or\n0 * sum without (kind) (max without ({inst}) (readiness_sites{{kind="{kind}"}}))')
 
 
@@ -396,8 +432,10 @@ def recording_rules(o: RuleOptions) -> list[dict[str, str]]:
         {"record": sites, "expr": _states('polling', inst)},
         # Network nodes (aggregation switches, PoPs) are means, not ends: counted apart.
         {"record": "county_area:readiness_nodes:sum", "expr": _states('node', inst)},
+        # The whole inventory's terminals (every shard's, the same on each): a dead shard's are unknown, not gone.
         {"record": terminals,
-         "expr": f"sum without (site) (\n{_per_site('readiness_site_terminals', 'polling', inst)}\n)"},
+         "expr": (f"max without ({inst}) (readiness_inventory_terminals)\n"
+                  f"or\nsum without (site) (\n{_per_site('readiness_site_terminals', 'polling', inst)}\n)")},
         # readiness_terminal_up is absent while a terminal is unknown (behind a dead node, or not probed yet):
         # unknown terminals are neither up nor down, and a county with none up says 0, not nothing.
         {"record": "county_area:readiness_terminals_up:sum",

@@ -63,6 +63,10 @@ class Config(Strict):
     version: str = ""
     # With --shard: upstream nodes this instance evaluates for its sites' sake but another shard reports.
     watch_only: frozenset[str] = frozenset()
+    # With --shard: which shard this instance is (K, N), and the whole inventory's polling places, nodes and
+    # terminals per (county, area, kind), so the rules can count a dead shard's sites as unknown.
+    shard: tuple[int, int] = (1, 1)
+    inventory_cells: tuple[tuple[str, str, str, int, int], ...] = ()
 
     @field_validator("witnesses")
     @classmethod
@@ -78,6 +82,12 @@ class Config(Strict):
         if not self.watch_only:
             return self.sites
         return tuple(s for s in self.sites if s.id not in self.watch_only)
+
+    def whole_inventory(self) -> tuple[tuple[str, str, str, int, int], ...]:
+        """Return (county, area, kind, sites, terminals) of the whole inventory, every shard's sites included."""
+        if self.inventory_cells:
+            return self.inventory_cells
+        return inventory_cells(self.sites)
 
     def probe_settings(self, kind: str) -> ProbeSettings:
         """Return the settings of probe ``kind``."""
@@ -108,7 +118,17 @@ class Config(Strict):
 
 
 # Fields the loader fills in: a config file that sets them is as wrong as one with a typo.
-_LOADER_FIELDS = ("source", "version", "watch_only")
+_LOADER_FIELDS = ("source", "version", "watch_only", "shard", "inventory_cells")
+
+
+def inventory_cells(sites: Iterable[Site]) -> tuple[tuple[str, str, str, int, int], ...]:
+    """Return (county, area, kind, sites, terminals) per cell of ``sites``, sorted."""
+    cells: dict[tuple[str, str, str], list[int]] = {}
+    for s in sites:
+        cell = cells.setdefault((s.county, s.area, s.kind), [0, 0])
+        cell[0] += 1
+        cell[1] += len(s.terminals)
+    return tuple((*k, n, t) for k, (n, t) in sorted(cells.items()))
 
 
 def _clean_loc(loc: Iterable[str | int]) -> Path_:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from monitor.config.loader import Config
+from monitor.config.loader import Config, inventory_cells
 from monitor.errors import ConfigError, Problem
 
 
@@ -40,4 +40,5 @@ def select_shard(config: Config, text: str) -> Config:
             keep.add(node.upstream)
             node = by_id[node.upstream]
     return config.model_copy(update={"sites": tuple(s for s in config.sites if s.id in keep),
-                                     "watch_only": frozenset(keep - owned)})
+                                     "watch_only": frozenset(keep - owned), "shard": (k, n),
+                                     "inventory_cells": inventory_cells(config.sites)})

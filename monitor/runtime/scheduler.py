@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config.loader import Config, load_config
+from monitor.config.shard import select_shard
 from monitor.errors import ConfigError, Problem
 from monitor.runtime.service import Service
 from monitor.runtime.snapshot import Snapshot
@@ -194,6 +195,9 @@ class Runner:
         async with self._reload_lock:
             try:
                 config: Config = await asyncio.to_thread(load_config, self.config_path)
+                k, n = self.service.config.shard
+                if n > 1:  # a sharded instance stays the same shard across reloads
+                    config = select_shard(config, f"{k}/{n}")
             except ConfigError as exc:
                 msg = f"reload rejected, keeping the running config: {len(exc.problems)} problem(s)\n{exc}"
                 log.error("%s", msg)

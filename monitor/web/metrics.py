@@ -352,6 +352,29 @@ class SnapshotCollector(Collector):
                                    "died of an exception (logged with its traceback).", labels=["task"])
         for task, n in sorted(task_failures().items()):
             dead.add_metric([task], n)
+        k, n = snap.config.shard
+        shard = _gauge("readiness_shard_info", "Which shard of how many this instance is (value 1); unsharded is "
+                       "shard 1 of 1.", ["shard", "shards"])
+        shard.add_metric([str(k), str(n)], 1)
+        expected = _gauge("readiness_shard_expected", "Every shard of the deployment, 1 to N (value 1): the rules "
+                          "name a shard that no instance answers for.", ["shard", "shards"])
+        for i in range(1, n + 1):
+            expected.add_metric([str(i), str(n)], 1)
+        owned = _gauge("readiness_shard_sites", "Sites this instance owns and reports, by kind.", ["kind"])
+        whole = _gauge("readiness_inventory_sites", "Sites of the whole inventory (every shard's) by county, area "
+                       "and kind: the same on every shard.", ["county", "area", "kind"])
+        whole_terms = _gauge("readiness_inventory_terminals", "Terminals of the whole inventory's polling places "
+                             "by county and area: the same on every shard.", ["county", "area"])
+        mine: dict[str, int] = {"polling": 0, "node": 0}
+        for s in snap.config.reported_sites():
+            mine[s.kind] = mine.get(s.kind, 0) + 1
+        for kind_, count in sorted(mine.items()):
+            owned.add_metric([kind_], count)
+        for county, area, kind_, count, terms in snap.config.whole_inventory():
+            whole.add_metric([county, area, kind_], count)
+            if kind_ == "polling":
+                whole_terms.add_metric([county, area], terms)
+        yield from (shard, expected, owned, whole, whole_terms)
         yield from (build, cfg, ok, at, started, evaluated, blind, witness, duration, last, targets, failed,
                     interval, cycles, skipped, missed, errors, requests, causes, dead)
         if (snmp := snap.cycles.get("snmp")) is not None:

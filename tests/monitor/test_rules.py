@@ -144,7 +144,10 @@ def test_rollups_are_named_and_shard_safe() -> None:
     for level in ("county_area", "county", "area", "province"):
         assert f"{level}:readiness_sites:sum" in records
         assert f"{level}:readiness_ready:ratio" in records
-    assert "max without (instance, job) (readiness_site_state)" in records["county_area:readiness_sites:sum"]["expr"]
+    expr = records["county_area:readiness_sites:sum"]["expr"]
+    assert 'max without (instance, job, replica) (readiness_site_state{state!="unknown"})' in expr
+    # A dead shard's sites are unknown: the total is the whole inventory's, max over shards and replicas.
+    assert 'max without (instance, job, replica) (readiness_inventory_sites{kind="polling"})' in expr
     for rule in records.values():
         # A `by (...)` that drops instance would silently sum the same site over HA replicas or instances.
         assert not re.search(r"\bsum by\b", rule["expr"]), rule["record"]
