@@ -77,6 +77,8 @@ def _message(err: ErrorDetails) -> str:
         return "unknown key"
     if err["type"] == "missing":
         return "required"
+    if err["type"] == "int_parsing_size":  # pydantic says "input string" of a float too
+        return "number too large"
     return err["msg"].removeprefix("Value error, ")
 
 

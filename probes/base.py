@@ -17,16 +17,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 if TYPE_CHECKING:
     from monitor.config import Config
 
+# The longest interval, timeout or jitter a config may set: a day. Longer is a mistake, and past
+# about 10^14 s datetime and APScheduler overflow (a reload of `.inf` used to stop every probe job).
+MAX_INTERVAL_SECONDS = 86_400.0
+
 
 class ProbeSettings(BaseModel):
     """Settings every probe kind shares; kinds subclass it and add their own."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = True
-    interval_seconds: float = Field(60.0, gt=0)
-    timeout_seconds: float = Field(2.0, gt=0)
-    jitter_seconds: float = Field(5.0, ge=0)
+    interval_seconds: float = Field(60.0, gt=0, le=MAX_INTERVAL_SECONDS)
+    timeout_seconds: float = Field(2.0, gt=0, le=MAX_INTERVAL_SECONDS)
+    jitter_seconds: float = Field(5.0, ge=0, le=MAX_INTERVAL_SECONDS)
     concurrency: int = Field(512, ge=1, le=100_000)
 
     def cycle_budget_seconds(self) -> float:

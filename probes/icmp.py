@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from monitor.errors import ProbeUnavailable
-from probes.base import Observation, ProbeSettings, Target
+from probes.base import MAX_INTERVAL_SECONDS, Observation, ProbeSettings, Target
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -66,6 +66,7 @@ EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err
 SEND_BATCH = 256  # requests sent before the sender yields to the reader
 RECV_BATCH = 2048  # datagrams read per wake-up before the reader yields to the sender
 SLACK_SECONDS = 0.005  # a sender this late shifts its schedule instead of bursting to catch up
+MAX_RATE_PER_SECOND = 10_000_000  # far above what one socket sends; bench/icmp_sweep.py's "unpaced"
 
 # What the send loop needs per target: the socket's sendto, the address, the echo type, the checksum
 # base (-1 when the kernel computes the checksum) and the ICMP id.
@@ -76,12 +77,14 @@ class IcmpSettings(ProbeSettings):
     """ICMP settings. ``rate_per_second`` paces all echoes together; ``concurrency`` does not apply."""
 
     count: int = Field(3, ge=1, le=100, description="echo requests per target per cycle")
-    spacing_seconds: float = Field(0.5, ge=0.001, description="between two echoes to one target")
-    timeout_seconds: float = Field(1.0, gt=0, description="wait for the last reply")
+    spacing_seconds: float = Field(0.5, ge=0.001, le=MAX_INTERVAL_SECONDS,
+                                   description="between two echoes to one target")
+    timeout_seconds: float = Field(1.0, gt=0, le=MAX_INTERVAL_SECONDS, description="wait for the last reply")
     payload_bytes: int = Field(56, ge=0, le=1472)
-    rate_per_second: int = Field(20_000, ge=1, description="echo requests per second, all targets together")
+    rate_per_second: int = Field(20_000, ge=1, le=MAX_RATE_PER_SECOND,
+                                 description="echo requests per second, all targets together")
     socket: Literal["auto", "raw", "datagram"] = "auto"
-    receive_buffer_bytes: int = Field(8 << 20, ge=1 << 16, description="SO_RCVBUF of each ICMP socket")
+    receive_buffer_bytes: int = Field(8 << 20, ge=1 << 16, le=1 << 30, description="SO_RCVBUF of each ICMP socket")
 
     def cycle_budget_seconds(self) -> float:
         """Return spacing between echoes plus the wait for the last one."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from probes.base import Observation, ProbeSettings, Target
+from probes.base import MAX_INTERVAL_SECONDS, Observation, ProbeSettings, Target
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -20,7 +20,7 @@ KIND = "tcp"
 
 
 class TcpSettings(ProbeSettings):
-    timeout_seconds: float = Field(3.0, gt=0)
+    timeout_seconds: float = Field(3.0, gt=0, le=MAX_INTERVAL_SECONDS)
     concurrency: int = Field(1024, ge=1, le=100_000)
 
 
