@@ -14,7 +14,7 @@ from monitor.errors import ConfigError, Problem
 from monitor.inventory import RawSite, read_inventory, sites_from_yaml
 from monitor.model import Ident, Listen, Policy, Programme, Site, SnmpAuth, Strict
 from monitor.schedule import MaintenanceWindow, Waiver
-from monitor.yamlsource import Path_, field_name, line_of, load_yaml
+from monitor.yamlsource import Path_, Unreadable, field_name, line_of, load_yaml, read_input
 from probes import PROBES
 from probes.base import ProbeSettings
 
@@ -238,11 +238,12 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
     """Load ``path`` and every inventory it names; raise ConfigError listing every problem."""
     path = Path(path)
     file = str(path)
-    data, lines = load_yaml(path)
+    raw = read_input(path)
+    data, lines = load_yaml(path, raw)
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, "the config must be a YAML mapping", 1)])
     problems: list[Problem] = []
-    digest = hashlib.sha256(path.read_bytes())
+    digest = hashlib.sha256(raw)
     raw_sites: list[RawSite] = []
     inline = data.get("sites") or []
     if isinstance(inline, list):
@@ -264,14 +265,15 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
             continue
         inv_path = path.parent / name
         try:
-            digest.update(inv_path.read_bytes())
-        except OSError as exc:
-            problems.append(Problem(file, f"cannot read inventory file {str(inv_path)!r}: {exc.strerror or exc}",
+            inv_raw = read_input(inv_path)
+        except Unreadable as exc:
+            problems.append(Problem(file, f"cannot read inventory file {str(inv_path)!r}: {exc.reason}",
                                     line, field=field))
             continue
+        digest.update(inv_raw)
         files.append(str(inv_path))
         try:
-            raw_sites += read_inventory(inv_path, warnings)
+            raw_sites += read_inventory(inv_path, warnings, inv_raw)
         except ConfigError as exc:
             problems += exc.problems
     sites, site_problems = _validate_sites(raw_sites)

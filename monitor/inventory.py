@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import ConfigError, Problem
-from monitor.yamlsource import Path_, field_name, line_of, load_yaml, undecodable
+from monitor.yamlsource import Path_, field_name, line_of, load_yaml, read_input, undecodable
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,12 @@ class RawSite:
         return next((self.cells[loc[:end]] for end in range(len(loc), 0, -1) if loc[:end] in self.cells), None)
 
 
-def read_inventory(path: Path, warnings: list[Problem] | None = None) -> list[RawSite]:
-    """Read one inventory file (``.csv`` or YAML) into raw sites."""
+def read_inventory(path: Path, warnings: list[Problem] | None = None,
+                   content: bytes | None = None) -> list[RawSite]:
+    """Read one inventory file (``.csv`` or YAML; its bytes ``content`` when already read) into raw sites."""
     if path.suffix.lower() == ".csv":
-        return read_csv(path, warnings)
-    data, lines = load_yaml(path)
+        return read_csv(path, warnings, content)
+    data, lines = load_yaml(path, content)
     file = str(path)
     if isinstance(data, list):
         return sites_from_yaml(data, file, lines, ())
@@ -112,17 +113,14 @@ def _dialect(text: str) -> tuple[str, bool]:
     return max(",;\t", key=first.count) if any(d in first for d in ",;\t") else ",", False
 
 
-def read_csv(path: Path, warnings: list[Problem] | None = None) -> list[RawSite]:
+def read_csv(path: Path, warnings: list[Problem] | None = None, content: bytes | None = None) -> list[RawSite]:
     """Read a spreadsheet export: any column order, case-insensitive headers, BOM and CRLF welcome.
 
     Problems with the file itself (unreadable, not UTF-8, a required column missing) raise ConfigError;
     problems within a row travel with its RawSite, so that validation reports them with all the others.
     """
     file = str(path)
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([Problem(file, f"cannot read: {exc.strerror or exc}")]) from None
+    blob = read_input(path) if content is None else content
     try:
         text = blob.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

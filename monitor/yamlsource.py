@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,57 @@ from monitor.errors import ConfigError, Problem
 
 Path_ = tuple[str | int, ...]
 
+# The most a config or inventory file may hold. A 100,000-site spreadsheet is about 15 MiB; the limit
+# keeps a mistaken (or hostile) input from taking all memory before a single line is checked.
+MAX_INPUT_BYTES = 64 << 20
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
 # libyaml parses a 50,000-site inventory several times faster than the pure-Python parser.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Unreadable(ConfigError):
+    """A config or inventory file that cannot be read: missing, not a regular file, or too large."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__([Problem(file, f"cannot read: {reason}")])
+
+
+def read_input(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """Return the bytes of a config or inventory file; raise Unreadable unless it is a regular file
+    of at most ``limit`` bytes.
+
+    A FIFO, a device (``/dev/zero``) or a directory is refused before a byte is read: the file is
+    opened non-blocking, so a FIFO without a writer cannot hang the caller. A file that grows past the
+    limit while it is read is refused too.
+    """
+    file = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise Unreadable(file, exc.strerror or str(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _FILE_KINDS if test(st.st_mode)), "a special file")
+            raise Unreadable(file, f"{kind}, not a regular file")
+        parts: list[bytes] = []
+        size = st.st_size if st.st_size > limit else 0  # too large already: read nothing
+        while size <= limit:
+            chunk = os.read(fd, min(limit + 1 - size, max(st.st_size + 1 - size, 1 << 16)))
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise Unreadable(file, exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise Unreadable(file, f"larger than {limit / 2**20:g} MiB, the most a config or inventory file may hold")
+    return b"".join(parts)  # one part: that very object, no copy
 
 
 def field_name(path: Path_) -> str:
@@ -165,13 +216,10 @@ def _compose(text: str) -> tuple[Any, dict[Path_, int], list[tuple[Path_, int]]]
         return _read_nodes(text)
 
 
-def load_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
-    """Load a YAML file; return its data and a map from key path to line number."""
+def load_yaml(path: Path, content: bytes | None = None) -> tuple[Any, dict[Path_, int]]:
+    """Load a YAML file (its bytes ``content`` when already read); return its data and a map from key path to line."""
     file = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([Problem(file, f"cannot read: {exc.strerror or exc}")]) from None
+    raw = read_input(path) if content is None else content
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

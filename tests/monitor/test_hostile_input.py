@@ -8,6 +8,13 @@ column, in bounded time and memory; through the command line that is exit 2 and 
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,8 +24,10 @@ from monitor.config import load_config
 from monitor.errors import ConfigError, Problem
 from monitor.scheduler import Runner
 from monitor.service import Service
+from monitor.yamlsource import MAX_INPUT_BYTES, Unreadable, read_input
 from tests.monitor.fixtures import site, write_config
 
+ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = "programme: {deadline: '2026-12-31T23:59:59+03:30'}\n"
 
 
@@ -102,3 +111,86 @@ async def test_reload_of_an_infinite_interval_is_rejected(tmp_path: Path) -> Non
     assert runner.scheduler.get_job("probe:tcp") is not None
     await service.close()
     await asyncio.sleep(0)
+
+
+# -- inputs are regular files of bounded size -----------------------------------------------------
+
+MEMORY_LIMIT = 1 << 30  # address space of a `check` subprocess: a runaway read fails there, not on the machine
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def check_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m monitor check`` in a subprocess with bounded memory: a hang fails by timeout and a
+    runaway read by MemoryError, instead of stalling the suite or the machine."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "monitor", "check", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, encoding="utf-8", timeout=60, preexec_fn=_limit_memory)
+
+
+@pytest.mark.parametrize(("make", "kind"), [
+    (lambda p: os.mkfifo(p), "a FIFO (named pipe)"),
+    (lambda p: p.mkdir(), "a directory"),
+    (lambda p: p.symlink_to("/dev/zero"), "a character device"),
+])
+def test_an_inventory_that_is_not_a_regular_file(tmp_path: Path, make: Callable[[Path], None], kind: str) -> None:
+    """A FIFO (hung `check`), /dev/zero (1.9 GB in 6 s) or a directory: exit 2 at once, placed on the config line."""
+    make(tmp_path / "sites.yaml")
+    (tmp_path / "config.yml").write_text(DEADLINE + "inventory:\n- sites.yaml\n", encoding="utf-8")
+    start = time.monotonic()
+    proc = check_cli("config.yml", cwd=tmp_path)
+    assert time.monotonic() - start < 30
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines()[1:] == [
+        f"  config.yml:3: inventory[0]: cannot read inventory file 'sites.yaml': {kind}, not a regular file"]
+
+
+def test_dev_zero_named_directly(tmp_path: Path) -> None:
+    """`inventory: [/dev/zero]` and `check /dev/zero`: refused before a byte is read."""
+    (tmp_path / "config.yml").write_text(DEADLINE + "inventory: [/dev/zero]\n", encoding="utf-8")
+    proc = check_cli("config.yml", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr.splitlines()[1:]) == (2, [
+        "  config.yml:2: inventory[0]: cannot read inventory file '/dev/zero': a character device, not a regular file"])
+    proc = check_cli("/dev/zero", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr.splitlines()[1:]) == (2, [
+        "  /dev/zero: cannot read: a character device, not a regular file"])
+
+
+def test_a_fifo_as_the_config(tmp_path: Path) -> None:
+    """`readiness check FIFO` with no writer: exit 2, no hang."""
+    os.mkfifo(tmp_path / "config.yml")
+    proc = check_cli("config.yml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "config.yml: cannot read: a FIFO (named pipe), not a regular file" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["sites.yaml", "sites.csv"])
+def test_an_input_over_the_size_limit(tmp_path: Path, name: str) -> None:
+    """A file larger than MAX_INPUT_BYTES is refused by its size, without reading it (sparse here)."""
+    with (tmp_path / name).open("wb") as f:
+        f.truncate(MAX_INPUT_BYTES + 1)
+    (tmp_path / "config.yml").write_text(DEADLINE + f"inventory: [{name}]\n", encoding="utf-8")
+    tracemalloc.start()
+    try:
+        [problem] = problems_of(tmp_path / "config.yml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert problem.message == (f"cannot read inventory file {str(tmp_path / name)!r}: larger than 64 MiB, the most "
+                               "a config or inventory file may hold")
+    assert (problem.line, problem.field) == (2, "inventory[0]")
+    assert peak < 8 << 20
+
+
+def test_read_input_refuses_a_file_that_grows(tmp_path: Path) -> None:
+    """The limit holds on what is read, not only on the size first seen."""
+    path = tmp_path / "c.yml"
+    path.write_bytes(b"a" * 100)
+    assert read_input(path, limit=100) == b"a" * 100
+    path.write_bytes(b"a" * 101)
+    with pytest.raises(Unreadable, match="larger than"):
+        read_input(path, limit=100)
+    path.write_bytes(b"")
+    assert read_input(path) == b""
