@@ -258,12 +258,22 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
                                 field="inventory"))
         inventory = []
     files = [file]
+    listed: dict[Path, int] = {}  # each inventory file (resolved) -> the index that first lists it
     for i, name in enumerate(inventory):
         line, field = lines.get(("inventory", i)), f"inventory[{i}]"
         if not isinstance(name, str) or not name:
             problems.append(Problem(file, "must be a file name", line, field=field))
             continue
         inv_path = path.parent / name
+        try:
+            resolved = inv_path.resolve()
+        except (OSError, ValueError, RuntimeError):  # a NUL in the name, a symlink loop: reading will say
+            resolved = inv_path
+        first = listed.setdefault(resolved, i)
+        if first != i:  # read twice, each of its sites would be "duplicate site id, first defined at" itself
+            problems.append(Problem(file, f"inventory file {name!r} is listed twice (first as inventory[{first}] on "
+                                          f"line {lines.get(('inventory', first))})", line, field=field))
+            continue
         try:
             inv_raw = read_input(inv_path)
         except Unreadable as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pip
 
 # libyaml parses a 50,000-site inventory several times faster than the pure-Python parser.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Aliases may add at most this many nodes to a document, or as many as its text holds if that is more:
+# enough to share a block between sites, far too few for an alias bomb (1 KB, 10^9 nodes) to cost anything.
+ALIAS_MAX_NODES = 100_000
+# The characters a YAML stream may hold (YAML 1.1 c-printable, as PyYAML's reader and libyaml check them).
+_NOT_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class Unreadable(ConfigError):
@@ -42,8 +48,8 @@ def read_input(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
     file = str(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise Unreadable(file, exc.strerror or str(exc)) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise Unreadable(file, getattr(exc, "strerror", None) or str(exc)) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -208,11 +214,47 @@ def _read_nodes(text: str) -> tuple[Any, dict[Path_, int], list[tuple[Path_, int
     return data, lines, dupes
 
 
+def _check_aliases(text: str) -> None:
+    """Refuse a document whose aliases would expand it past ALIAS_MAX_NODES, before anything is built.
+
+    One pass over the parser's events: each anchored node's expanded size is known when it ends, and
+    each alias adds that size. The first alias over the limit is named, on its own line.
+    """
+    loader = _Loader(text)
+    try:
+        sizes: dict[str | None, int] = {}  # anchor -> nodes its node expands to
+        starts: list[tuple[str | None, int]] = []  # open collections: (anchor, expanded nodes before it)
+        nodes = added = 0  # nodes in the text, nodes aliases add
+        while not loader.check_event(yaml.StreamEndEvent):
+            event = loader.get_event()
+            if isinstance(event, yaml.AliasEvent):
+                added += sizes.get(event.anchor, 1)  # undefined, or inside its own anchor: the composer says
+                if added > ALIAS_MAX_NODES and added > nodes:
+                    mark: Any = event.start_mark  # libyaml's Mark: the stubs know only PyYAML's
+                    raise yaml.composer.ComposerError(
+                        None, None, f"alias *{event.anchor} takes the document past the {ALIAS_MAX_NODES:,} nodes "
+                        "aliases may add (or as many as the text holds, if more): an alias bomb?", mark)
+            elif isinstance(event, yaml.ScalarEvent):
+                nodes += 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            elif isinstance(event, yaml.CollectionStartEvent):
+                starts.append((event.anchor, nodes + added))
+                nodes += 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                anchor, before = starts.pop()
+                if anchor is not None:
+                    sizes[anchor] = nodes + added - before
+    finally:
+        loader.dispose()
+
+
 def _compose(text: str) -> tuple[Any, dict[Path_, int], list[tuple[Path_, int]]]:
     """Return the data, the line map and the duplicate keys of a YAML text, the fast way when it can."""
     try:
         return _EventReader(text).read()
     except _NotPlain:
+        _check_aliases(text)
         return _read_nodes(text)
 
 
@@ -224,6 +266,12 @@ def load_yaml(path: Path, content: bytes | None = None) -> tuple[Any, dict[Path_
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise undecodable(file, raw, exc) from None
+    bad = _NOT_PRINTABLE.search(text)
+    if bad:  # PyYAML would report it at "line 1 of <unicode string>"
+        char, at = bad.group(), bad.start()
+        column = at - text.rfind("\n", 0, at)
+        raise ConfigError([Problem(file, f"invalid YAML: character {char!r} (U+{ord(char):04X}) at column {column} "
+                                         "is not allowed in YAML", text.count("\n", 0, at) + 1)])
     try:
         data, lines, dupes = _compose(text)
     except yaml.MarkedYAMLError as exc:

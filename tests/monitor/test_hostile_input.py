@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from monitor.cli import main
 from monitor.config import load_config
@@ -194,3 +195,112 @@ def test_read_input_refuses_a_file_that_grows(tmp_path: Path) -> None:
         read_input(path, limit=100)
     path.write_bytes(b"")
     assert read_input(path) == b""
+
+
+# -- YAML that multiplies itself ------------------------------------------------------------------
+
+def alias_bomb(levels: int = 9) -> str:
+    """Return a ~1 KB billion-laughs document under an unused key: 9^9 strings once expanded."""
+    out = ['  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefghi", "bcdefghij"[: levels - 1], strict=False):
+        out.append(f"  {name}: &{name} [{', '.join(['*' + prev] * 9)}]")
+    return "\n".join(out) + "\n"
+
+
+def test_an_alias_bomb_fails_fast_at_its_line(tmp_path: Path) -> None:
+    """A 1 KB alias bomb (17 s and 1.66 GB before a MemoryError traceback): exit 2 at once, naming the alias line."""
+    text = DEADLINE + "unused:\n" + alias_bomb()
+    assert len(text) < 1100
+    (tmp_path / "config.yml").write_text(text, encoding="utf-8")
+    start = time.monotonic()
+    proc = check_cli("config.yml", cwd=tmp_path)
+    assert time.monotonic() - start < 20  # a subprocess on a loaded machine; the check itself takes milliseconds
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = text.splitlines().index(next(s for s in text.splitlines() if s.startswith("  f:"))) + 1
+    assert proc.stderr.splitlines()[1:] == [
+        f"  config.yml:{line}: invalid YAML: alias *e takes the document past the 100,000 nodes aliases may add (or "
+        "as many as the text holds, if more): an alias bomb?"]
+
+
+def test_an_alias_bomb_in_an_inventory(tmp_path: Path) -> None:
+    """The same in an inventory file, in process: milliseconds and a few MB."""
+    (tmp_path / "sites.yaml").write_text("x:\n" + alias_bomb() + "sites: []\n", encoding="utf-8")
+    (tmp_path / "config.yml").write_text(DEADLINE + "inventory: [sites.yaml]\n", encoding="utf-8")
+    tracemalloc.start()
+    start = time.monotonic()
+    try:
+        [problem] = problems_of(tmp_path / "config.yml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - start < 2
+    assert peak < 16 << 20
+    assert (problem.file, problem.line) == (str(tmp_path / "sites.yaml"), 7)
+    assert problem.message.startswith("invalid YAML: alias *e takes the document past")
+
+
+def test_aliases_that_share_blocks_still_load(tmp_path: Path) -> None:
+    """Anchors and aliases within the limit keep working: 300 sites share one terminal list."""
+    terminals = "  terminals: &t\n" + "".join(f"  - {{id: T{k}, address: 127.1.0.{k}}}\n" for k in range(1, 4))
+    sites = "sites:\n- id: S0\n  name: n\n  county: c\n  area: urban\n" + terminals
+    sites += "".join(f"- {{id: S{i}, name: n, county: c, area: urban, terminals: *t}}\n" for i in range(1, 300))
+    (tmp_path / "config.yml").write_text(DEADLINE + sites, encoding="utf-8")
+    config = load_config(tmp_path / "config.yml")
+    assert len(config.sites) == 300 and all(len(s.terminals) == 3 for s in config.sites)
+
+
+def test_aliases_may_add_as_many_nodes_as_the_text_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ALIAS_MAX_NODES, aliases may still double the document (a big inventory that shares blocks)."""
+    from monitor import yamlsource
+
+    monkeypatch.setattr(yamlsource, "ALIAS_MAX_NODES", 1000)
+    _compose = yamlsource._compose
+    n = 500
+    text = "a: &a [x, y, z]\nb:\n" + "".join(f"- [{i}, *a]\n" for i in range(n))  # each line: 2 nodes, alias adds 4
+    with pytest.raises(yaml.YAMLError, match="alias bomb"):
+        _compose(text)
+    text = "a: &a [x, y, z]\nb:\n" + "".join(f"- [{i}, {i}, {i}, *a]\n" for i in range(n))  # 4 nodes, alias adds 4
+    assert len(_compose(text)[0]["b"]) == n
+
+
+# -- messages that point at the truth -------------------------------------------------------------
+
+def test_a_nul_byte_is_placed_at_its_real_line_and_file(tmp_path: Path) -> None:
+    """A NUL byte on line 19: that line of that file, not line 1 of `<unicode string>`."""
+    lines = [f"# comment {i}" for i in range(3, 19)]
+    text = DEADLINE + "listen: {port: 9108}\n" + "\n".join(lines) + "\ndata_dir: ./da\x00ta\n"
+    assert text.splitlines()[18] == "data_dir: ./da\x00ta"
+    (tmp_path / "config.yml").write_text(text, encoding="utf-8")
+    assert problems_of(tmp_path / "config.yml") == [Problem(
+        str(tmp_path / "config.yml"), "invalid YAML: character '\\x00' (U+0000) at column 15 is not allowed in YAML",
+        19)]
+    (tmp_path / "sites.yaml").write_text("sites:\n\n- id: S1\x07\n", encoding="utf-8")
+    (tmp_path / "config.yml").write_text(DEADLINE + "inventory: [sites.yaml]\n", encoding="utf-8")
+    assert problems_of(tmp_path / "config.yml") == [Problem(
+        str(tmp_path / "sites.yaml"), "invalid YAML: character '\\x07' (U+0007) at column 9 is not allowed in YAML", 3)]
+
+
+def test_invisible_characters_in_keys_are_shown(tmp_path: Path) -> None:
+    """A byte order mark inside a key prints as \\ufeff, not as the valid-looking key it imitates."""
+    path = tmp_path / "config.yml"
+    path.write_text(DEADLINE + "maintenance:\n- {everything: true, reason: a, start: 2026-01-01, end: 2026-01-02}\n"
+                    "- reason: b\n  \ufeffsites: [S1]\n  start: 2026-01-01\n  end: 2026-01-02\n"
+                    "policy: {require\u200b_backup: true}\n", encoding="utf-8")
+    messages = [str(p) for p in problems_of(path)]
+    assert f"{path}:5: maintenance[1].\\ufeffsites: unknown key" in messages
+    assert f"{path}:8: policy.require\\u200b_backup: unknown key" in messages
+    assert all("\ufeff" not in m and "\u200b" not in m for m in messages)
+
+
+def test_an_inventory_listed_twice_is_named_as_such(tmp_path: Path) -> None:
+    """The same file twice (under two spellings): named with the config line, not each site a duplicate of itself."""
+    (tmp_path / "sites.csv").write_text("site_id,name,county,area,primary_medium,primary_address\n"
+                                        "S1,n,c,urban,fiber,127.0.0.1\nS2,n,c,urban,fiber,127.0.0.2\n",
+                                        encoding="utf-8")
+    path = tmp_path / "config.yml"
+    path.write_text(DEADLINE + "inventory:\n- sites.csv\n- other.csv\n- ./sites.csv\n", encoding="utf-8")
+    (tmp_path / "other.csv").write_text("site_id,name,county,area,primary_medium,primary_address\n"
+                                        "S3,n,c,urban,fiber,127.0.0.3\n", encoding="utf-8")
+    assert problems_of(path) == [Problem(
+        str(path), "inventory file './sites.csv' is listed twice (first as inventory[0] on line 3)", 5, None,
+        "inventory[2]")]
