@@ -98,21 +98,29 @@ def _validate_sites(raw_sites: list[RawSite]) -> tuple[list[Site], list[Problem]
     sites: list[Site] = []
     problems: list[Problem] = []
     for raw in raw_sites:
-        problems += raw.problems
-        if not isinstance(raw.data, dict):
-            continue
-        try:
-            sites.append(Site.model_validate(raw.data))
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = _clean_loc(err["loc"])
-                line, field = raw.locate(loc)
-                msg = _message(err)
-                cell = raw.cell(loc)
-                if cell is not None:
-                    msg += f" (in {cell!r})"
-                problems.append(Problem(raw.file, msg, line, raw.site_id, field))
+        site = _validate_site(raw, problems)
+        if site is not None:
+            sites.append(site)
     return sites, problems
+
+
+def _validate_site(raw: RawSite, problems: list[Problem]) -> Site | None:
+    """Return the site ``raw`` describes, or None; add its problems (the reader's included) to ``problems``."""
+    problems += raw.problems
+    if not isinstance(raw.data, dict):
+        return None
+    try:
+        return Site.model_validate(raw.data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _clean_loc(err["loc"])
+            line, field = raw.locate(loc)
+            msg = _message(err)
+            cell = raw.cell(loc)
+            if cell is not None:
+                msg += f" (in {cell!r})"
+            problems.append(Problem(raw.file, msg, line, raw.site_id, field))
+        return None
 
 
 def _get(data: Any, *path: str | int) -> Any:
