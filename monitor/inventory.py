@@ -6,6 +6,7 @@ import csv
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ log = logging.getLogger(__name__)
 # goes up to the largest input, so that our own limits below decide, with the file, row and column.
 csv.field_size_limit(max(csv.field_size_limit(), MAX_INPUT_BYTES))
 CSV_MAX_CELL_CHARS = 65_536  # a name holds at most 200; a terminals cell of 1,000 terminals about 30,000
-CSV_MAX_COLUMNS = 1_000
+CSV_MAX_COLUMNS = 16_384  # as many as a spreadsheet program has (Excel: A to XFD); it may export them all, empty
+# A line with more delimiters than this is no spreadsheet row, and is refused before the csv module
+# makes a list of its cells (a 10 MB line of commas would be five million of them).
+CSV_MAX_LINE_DELIMITERS = 100_000
 # One line of a CSV text at a time, split where io.StringIO(newline="") splits (\r\n, \r or \n, kept):
 # the csv module then reads the text in place, without a second (4-bytes-a-character) copy of it.
 _CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
@@ -137,11 +141,22 @@ def read_csv(path: Path, warnings: list[Problem] | None = None, content: bytes |
         raise undecodable(file, blob, exc, "; save the sheet as 'CSV UTF-8'") from None
     del blob
     delimiter, hint = _dialect(text)
-    reader = csv.reader((m.group() for m in _CSV_LINE.finditer(text)), delimiter=delimiter)
+    reader = csv.reader(_csv_lines(text, delimiter, file), delimiter=delimiter)
     try:
         return _read_rows(reader, file, hint, warnings)
     except csv.Error as exc:  # not expected with the limit raised, but never a traceback
         raise ConfigError([Problem(file, f"unreadable CSV: {exc}", line=reader.line_num)]) from None
+
+
+def _csv_lines(text: str, delimiter: str, file: str) -> Iterator[str]:
+    """Yield the lines of ``text`` (line ends kept); refuse a line with more than CSV_MAX_LINE_DELIMITERS."""
+    for number, match in enumerate(_CSV_LINE.finditer(text), start=1):
+        line = match.group()
+        if line.count(delimiter) > CSV_MAX_LINE_DELIMITERS:
+            raise ConfigError([Problem(file, f"{line.count(delimiter):,} delimiters {delimiter!r} on one line: no "
+                                             f"spreadsheet row has that many (at most {CSV_MAX_COLUMNS:,} columns); "
+                                             "is this the right file?", number)])
+        yield line
 
 
 def _too_long(file: str, line: int, cells: list[str], names: list[str], site: str | None = None) -> list[Problem]:
@@ -161,8 +176,8 @@ def _read_rows(reader: Any, file: str, hint: bool, warnings: list[Problem] | Non
     if not header:
         raise ConfigError([Problem(file, "empty CSV: no header row", line=1)])
     if len(header) > CSV_MAX_COLUMNS:
-        raise ConfigError([Problem(file, f"{len(header):,} columns, more than the {CSV_MAX_COLUMNS:,} a sheet may have "
-                                         "(is this the right file, and its delimiter?)", line=header_line)])
+        raise ConfigError([Problem(file, f"{len(header):,} columns, more than the {CSV_MAX_COLUMNS:,} a spreadsheet "
+                                         "can have (is this the right file, and its delimiter?)", line=header_line)])
     problems = _too_long(file, header_line, header, [])
     if problems:
         raise ConfigError(problems)

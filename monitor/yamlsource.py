@@ -21,7 +21,27 @@ _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pip
                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 # libyaml parses a 50,000-site inventory several times faster than the pure-Python parser.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: Any = type("_Loader", (getattr(yaml, "CSafeLoader", yaml.SafeLoader),), {})
+
+
+def _placed(tag: str, construct: Any) -> Any:
+    """Wrap a constructor so that a value it cannot build is a YAML error at its line: PyYAML lets the
+    ValueError of a timestamp like 2026-13-45 ("month must be in 1..12") out with no place at all."""
+    kind = tag.rsplit(":", 1)[-1]
+
+    def placed(loader: Any, node: Any) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, OverflowError, TypeError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r} as a {kind}: {exc}", node.start_mark) from None
+
+    return placed
+
+
+for _tag, _construct in list(_Loader.yaml_constructors.items()):
+    if _tag is not None and isinstance(_tag, str):
+        _Loader.add_constructor(_tag, _placed(_tag, _construct))
 # Aliases may add at most this many nodes to a document, or as many as its text holds if that is more:
 # enough to share a block between sites, far too few for an alias bomb (1 KB, 10^9 nodes) to cost anything.
 ALIAS_MAX_NODES = 100_000
