@@ -14,7 +14,7 @@ from monitor.errors import ConfigError, Problem
 from monitor.inventory import RawSite, read_inventory, sites_from_yaml
 from monitor.model import Ident, Listen, Policy, Programme, Site, SnmpAuth, Strict
 from monitor.schedule import MaintenanceWindow, Waiver
-from monitor.yamlsource import Path_, Unreadable, field_name, line_of, load_yaml, read_input
+from monitor.yamlsource import MAX_SITES, Path_, Unreadable, field_name, line_of, load_yaml, read_input
 from probes import PROBES
 from probes.base import ProbeSettings
 
@@ -65,6 +65,10 @@ class Config(Strict):
 
 # Fields the loader fills in: a config file that sets them is as wrong as one with a typo.
 _LOADER_FIELDS = ("source", "version", "watch_only")
+# Validation stops after this many problems: nobody reads more, and each one costs memory.
+MAX_PROBLEMS = 10_000
+# Nodes the config may hold besides its sites (each of which pydantic may turn into a problem at once).
+MAX_CONFIG_NODES = 1_000_000
 
 
 def _clean_loc(loc: Iterable[str | int]) -> Path_:
@@ -98,10 +102,18 @@ def _validate_sites(raw_sites: list[RawSite]) -> tuple[list[Site], list[Problem]
     sites: list[Site] = []
     problems: list[Problem] = []
     for raw in raw_sites:
+        if len(problems) >= MAX_PROBLEMS:
+            problems.append(too_many_problems(raw))
+            break
         site = _validate_site(raw, problems)
         if site is not None:
             sites.append(site)
     return sites, problems
+
+
+def too_many_problems(raw: RawSite) -> Problem:
+    """Return the last problem of a validation stopped at MAX_PROBLEMS, placed at the site it stopped at."""
+    return Problem(raw.file, f"more than {MAX_PROBLEMS:,} problems: validation stopped here", raw.line)
 
 
 def _validate_site(raw: RawSite, problems: list[Problem]) -> Site | None:
@@ -294,6 +306,14 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
             raw_sites += read_inventory(inv_path, warnings, inv_raw)
         except ConfigError as exc:
             problems += exc.problems
+    if len(raw_sites) > MAX_SITES:
+        raise ConfigError([*problems, Problem(file, f"{len(raw_sites):,} sites, more than the {MAX_SITES:,} a config "
+                                                    "may have", lines.get(("inventory",)), field="inventory")])
+    if len(lines) > MAX_CONFIG_NODES:  # inline sites may be many; the rest goes to pydantic in one piece
+        rest_nodes = sum(1 for p in lines if not p or p[0] != "sites")
+        if rest_nodes > MAX_CONFIG_NODES:
+            raise ConfigError([Problem(file, f"{rest_nodes:,} values besides the sites, more than the "
+                                             f"{MAX_CONFIG_NODES:,} a config may have", 1)])
     sites, site_problems = _validate_sites(raw_sites)
     problems += site_problems
     problems += [Problem(file, "unknown key", lines.get((key,)), field=key) for key in _LOADER_FIELDS if key in data]

@@ -10,7 +10,8 @@ from typing import Any, TextIO
 
 import yaml
 
-from monitor.config import _cross_check, _validate_site
+from monitor import config as loader
+from monitor.config import _cross_check, _validate_site, too_many_problems
 from monitor.errors import ConfigError, Problem
 from monitor.inventory import RawSite, read_csv
 
@@ -106,6 +107,9 @@ def import_csv(path: Path, warnings: list[Problem] | None = None) -> str:
     for i, raw in enumerate(raws):
         assert raw is not None
         raws[i] = None
+        if len(problems) >= loader.MAX_PROBLEMS:
+            problems.append(too_many_problems(raw))
+            break
         site = _validate_site(raw, problems)
         if site is not None and not problems and not across:
             writer.write(site.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | {"id": site.id})

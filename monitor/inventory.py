@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import ConfigError, Problem
-from monitor.yamlsource import MAX_INPUT_BYTES, Path_, field_name, line_of, load_yaml, read_input, undecodable
+from monitor.yamlsource import (
+    MAX_INPUT_BYTES,
+    MAX_SITES,
+    Path_,
+    field_name,
+    line_of,
+    load_yaml,
+    read_input,
+    undecodable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +215,9 @@ def _read_rows(reader: Any, file: str, hint: bool, warnings: list[Problem] | Non
             break
         if not any(cell.strip() for cell in row):
             continue
+        if len(out) == MAX_SITES:
+            raise ConfigError([Problem(file, f"more than {MAX_SITES:,} rows: more sites than a config may have",
+                                       start)])
         too_long = _too_long(file, start, row, names)
         if too_long:  # reported, and the row left out: a megabyte of name helps no message
             site_id = row[id_column].strip() if id_column < len(row) else ""

@@ -45,6 +45,10 @@ for _tag, _construct in list(_Loader.yaml_constructors.items()):
 # Aliases may add at most this many nodes to a document, or as many as its text holds if that is more:
 # enough to share a block between sites, far too few for an alias bomb (1 KB, 10^9 nodes) to cost anything.
 ALIAS_MAX_NODES = 100_000
+# What one list or mapping of a config or inventory file may hold: every problem an entry can have is
+# reported, so a 20 MB list of five million bad entries would otherwise be five million problems (GBs).
+MAX_ENTRIES = 10_000
+MAX_SITES = 250_000  # ...but the list of sites (a file's top-level list, or its `sites:`), in all files together
 # The characters a YAML stream may hold (YAML 1.1 c-printable, as PyYAML's reader and libyaml check them).
 _NOT_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -106,6 +110,19 @@ def undecodable(file: str, data: bytes, exc: UnicodeDecodeError, hint: str = "")
     return ConfigError([Problem(file, f"not UTF-8 text ({exc.reason} at byte {exc.start}){hint}", line)])
 
 
+class _TooMany(Exception):
+    """A list or mapping with more entries than it may have."""
+
+    def __init__(self, path: Path_, line: int, limit: int, kind: str) -> None:
+        super().__init__(f"more than {limit:,} entries in one {kind}")
+        self.path, self.line = path, line
+
+
+def entries_limit(path: Path_) -> int:
+    """Return how many entries the list or mapping at ``path`` may hold."""
+    return MAX_SITES if path in ((), ("sites",)) else MAX_ENTRIES
+
+
 class _NotPlain(Exception):
     """The document uses anchors, aliases, explicit tags or merge keys: PyYAML's composer reads it."""
 
@@ -155,15 +172,20 @@ class _EventReader:
             return self._scalar(event)
         if event.tag is not None and not event.implicit:
             raise _NotPlain
+        limit = entries_limit(path)
         if isinstance(event, yaml.SequenceStartEvent):
             items: list[Any] = []
             while not self.loader.check_event(yaml.SequenceEndEvent):
+                if len(items) == limit:
+                    raise _TooMany(path, self.lines[path], limit, "list")
                 items.append(self._node((*path, len(items))))
             self.loader.get_event()
             return items
         mapping: dict[Any, Any] = {}
         seen: set[str] = set()
         while not self.loader.check_event(yaml.MappingEndEvent):
+            if len(seen) == limit:
+                raise _TooMany(path, self.lines[path], limit, "mapping")
             key_event = self.loader.get_event()
             if not isinstance(key_event, yaml.ScalarEvent) or key_event.anchor is not None:
                 raise _NotPlain
@@ -203,6 +225,9 @@ def _lines(node: yaml.Node, path: Path_, out: dict[Path_, int], dupes: list[tupl
     if id(node) in active:
         return  # an alias inside its own anchor (`a: &x [*x]`): the data is recursive, the walk must not be
     active |= {id(node)}
+    if isinstance(node, yaml.CollectionNode) and len(node.value) > entries_limit(path):
+        kind = "mapping" if isinstance(node, yaml.MappingNode) else "list"
+        raise _TooMany(path, out[path], entries_limit(path), kind)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -305,6 +330,8 @@ def load_yaml(path: Path, content: bytes | None = None) -> tuple[Any, dict[Path_
         raise ConfigError([Problem(file, f"invalid YAML: {exc}", line=1)]) from None
     except RecursionError:
         raise ConfigError([Problem(file, "invalid YAML: nested too deeply", line=1)]) from None
+    except _TooMany as exc:
+        raise ConfigError([Problem(file, str(exc), exc.line, field=field_name(exc.path) or None)]) from None
     if dupes:
         # PyYAML keeps the last of two equal keys without a word; a strict config must not.
         raise ConfigError([Problem(file, "duplicate key", line, field=field_name(key)) for key, line in dupes])

@@ -5,8 +5,8 @@ any case can be run again by name. A case is a small valid province (a config wi
 and a YAML inventory; or a spreadsheet export) after one to three mutations: lines deleted, doubled or
 swapped, bytes flipped or inserted (NUL, invalid UTF-8, BOM, CR, quotes, delimiters), values replaced
 by hostile ones (``.inf``, ``1e308``, 2**63, 10**54, undefined aliases, tags), invisible characters in
-keys, an alias bomb, deep nesting, a megabyte line, giant cells, a ten-megabyte header, and inventories
-that are /dev/zero, a FIFO, a directory, the config itself or the same file twice.
+keys, an alias bomb, deep nesting, a megabyte line, lists of 300,000 entries, giant cells, a ten-megabyte
+header, and inventories that are /dev/zero, a FIFO, a directory, the config itself or the same file twice.
 
 The contract each case checks: exit code 0 or 2, no exception out of ``main`` and no traceback in its
 output, done within ``CASE_SECONDS`` (a SIGALRM turns a hang into a recorded failure). Run as a module
@@ -295,6 +295,13 @@ def config_case(seed: int, n: int) -> Case:
         elif roll < 0.17:
             what.append("an alias bomb under an unused key")
             files["config.yml"] += b"unused:\n" + alias_bomb().encode()
+        elif roll < 0.185:
+            n = rng.choice([10_001, 20_000, 300_000])
+            what.append(f"a list of {n} entries")
+            if rng.random() < 0.5:
+                files["more-sites.yaml"] = b"sites:\n" + b"- a\n" * n
+            else:
+                files["config.yml"] += b"extra:\n" + b"- {}\n" * n
         elif roll < 0.20:
             depth = rng.choice([100, 1000, 100_000])
             what.append(f"nesting {depth} deep")

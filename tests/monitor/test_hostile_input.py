@@ -457,3 +457,78 @@ def test_a_value_yaml_cannot_build_is_placed(tmp_path: Path) -> None:
         assert problems_of(path) == [Problem(
             str(path), "invalid YAML: cannot read '2026-13-45' as a timestamp: month must be in 1..12",
             3 + bool(extra))]
+
+
+# -- lists that would be millions of problems -----------------------------------------------------
+
+def test_a_list_longer_than_any_config_needs(tmp_path: Path) -> None:
+    """`waivers:` with 10,001 entries: one placed problem, not 30,003 (a 15 MB list of 3,000,000 took GBs)."""
+    path = tmp_path / "config.yml"
+    path.write_text(DEADLINE + "waivers:\n" + "- {}\n" * 10_001, encoding="utf-8")
+    assert problems_of(path) == [Problem(str(path), "more than 10,000 entries in one list", 2, None, "waivers")]
+    path.write_text(DEADLINE + "x: &a 1\nwaivers:\n" + "- {}\n" * 10_001, encoding="utf-8")  # the anchored path
+    assert problems_of(path) == [Problem(str(path), "more than 10,000 entries in one list", 3, None, "waivers")]
+    path.write_text(DEADLINE + "policy: {" + ", ".join(f"k{i}: 1" for i in range(10_001)) + "}\n", encoding="utf-8")
+    assert problems_of(path) == [Problem(str(path), "more than 10,000 entries in one mapping", 2, None, "policy")]
+
+
+def test_more_sites_than_a_config_may_have(tmp_path: Path) -> None:
+    """A 1 MB inventory of 300,000 non-sites (5.5 million took 138 s and 4.8 GB): refused at 250,000."""
+    (tmp_path / "sites.yaml").write_text("sites:\n" + "- a\n" * 300_000, encoding="utf-8")
+    (tmp_path / "config.yml").write_text(DEADLINE + "inventory: [sites.yaml]\n", encoding="utf-8")
+    start = time.process_time()
+    assert problems_of(tmp_path / "config.yml") == [
+        Problem(str(tmp_path / "sites.yaml"), "more than 250,000 entries in one list", 1, None, "sites")]
+    assert time.process_time() - start < 10
+
+
+def test_more_rows_than_sites_a_config_may_have(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same bound for a spreadsheet, and for all inventories together (MAX_SITES lowered to 100 here)."""
+    from monitor import config, inventory
+
+    monkeypatch.setattr(inventory, "MAX_SITES", 100)
+    monkeypatch.setattr(config, "MAX_SITES", 150)
+    rows = [f"S{i},n,c,urban,fiber,127.1.{i // 256}.{i % 256}" for i in range(101)]
+    (tmp_path / "a.csv").write_text("\n".join([SHEET_HEADER, *rows]) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        import_csv(tmp_path / "a.csv", [])
+    assert info.value.problems == [Problem(str(tmp_path / "a.csv"), "more than 100 rows: more sites than a config may "
+                                                                    "have", 102)]
+    (tmp_path / "a.csv").write_text("\n".join([SHEET_HEADER, *rows[:80]]) + "\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text("\n".join([SHEET_HEADER, *rows[80:]]) + "\n", encoding="utf-8")
+    (tmp_path / "c.csv").write_text("\n".join([SHEET_HEADER, *(r.replace("S", "C", 1) for r in rows[:80])]) + "\n",
+                                    encoding="utf-8")
+    (tmp_path / "config.yml").write_text(DEADLINE + "inventory: [a.csv, b.csv, c.csv]\n", encoding="utf-8")
+    assert problems_of(tmp_path / "config.yml") == [
+        Problem(str(tmp_path / "config.yml"), "181 sites, more than the 150 a config may have", 2, None, "inventory")]
+
+
+def test_validation_stops_after_max_problems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_PROBLEMS (lowered to 5 here) validation stops, and says so where it stopped."""
+    from monitor import config
+
+    monkeypatch.setattr(config, "MAX_PROBLEMS", 5)
+    rows = [f"S{i},n,c,suburban,fiber,127.1.0.{i}" for i in range(1, 20)]
+    (tmp_path / "a.csv").write_text("\n".join([SHEET_HEADER, *rows]) + "\n", encoding="utf-8")
+    for load in (lambda: import_csv(tmp_path / "a.csv", []), lambda: load_config(tmp_path / "config.yml")):
+        (tmp_path / "config.yml").write_text(DEADLINE + "inventory: [a.csv]\n", encoding="utf-8")
+        with pytest.raises(ConfigError) as info:
+            load()
+        assert [p.message for p in info.value.problems] == [
+            *["Input should be 'urban' or 'rural'"] * 5, "more than 5 problems: validation stopped here"]
+        assert info.value.problems[-1].line == 7
+
+
+def test_a_config_with_more_values_than_it_may_have(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Besides its sites, a config holds at most MAX_CONFIG_NODES values (lowered to 50 here): pydantic would
+    make a problem of each of them at once."""
+    from monitor import config
+
+    monkeypatch.setattr(config, "MAX_CONFIG_NODES", 50)
+    site_ids = ", ".join("-" for _ in range(30))
+    path = tmp_path / "config.yml"
+    path.write_text(DEADLINE + "maintenance:\n" + f"- {{reason: x, sites: [{site_ids}]}}\n" * 3, encoding="utf-8")
+    assert problems_of(path) == [Problem(str(path), "103 values besides the sites, more than the 50 a config may have",
+                                         1)]
+    path.write_text(DEADLINE + "sites:\n" + "- {id: S, name: n, county: c, area: urban}\n" * 20, encoding="utf-8")
+    assert {p.message for p in problems_of(path)} == {"duplicate site id, first defined at " + f"{path}:3"}
