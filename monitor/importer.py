@@ -32,54 +32,66 @@ class SiteWriter:
     characters beyond U+FFFF (an emoji is written "\U0001F600"), which reads back the same.
     """
 
+    CACHE = 4096  # scalar events kept for reuse: keys, media, roles, ports repeat; names and addresses do not
+
     def __init__(self, stream: TextIO) -> None:
         self.dumper = _Dumper(stream, allow_unicode=True, width=120, sort_keys=False, default_flow_style=False)
         self.representer = yaml.representer.SafeRepresenter()
         # A string whose first character starts no implicit type (int, bool, null, ...) is plain text.
         self._typed_starts = set(self.dumper.yaml_implicit_resolvers)
+        self._plain_starts = None not in self._typed_starts
         self._scalars: dict[tuple[type, Any], yaml.ScalarEvent] = {}
+        # The emitter only reads an event: one object of each kind serves every collection.
+        self._map_start = yaml.MappingStartEvent(None, _MAP, True, flow_style=False)
+        self._seq_start = yaml.SequenceStartEvent(None, _SEQ, True, flow_style=False)
+        self._map_end, self._seq_end = yaml.MappingEndEvent(), yaml.SequenceEndEvent()
         self.emit = self.dumper.emit
         for event in (yaml.StreamStartEvent(), yaml.DocumentStartEvent(explicit=False)):
             self.emit(event)
-        self.emit(yaml.MappingStartEvent(None, _MAP, True, flow_style=False))
+        self.emit(self._map_start)
         self.emit(self._scalar("sites"))
-        self.emit(yaml.SequenceStartEvent(None, _SEQ, True, flow_style=False))
+        self.emit(self._seq_start)
 
     def write(self, data: Any) -> None:
         """Write one item of the list."""
+        emit = self.emit
         if isinstance(data, dict):
-            self.emit(yaml.MappingStartEvent(None, _MAP, True, flow_style=False))
+            emit(self._map_start)
             for key, value in data.items():
-                self.emit(self._scalar(key))
-                self.write(value)
-            self.emit(yaml.MappingEndEvent())
+                emit(self._scalar(key))
+                if isinstance(value, dict | list | tuple):
+                    self.write(value)
+                else:
+                    emit(self._scalar(value))
+            emit(self._map_end)
         elif isinstance(data, list | tuple):
-            self.emit(yaml.SequenceStartEvent(None, _SEQ, True, flow_style=False))
+            emit(self._seq_start)
             for value in data:
                 self.write(value)
-            self.emit(yaml.SequenceEndEvent())
+            emit(self._seq_end)
         else:
-            self.emit(self._scalar(data))
+            emit(self._scalar(data))
 
     def close(self) -> None:
         """End the document and release the emitter."""
-        for event in (yaml.SequenceEndEvent(), yaml.MappingEndEvent(), yaml.DocumentEndEvent(explicit=False),
-                      yaml.StreamEndEvent()):
+        for event in (self._seq_end, self._map_end, yaml.DocumentEndEvent(explicit=False), yaml.StreamEndEvent()):
             self.emit(event)
         self.dumper.dispose()
 
     def _scalar(self, value: Any) -> yaml.ScalarEvent:
-        if isinstance(value, str) and value and None not in self._typed_starts and value[0] not in self._typed_starts:
-            return yaml.ScalarEvent(None, _STR, (True, True), value)
         key = (type(value), value)
         event = self._scalars.get(key)
-        if event is None:  # as the serializer decides: plain only when reading it back gives the same type
+        if event is not None:
+            return event
+        if isinstance(value, str) and value and self._plain_starts and value[0] not in self._typed_starts:
+            event = yaml.ScalarEvent(None, _STR, (True, True), value)
+        else:  # as the serializer decides: plain only when reading it back gives the same type
             node: Any = self.representer.represent_data(value)  # a ScalarNode: plain values only
             implicit = (node.tag == self.dumper.resolve(yaml.ScalarNode, node.value, (True, False)),
                         node.tag == self.dumper.resolve(yaml.ScalarNode, node.value, (False, True)))
             event = yaml.ScalarEvent(None, node.tag, implicit, node.value, style=node.style)
-            if not isinstance(value, str):  # numbers and booleans repeat; names mostly do not
-                self._scalars[key] = event
+        if len(self._scalars) < self.CACHE:
+            self._scalars[key] = event
         return event
 
 
