@@ -296,12 +296,12 @@ def config_case(seed: int, n: int) -> Case:
             what.append("an alias bomb under an unused key")
             files["config.yml"] += b"unused:\n" + alias_bomb().encode()
         elif roll < 0.185:
-            n = rng.choice([10_001, 20_000, 300_000])
-            what.append(f"a list of {n} entries")
+            entries = rng.choice([10_001, 20_000, 300_000])
+            what.append(f"a list of {entries} entries")
             if rng.random() < 0.5:
-                files["more-sites.yaml"] = b"sites:\n" + b"- a\n" * n
+                files["more-sites.yaml"] = b"sites:\n" + b"- a\n" * entries
             else:
-                files["config.yml"] += b"extra:\n" + b"- {}\n" * n
+                files["config.yml"] += b"extra:\n" + b"- {}\n" * entries
         elif roll < 0.20:
             depth = rng.choice([100, 1000, 100_000])
             what.append(f"nesting {depth} deep")

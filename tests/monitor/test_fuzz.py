@@ -47,6 +47,8 @@ def test_mutated_configs_and_sheets_exit_0_or_2_without_traceback() -> None:
     assert not failures, "\n\n".join(failures[:10])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(outcomes) == summary["cases"] == CONFIGS + SHEETS
+    assert [o["id"] for o in outcomes] == [*(f"config:{n}" for n in range(CONFIGS)), *(f"sheet:{n}" for n in
+                                                                                    range(SHEETS))]
     codes = Counter((o["id"].split(":")[0], o["code"]) for o in outcomes)
     assert set(codes) == {("config", 0), ("config", 2), ("sheet", 0), ("sheet", 2)}, codes  # both sides reached
     assert max(o["seconds"] for o in outcomes) < CASE_SECONDS
