@@ -262,6 +262,11 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
     data, lines = load_yaml(path, raw)
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, "the config must be a YAML mapping", 1)])
+    if len(lines) > MAX_CONFIG_NODES:  # inline sites may be many; the rest goes to pydantic in one piece
+        rest_nodes = sum(1 for p in lines if not p or p[0] != "sites")
+        if rest_nodes > MAX_CONFIG_NODES:
+            raise ConfigError([Problem(file, f"{rest_nodes:,} values besides the sites, more than the "
+                                             f"{MAX_CONFIG_NODES:,} a config may have", 1)])
     problems: list[Problem] = []
     digest = hashlib.sha256(raw)
     raw_sites: list[RawSite] = []
@@ -309,11 +314,6 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
     if len(raw_sites) > MAX_SITES:
         raise ConfigError([*problems, Problem(file, f"{len(raw_sites):,} sites, more than the {MAX_SITES:,} a config "
                                                     "may have", lines.get(("inventory",)), field="inventory")])
-    if len(lines) > MAX_CONFIG_NODES:  # inline sites may be many; the rest goes to pydantic in one piece
-        rest_nodes = sum(1 for p in lines if not p or p[0] != "sites")
-        if rest_nodes > MAX_CONFIG_NODES:
-            raise ConfigError([Problem(file, f"{rest_nodes:,} values besides the sites, more than the "
-                                             f"{MAX_CONFIG_NODES:,} a config may have", 1)])
     sites, site_problems = _validate_sites(raw_sites)
     problems += site_problems
     problems += [Problem(file, "unknown key", lines.get((key,)), field=key) for key in _LOADER_FIELDS if key in data]

@@ -168,12 +168,12 @@ def _csv_lines(text: str, delimiter: str, file: str) -> Iterator[str]:
         yield line
 
 
-def _too_long(file: str, line: int, cells: list[str], names: list[str], site: str | None = None) -> list[Problem]:
+def _too_long(file: str, line: int, cells: list[str], names: list[str]) -> list[Problem]:
     """Return a problem for each cell over CSV_MAX_CELL_CHARS, naming its column."""
     if not cells or max(map(len, cells)) <= CSV_MAX_CELL_CHARS:
         return []
     return [Problem(file, f"a cell of {len(cell):,} characters, more than the {CSV_MAX_CELL_CHARS:,} a cell may hold",
-                    line, site, (names[i] if i < len(names) and names[i] else None) or f"column {i + 1}")
+                    line, None, (names[i] if i < len(names) and names[i] else None) or f"column {i + 1}")
             for i, cell in enumerate(cells) if len(cell) > CSV_MAX_CELL_CHARS]
 
 
