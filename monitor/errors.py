@@ -5,6 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def visible(text: str) -> str:
+    """Return ``text`` with every invisible or control character escaped, as ``\\ufeff`` or ``\\x00``:
+    a key with a byte order mark in it must not print like the key it imitates."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 class ReadinessError(Exception):
     """Base of every error this service raises on purpose."""
 
@@ -20,12 +28,12 @@ class Problem:
     field: str | None = None
 
     def __str__(self) -> str:
-        where = self.file + (f":{self.line}" if self.line else "")
+        where = visible(self.file) + (f":{self.line}" if self.line else "")
         parts = [where]
         if self.site:
-            parts.append(f"site {self.site}")
+            parts.append(f"site {visible(self.site)}")
         if self.field:
-            parts.append(self.field)
+            parts.append(visible(self.field))
         return ": ".join([*parts, self.message])
 
 

@@ -22,16 +22,20 @@ FAILURES = ("timeout", "refused", "unreachable", "no_route", "bind_failed", "loc
             "tls_invalid", "tls_expired", "status_mismatch", "body_mismatch", "dns")
 LOCAL_FAILURES = frozenset({"no_route", "bind_failed", "local_error"})  # local_error: out of fds, buffers
 
+# The longest interval, timeout or jitter a config may set: a day. Longer is a mistake, and past
+# about 10^14 s datetime and APScheduler overflow (a reload of `.inf` used to stop every probe job).
+MAX_INTERVAL_SECONDS = 86_400.0
+
 
 class ProbeSettings(BaseModel):
     """Settings every probe kind shares; kinds subclass it and add their own."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = True
-    interval_seconds: float = Field(60.0, gt=0)
-    timeout_seconds: float = Field(2.0, gt=0)
-    jitter_seconds: float = Field(5.0, ge=0)
+    interval_seconds: float = Field(60.0, gt=0, le=MAX_INTERVAL_SECONDS)
+    timeout_seconds: float = Field(2.0, gt=0, le=MAX_INTERVAL_SECONDS)
+    jitter_seconds: float = Field(5.0, ge=0, le=MAX_INTERVAL_SECONDS)
     concurrency: int = Field(512, ge=1, le=100_000)
 
     def with_credentials(self, auths: Mapping[str, Any]) -> ProbeSettings:

@@ -35,7 +35,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import Field
 
-from probes.base import Observation, ProbeSettings, Target, requests_in
+from probes.base import MAX_INTERVAL_SECONDS, Observation, ProbeSettings, Target, requests_in
 from probes.errors import ProbeUnavailable
 from probes.route import is_address, output_interface
 
@@ -70,6 +70,7 @@ EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err
 SEND_BATCH = 256  # requests sent before the sender yields to the reader
 RECV_BATCH = 2048  # datagrams read per wake-up before the reader yields to the sender
 SLACK_SECONDS = 0.005  # a sender this late shifts its schedule instead of bursting to catch up
+MAX_RATE_PER_SECOND = 10_000_000  # far above what one socket sends; bench/icmp_sweep.py's "unpaced"
 
 class _Unsendable(NamedTuple):
     """A target whose echoes cannot leave this host: our own failure (``bind_failed``, ``no_route``)."""
@@ -87,12 +88,14 @@ class IcmpSettings(ProbeSettings):
     """ICMP settings. ``rate_per_second`` paces all echoes together; ``concurrency`` does not apply."""
 
     count: int = Field(3, ge=1, le=100, description="echo requests per target per cycle")
-    spacing_seconds: float = Field(0.5, ge=0.001, description="between two echoes to one target")
-    timeout_seconds: float = Field(1.0, gt=0, description="wait for the last reply")
+    spacing_seconds: float = Field(0.5, ge=0.001, le=MAX_INTERVAL_SECONDS,
+                                   description="between two echoes to one target")
+    timeout_seconds: float = Field(1.0, gt=0, le=MAX_INTERVAL_SECONDS, description="wait for the last reply")
     payload_bytes: int = Field(56, ge=0, le=1472)
-    rate_per_second: int = Field(20_000, ge=1, description="echo requests per second, all targets together")
+    rate_per_second: int = Field(20_000, ge=1, le=MAX_RATE_PER_SECOND,
+                                 description="echo requests per second, all targets together")
     socket: Literal["auto", "raw", "datagram"] = "auto"
-    receive_buffer_bytes: int = Field(8 << 20, ge=1 << 16, description="SO_RCVBUF of each ICMP socket")
+    receive_buffer_bytes: int = Field(8 << 20, ge=1 << 16, le=1 << 30, description="SO_RCVBUF of each ICMP socket")
 
     def cycle_budget_seconds(self) -> float:
         """Return spacing between echoes plus the wait for the last one."""

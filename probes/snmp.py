@@ -49,7 +49,7 @@ from probes._snmp_entities import (
     _sensor_type_oids,
 )
 from probes._snmp_entities import _inet_address as _inet_address  # re-exported: tests parse index tails with it
-from probes.base import Observation, ProbeSettings, Target
+from probes.base import MAX_INTERVAL_SECONDS, Observation, ProbeSettings, Target
 from probes.credentials import SnmpAuth
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,8 @@ __all__ = [
 
 
 class SnmpSettings(ProbeSettings):
-    interval_seconds: float = Field(60.0, gt=0)
-    timeout_seconds: float = Field(2.0, gt=0, description="wait for one answer, per try")
+    interval_seconds: float = Field(60.0, gt=0, le=MAX_INTERVAL_SECONDS)
+    timeout_seconds: float = Field(2.0, gt=0, le=MAX_INTERVAL_SECONDS, description="wait for one answer, per try")
     retries: int = Field(1, ge=0, le=5, description="tries after the first, per request")
     max_repetitions: int = Field(25, ge=1, le=200, description="rows per GETBULK when walking")
     concurrency: int = Field(256, ge=1, le=100_000, description="targets in progress, all devices together")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from probes.base import Observation, ProbeSettings, Target, requests_in
+from probes.base import MAX_INTERVAL_SECONDS, Observation, ProbeSettings, Target, requests_in
 
 KIND = "tcp"
 # What connect() itself may fail with when our own routing table has no way there.
@@ -25,7 +25,7 @@ LOCAL_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errn
 
 
 class TcpSettings(ProbeSettings):
-    timeout_seconds: float = Field(3.0, gt=0)
+    timeout_seconds: float = Field(3.0, gt=0, le=MAX_INTERVAL_SECONDS)
     concurrency: int = Field(1024, ge=1, le=100_000)
 
     def cycle_seconds_for(self, targets: int) -> float:

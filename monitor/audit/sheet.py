@@ -26,6 +26,9 @@ from monitor.core.availability import Availability
 from monitor.core.calendar import format_jalali
 
 Kind = str  # "text" | "rtl" | "time" | "ratio" | "seconds" | "int"
+# A text cell starting with one of these is a formula (or DDE) to a spreadsheet program: OWASP's CSV
+# injection list (= + - @ tab CR), and the fullwidth forms some programs read the same way.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _RTL_RE = re.compile("[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff]")
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
 MAX_WIDTH = 60
@@ -81,6 +84,12 @@ SITE_COLUMNS: tuple[Column, ...] = (
 )
 
 
+def neutralised(text: str) -> str:
+    """Return a CSV text cell a spreadsheet program shows as text: a leading quote before a formula start
+    (OWASP CSV injection guidance). Only text: a negative number stays a number."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _csv_value(value: Any, kind: Kind) -> str:
     if value is None or value == "":
         return ""
@@ -90,7 +99,7 @@ def _csv_value(value: Any, kind: Kind) -> str:
         return f"{value:.6f}"
     if kind == "seconds":
         return f"{value:.3f}".rstrip("0").rstrip(".")
-    return str(value)
+    return neutralised(str(value))
 
 
 def render_csv(fig: Figures) -> bytes:
@@ -125,6 +134,16 @@ def _xlsx_value(value: Any, kind: Kind) -> Any:
     return value
 
 
+def _as_text(cell: Any) -> None:
+    """Keep a string cell a string: openpyxl makes ``=...`` a formula and ``#N/A`` an error value, and a
+    program may evaluate a cell that starts like a formula once someone edits it (quotePrefix stops that)."""
+    if isinstance(cell.value, str):
+        if cell.data_type != "s":
+            cell.data_type = "s"
+        if cell.value.startswith(FORMULA_STARTS):
+            cell.quotePrefix = True
+
+
 def _text_width(text: str) -> float:
     return max((len(line) for line in text.split("\n")), default=0) * (1.1 if _RTL_RE.search(text) else 1.0)
 
@@ -144,6 +163,7 @@ def _write_table(ws: Worksheet, headers: list[tuple[str, Kind]], rows: list[list
                 cell.number_format = _FORMATS[kind]
                 widths[i] = max(widths[i], _WIDTHS[kind])
             elif value:
+                _as_text(cell)
                 text = str(value)
                 widths[i] = min(MAX_WIDTH, max(widths[i], _text_width(text) + 2))
                 if _RTL_RE.search(text):  # Persian reads right to left (readingOrder 2 = RTL)
@@ -203,7 +223,7 @@ def render_xlsx(fig: Figures) -> bytes:
     note = (f"{fig.config.programme.name} — {format_jalali(start)} .. {format_jalali(end)} "
             f"({start.isoformat(timespec='minutes')} .. {end.isoformat(timespec='minutes')}, "
             f"{fig.config.programme.timezone})")
-    ws.cell(ws.max_row + 2, 1, note)
+    _as_text(ws.cell(ws.max_row + 2, 1, note))
     used = {"summary"}
     by_county: dict[str, list[SiteFigures]] = {}
     for s in _ordered(fig.sites):

@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import re
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from monitor.config.yamlsource import Path_, field_name, line_of, load_yaml, undecodable
+from monitor.config.yamlsource import (
+    MAX_INPUT_BYTES,
+    MAX_SITES,
+    Path_,
+    field_name,
+    line_of,
+    load_yaml,
+    read_input,
+    undecodable,
+)
 from monitor.errors import ConfigError, Problem
 
 log = logging.getLogger(__name__)
+
+# The csv module refuses a cell over 131,072 characters with a bare `_csv.Error`; its limit (process-wide)
+# goes up to the largest input, so that our own limits below decide, with the file, row and column.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_INPUT_BYTES))
+CSV_MAX_CELL_CHARS = 65_536  # a name holds at most 200; a terminals cell of 1,000 terminals about 30,000
+CSV_MAX_COLUMNS = 16_384  # as many as a spreadsheet program has (Excel: A to XFD); it may export them all, empty
+# A line with more delimiters than this is no spreadsheet row, and is refused before the csv module
+# makes a list of its cells (a 10 MB line of commas would be five million of them).
+CSV_MAX_LINE_DELIMITERS = 100_000
+# One line of a CSV text at a time, split where io.StringIO(newline="") splits (\r\n, \r or \n, kept):
+# the csv module then reads the text in place, without a second (4-bytes-a-character) copy of it.
+_CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
 
 CSV_COLUMNS = (
     "site_id", "name", "county", "area", "lat", "lon", "upstream",
@@ -26,7 +48,7 @@ _TERMINAL_RE = re.compile(r"^(?P<id>[^@\s]+)@(?:\[(?P<v6>[^\]]+)\]|(?P<addr>[^\s
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩٫", "01234567890123456789.")
 
 
-@dataclass
+@dataclass(slots=True)
 class RawSite:
     """A site as read from a file, before validation, with where each field came from."""
 
@@ -58,11 +80,12 @@ class RawSite:
         return next((self.cells[loc[:end]] for end in range(len(loc), 0, -1) if loc[:end] in self.cells), None)
 
 
-def read_inventory(path: Path, warnings: list[Problem] | None = None) -> list[RawSite]:
-    """Read one inventory file (``.csv`` or YAML) into raw sites."""
+def read_inventory(path: Path, warnings: list[Problem] | None = None,
+                   content: bytes | None = None) -> list[RawSite]:
+    """Read one inventory file (``.csv`` or YAML; its bytes ``content`` when already read) into raw sites."""
     if path.suffix.lower() == ".csv":
-        return read_csv(path, warnings)
-    data, lines = load_yaml(path)
+        return read_csv(path, warnings, content)
+    data, lines = load_yaml(path, content)
     file = str(path)
     if isinstance(data, list):
         return sites_from_yaml(data, file, lines, ())
@@ -105,40 +128,72 @@ def _split_terminal(text: str) -> dict[str, Any]:
 
 def _dialect(text: str) -> tuple[str, bool]:
     """Return the delimiter and whether the first line is Excel's ``sep=`` hint."""
-    first = text.split("\n", 1)[0].rstrip("\r")
+    end = text.find("\n")
+    first = (text if end < 0 else text[:end]).rstrip("\r")
     if first.lower().startswith("sep=") and len(first) == 5:
         return first[4], True
     # The header alone decides: data cells hold ';' (terminals) and ',' (names), header names hold neither.
     return max(",;\t", key=first.count) if any(d in first for d in ",;\t") else ",", False
 
 
-def read_csv(path: Path, warnings: list[Problem] | None = None) -> list[RawSite]:
+def read_csv(path: Path, warnings: list[Problem] | None = None, content: bytes | None = None) -> list[RawSite]:
     """Read a spreadsheet export: any column order, case-insensitive headers, BOM and CRLF welcome.
 
     Problems with the file itself (unreadable, not UTF-8, a required column missing) raise ConfigError;
     problems within a row travel with its RawSite, so that validation reports them with all the others.
     """
     file = str(path)
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([Problem(file, f"cannot read: {exc.strerror or exc}")]) from None
+    blob = read_input(path) if content is None else content
     try:
         text = blob.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise undecodable(file, blob, exc, "; save the sheet as 'CSV UTF-8'") from None
+    del blob
     delimiter, hint = _dialect(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(_csv_lines(text, delimiter, file), delimiter=delimiter)
+    try:
+        return _read_rows(reader, file, hint, warnings)
+    except csv.Error as exc:  # not expected with the limit raised, but never a traceback
+        raise ConfigError([Problem(file, f"unreadable CSV: {exc}", line=reader.line_num)]) from None
+
+
+def _csv_lines(text: str, delimiter: str, file: str) -> Iterator[str]:
+    """Yield the lines of ``text`` (line ends kept); refuse a line with more than CSV_MAX_LINE_DELIMITERS."""
+    for number, match in enumerate(_CSV_LINE.finditer(text), start=1):
+        line = match.group()
+        if line.count(delimiter) > CSV_MAX_LINE_DELIMITERS:
+            raise ConfigError([Problem(file, f"{line.count(delimiter):,} delimiters {delimiter!r} on one line: no "
+                                             f"spreadsheet row has that many (at most {CSV_MAX_COLUMNS:,} columns); "
+                                             "is this the right file?", number)])
+        yield line
+
+
+def _too_long(file: str, line: int, cells: list[str], names: list[str]) -> list[Problem]:
+    """Return a problem for each cell over CSV_MAX_CELL_CHARS, naming its column."""
+    if not cells or max(map(len, cells)) <= CSV_MAX_CELL_CHARS:
+        return []
+    return [Problem(file, f"a cell of {len(cell):,} characters, more than the {CSV_MAX_CELL_CHARS:,} a cell may hold",
+                    line, None, (names[i] if i < len(names) and names[i] else None) or f"column {i + 1}")
+            for i, cell in enumerate(cells) if len(cell) > CSV_MAX_CELL_CHARS]
+
+
+def _read_rows(reader: Any, file: str, hint: bool, warnings: list[Problem] | None) -> list[RawSite]:
     if hint:
         next(reader, None)
     header = next(reader, None)
     header_line = reader.line_num
     if not header:
         raise ConfigError([Problem(file, "empty CSV: no header row", line=1)])
+    if len(header) > CSV_MAX_COLUMNS:
+        raise ConfigError([Problem(file, f"{len(header):,} columns, more than the {CSV_MAX_COLUMNS:,} a spreadsheet "
+                                         "can have (is this the right file, and its delimiter?)", line=header_line)])
+    problems = _too_long(file, header_line, header, [])
+    if problems:
+        raise ConfigError(problems)
     names = [h.strip().lower().replace(" ", "_") for h in header]
     problems = [Problem(file, "missing required column", line=header_line, field=col)
                 for col in CSV_REQUIRED if col not in names]
-    dupes = sorted({n for n in names if names.count(n) > 1 and n})
+    dupes = sorted(n for n, count in Counter(names).items() if count > 1 and n)
     problems += [Problem(file, "column appears more than once", line=header_line, field=n) for n in dupes]
     if problems:
         raise ConfigError(problems)
@@ -151,6 +206,8 @@ def read_csv(path: Path, warnings: list[Problem] | None = None) -> list[RawSite]
                 warnings.append(w)
     wanted = [(i, n) for i, n in enumerate(names) if n in CSV_COLUMNS]
     out: list[RawSite] = []
+    shapes: dict[tuple[Path_, ...], dict[Path_, str]] = {}
+    id_column = names.index("site_id")
     while True:
         start = reader.line_num + 1  # a quoted cell may span lines: the row is where it starts
         row = next(reader, None)
@@ -158,8 +215,17 @@ def read_csv(path: Path, warnings: list[Problem] | None = None) -> list[RawSite]
             break
         if not any(cell.strip() for cell in row):
             continue
+        if len(out) == MAX_SITES:
+            raise ConfigError([Problem(file, f"more than {MAX_SITES:,} rows: more sites than a config may have",
+                                       start)])
+        too_long = _too_long(file, start, row, names)
+        if too_long:  # reported, and the row left out: a megabyte of name helps no message
+            site_id = row[id_column].strip() if id_column < len(row) else ""
+            site = site_id if 0 < len(site_id) <= 64 else None
+            out.append(RawSite(None, file, start, problems=[replace(p, site=site) for p in too_long]))
+            continue
         cells = {n: (row[i].strip() if i < len(row) else "") for i, n in wanted}
-        raw = _csv_site(cells, file, start)
+        raw = _csv_site(cells, file, start, shapes)
         if any(cell.strip() for cell in row[len(names):]):
             raw.problems.append(Problem(file, f"{len(row)} cells but {len(names)} columns "
                                               "(a delimiter inside an unquoted cell?)", start, raw.site_id))
@@ -167,7 +233,10 @@ def read_csv(path: Path, warnings: list[Problem] | None = None) -> list[RawSite]
     return out
 
 
-def _csv_site(cells: dict[str, str], file: str, line: int) -> RawSite:
+def _csv_site(cells: dict[str, str], file: str, line: int,
+              shapes: dict[tuple[Path_, ...], dict[Path_, str]] | None = None) -> RawSite:
+    """Return the raw site of one row; rows of one shape (which optional columns they fill) share one
+    ``columns`` map from ``shapes``: 100,000 rows need a handful, not 100,000."""
     data: dict[str, Any] = {"id": cells["site_id"], "name": cells["name"], "county": cells["county"],
                             "area": cells["area"].lower()}
     columns: dict[Path_, str] = {("id",): "site_id", ("name",): "name", ("county",): "county", ("area",): "area"}
@@ -202,4 +271,6 @@ def _csv_site(cells: dict[str, str], file: str, line: int) -> RawSite:
     if terminals:
         data["terminals"] = terminals
         columns[("terminals",)] = "terminals"
+    if shapes is not None:
+        raw.columns = shapes.setdefault(tuple(columns), columns)
     return raw

@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 from monitor.config.inventory import RawSite, read_inventory, sites_from_yaml
 from monitor.config.reports import ActionsPolicy, ReportSpec, Smtp
 from monitor.config.targets import BUILDERS
-from monitor.config.yamlsource import Path_, field_name, line_of, load_yaml
+from monitor.config.yamlsource import MAX_SITES, Path_, Unreadable, field_name, line_of, load_yaml, read_input
 from monitor.core.model import CountyOwner, Ident, Listen, Policy, Programme, Site, Strict, Witness
 from monitor.core.schedule import MaintenanceWindow, Waiver
 from monitor.errors import ConfigError, Problem
@@ -129,6 +129,10 @@ def inventory_cells(sites: Iterable[Site]) -> tuple[tuple[str, str, str, int, in
         cell[0] += 1
         cell[1] += len(s.terminals)
     return tuple((*k, n, t) for k, (n, t) in sorted(cells.items()))
+# Validation stops after this many problems: nobody reads more, and each one costs memory.
+MAX_PROBLEMS = 10_000
+# Nodes the config may hold besides its sites (each of which pydantic may turn into a problem at once).
+MAX_CONFIG_NODES = 1_000_000
 
 
 def _clean_loc(loc: Iterable[str | int]) -> Path_:
@@ -141,6 +145,8 @@ def _message(err: ErrorDetails) -> str:
         return "unknown key"
     if err["type"] == "missing":
         return "required"
+    if err["type"] == "int_parsing_size":  # pydantic says "input string" of a float too
+        return "number too large"
     return err["msg"].removeprefix("Value error, ")
 
 
@@ -174,21 +180,37 @@ def _validate_sites(raw_sites: list[RawSite]) -> tuple[list[Site], list[Problem]
     sites: list[Site] = []
     problems: list[Problem] = []
     for raw in raw_sites:
-        problems += raw.problems
-        if not isinstance(raw.data, dict):
-            continue
-        try:
-            sites.append(Site.model_validate(_anchored(raw.data, Path(raw.file).parent)))
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = _clean_loc(err["loc"])
-                line, field = raw.locate(loc)
-                msg = _message(err)
-                cell = raw.cell(loc)
-                if cell is not None:
-                    msg += f" (in {cell!r})"
-                problems.append(Problem(raw.file, msg, line, raw.site_id, field))
+        if len(problems) >= MAX_PROBLEMS:
+            problems.append(too_many_problems(raw))
+            break
+        site = _validate_site(raw, problems)
+        if site is not None:
+            sites.append(site)
     return sites, problems
+
+
+def too_many_problems(raw: RawSite) -> Problem:
+    """Return the last problem of a validation stopped at MAX_PROBLEMS, placed at the site it stopped at."""
+    return Problem(raw.file, f"more than {MAX_PROBLEMS:,} problems: validation stopped here", raw.line)
+
+
+def _validate_site(raw: RawSite, problems: list[Problem]) -> Site | None:
+    """Return the site ``raw`` describes, or None; add its problems (the reader's included) to ``problems``."""
+    problems += raw.problems
+    if not isinstance(raw.data, dict):
+        return None
+    try:
+        return Site.model_validate(_anchored(raw.data, Path(raw.file).parent))
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _clean_loc(err["loc"])
+            line, field = raw.locate(loc)
+            msg = _message(err)
+            cell = raw.cell(loc)
+            if cell is not None:
+                msg += f" (in {cell!r})"
+            problems.append(Problem(raw.file, msg, line, raw.site_id, field))
+        return None
 
 
 def _get(data: Any, *path: str | int) -> Any:
@@ -363,11 +385,17 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
     """Load ``path`` and every inventory it names; raise ConfigError listing every problem."""
     path = Path(path)
     file = str(path)
-    data, lines = load_yaml(path)
+    raw = read_input(path)
+    data, lines = load_yaml(path, raw)
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, "the config must be a YAML mapping", 1)])
+    if len(lines) > MAX_CONFIG_NODES:  # inline sites may be many; the rest goes to pydantic in one piece
+        rest_nodes = sum(1 for p in lines if not p or p[0] != "sites")
+        if rest_nodes > MAX_CONFIG_NODES:
+            raise ConfigError([Problem(file, f"{rest_nodes:,} values besides the sites, more than the "
+                                             f"{MAX_CONFIG_NODES:,} a config may have", 1)])
     problems: list[Problem] = []
-    digest = hashlib.sha256(path.read_bytes())
+    digest = hashlib.sha256(raw)
     raw_sites: list[RawSite] = []
     inline = data.get("sites") or []
     if isinstance(inline, list):
@@ -382,6 +410,7 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
                                 field="inventory"))
         inventory = []
     files = [file]
+    listed: dict[Path, int] = {}  # each inventory file (resolved) -> the index that first lists it
     for i, name in enumerate(inventory):
         line, field = lines.get(("inventory", i)), f"inventory[{i}]"
         if not isinstance(name, str) or not name:
@@ -389,16 +418,29 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
             continue
         inv_path = path.parent / name
         try:
-            digest.update(inv_path.read_bytes())
-        except OSError as exc:
-            problems.append(Problem(file, f"cannot read inventory file {str(inv_path)!r}: {exc.strerror or exc}",
+            resolved = inv_path.resolve()
+        except (OSError, ValueError, RuntimeError):  # a NUL in the name, a symlink loop: reading will say
+            resolved = inv_path
+        first = listed.setdefault(resolved, i)
+        if first != i:  # read twice, each of its sites would be "duplicate site id, first defined at" itself
+            problems.append(Problem(file, f"inventory file {name!r} is listed twice (first as inventory[{first}] on "
+                                          f"line {lines.get(('inventory', first))})", line, field=field))
+            continue
+        try:
+            inv_raw = read_input(inv_path)
+        except Unreadable as exc:
+            problems.append(Problem(file, f"cannot read inventory file {str(inv_path)!r}: {exc.reason}",
                                     line, field=field))
             continue
+        digest.update(inv_raw)
         files.append(str(inv_path))
         try:
-            raw_sites += read_inventory(inv_path, warnings)
+            raw_sites += read_inventory(inv_path, warnings, inv_raw)
         except ConfigError as exc:
             problems += exc.problems
+    if len(raw_sites) > MAX_SITES:
+        raise ConfigError([*problems, Problem(file, f"{len(raw_sites):,} sites, more than the {MAX_SITES:,} a config "
+                                                    "may have", lines.get(("inventory",)), field="inventory")])
     sites, site_problems = _validate_sites(raw_sites)
     problems += site_problems
     problems += [Problem(file, "unknown key", lines.get((key,)), field=key) for key in _LOADER_FIELDS if key in data]

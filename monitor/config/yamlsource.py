@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,86 @@ from monitor.errors import ConfigError, Problem
 
 Path_ = tuple[str | int, ...]
 
+# The most a config or inventory file may hold. A 100,000-site spreadsheet is about 15 MiB; the limit
+# keeps a mistaken (or hostile) input from taking all memory before a single line is checked.
+MAX_INPUT_BYTES = 64 << 20
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
 # libyaml parses a 50,000-site inventory several times faster than the pure-Python parser.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: Any = type("_Loader", (getattr(yaml, "CSafeLoader", yaml.SafeLoader),), {})
+
+
+def _placed(tag: str, construct: Any) -> Any:
+    """Wrap a constructor so that a value it cannot build is a YAML error at its line: PyYAML lets the
+    ValueError of a timestamp like 2026-13-45 ("month must be in 1..12") out with no place at all."""
+    kind = tag.rsplit(":", 1)[-1]
+
+    def placed(loader: Any, node: Any) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, OverflowError, TypeError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r} as a {kind}: {exc}", node.start_mark) from None
+
+    return placed
+
+
+for _tag, _construct in list(_Loader.yaml_constructors.items()):
+    if _tag is not None and isinstance(_tag, str):
+        _Loader.add_constructor(_tag, _placed(_tag, _construct))
+# Aliases may add at most this many nodes to a document, or as many as its text holds if that is more:
+# enough to share a block between sites, far too few for an alias bomb (1 KB, 10^9 nodes) to cost anything.
+ALIAS_MAX_NODES = 100_000
+# What one list or mapping of a config or inventory file may hold: every problem an entry can have is
+# reported, so a 20 MB list of five million bad entries would otherwise be five million problems (GBs).
+MAX_ENTRIES = 10_000
+MAX_SITES = 250_000  # ...but the list of sites (a file's top-level list, or its `sites:`), in all files together
+# The characters a YAML stream may hold (YAML 1.1 c-printable, as PyYAML's reader and libyaml check them).
+_NOT_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+class Unreadable(ConfigError):
+    """A config or inventory file that cannot be read: missing, not a regular file, or too large."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__([Problem(file, f"cannot read: {reason}")])
+
+
+def read_input(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """Return the bytes of a config or inventory file; raise Unreadable unless it is a regular file
+    of at most ``limit`` bytes.
+
+    A FIFO, a device (``/dev/zero``) or a directory is refused before a byte is read: the file is
+    opened non-blocking, so a FIFO without a writer cannot hang the caller. A file that grows past the
+    limit while it is read is refused too.
+    """
+    file = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise Unreadable(file, getattr(exc, "strerror", None) or str(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _FILE_KINDS if test(st.st_mode)), "a special file")
+            raise Unreadable(file, f"{kind}, not a regular file")
+        parts: list[bytes] = []
+        size = st.st_size if st.st_size > limit else 0  # too large already: read nothing
+        while size <= limit:
+            chunk = os.read(fd, min(limit + 1 - size, max(st.st_size + 1 - size, 1 << 16)))
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise Unreadable(file, exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise Unreadable(file, f"larger than {limit / 2**20:g} MiB, the most a config or inventory file may hold")
+    return b"".join(parts)  # one part: that very object, no copy
 
 
 def field_name(path: Path_) -> str:
@@ -27,6 +108,19 @@ def undecodable(file: str, data: bytes, exc: UnicodeDecodeError, hint: str = "")
     """Return the error for a file that is not UTF-8, placed on the line of the first bad byte."""
     line = data[: exc.start].count(b"\n") + 1
     return ConfigError([Problem(file, f"not UTF-8 text ({exc.reason} at byte {exc.start}){hint}", line)])
+
+
+class _TooMany(Exception):
+    """A list or mapping with more entries than it may have."""
+
+    def __init__(self, path: Path_, line: int, limit: int, kind: str) -> None:
+        super().__init__(f"more than {limit:,} entries in one {kind}")
+        self.path, self.line = path, line
+
+
+def entries_limit(path: Path_) -> int:
+    """Return how many entries the list or mapping at ``path`` may hold."""
+    return MAX_SITES if path in ((), ("sites",)) else MAX_ENTRIES
 
 
 class _NotPlain(Exception):
@@ -79,15 +173,20 @@ class _EventReader:
             return self._scalar(event)
         if event.tag is not None and not event.implicit:
             raise _NotPlain
+        limit = entries_limit(path)
         if isinstance(event, yaml.SequenceStartEvent):
             items: list[Any] = []
             while not self.loader.check_event(yaml.SequenceEndEvent):
+                if len(items) == limit:
+                    raise _TooMany(path, self.lines[path], limit, "list")
                 items.append(self._node((*path, len(items))))
             self.loader.get_event()
             return items
         mapping: dict[Any, Any] = {}
         seen: set[str] = set()
         while not self.loader.check_event(yaml.MappingEndEvent):
+            if len(seen) == limit:
+                raise _TooMany(path, self.lines[path], limit, "mapping")
             key_event = self.loader.get_event()
             if not isinstance(key_event, yaml.ScalarEvent) or key_event.anchor is not None:
                 raise _NotPlain
@@ -127,6 +226,9 @@ def _lines(node: yaml.Node, path: Path_, out: dict[Path_, int], dupes: list[tupl
     if id(node) in active:
         return  # an alias inside its own anchor (`a: &x [*x]`): the data is recursive, the walk must not be
     active |= {id(node)}
+    if isinstance(node, yaml.CollectionNode) and len(node.value) > entries_limit(path):
+        kind = "mapping" if isinstance(node, yaml.MappingNode) else "list"
+        raise _TooMany(path, out[path], entries_limit(path), kind)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -158,25 +260,64 @@ def _read_nodes(text: str) -> tuple[Any, dict[Path_, int], list[tuple[Path_, int
     return data, lines, dupes
 
 
+def _check_aliases(text: str) -> None:
+    """Refuse a document whose aliases would expand it past ALIAS_MAX_NODES, before anything is built.
+
+    One pass over the parser's events: each anchored node's expanded size is known when it ends, and
+    each alias adds that size. The first alias over the limit is named, on its own line.
+    """
+    loader = _Loader(text)
+    try:
+        sizes: dict[str | None, int] = {}  # anchor -> nodes its node expands to
+        starts: list[tuple[str | None, int]] = []  # open collections: (anchor, expanded nodes before it)
+        nodes = added = 0  # nodes in the text, nodes aliases add
+        while not loader.check_event(yaml.StreamEndEvent):
+            event = loader.get_event()
+            if isinstance(event, yaml.AliasEvent):
+                added += sizes.get(event.anchor, 1)  # undefined, or inside its own anchor: the composer says
+                if added > ALIAS_MAX_NODES and added > nodes:
+                    mark: Any = event.start_mark  # libyaml's Mark: the stubs know only PyYAML's
+                    raise yaml.composer.ComposerError(
+                        None, None, f"alias *{event.anchor} takes the document past the {ALIAS_MAX_NODES:,} nodes "
+                        "aliases may add (or as many as the text holds, if more): an alias bomb?", mark)
+            elif isinstance(event, yaml.ScalarEvent):
+                nodes += 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            elif isinstance(event, yaml.CollectionStartEvent):
+                starts.append((event.anchor, nodes + added))
+                nodes += 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                anchor, before = starts.pop()
+                if anchor is not None:
+                    sizes[anchor] = nodes + added - before
+    finally:
+        loader.dispose()
+
+
 def _compose(text: str) -> tuple[Any, dict[Path_, int], list[tuple[Path_, int]]]:
     """Return the data, the line map and the duplicate keys of a YAML text, the fast way when it can."""
     try:
         return _EventReader(text).read()
     except _NotPlain:
+        _check_aliases(text)
         return _read_nodes(text)
 
 
-def load_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
-    """Load a YAML file; return its data and a map from key path to line number."""
+def load_yaml(path: Path, content: bytes | None = None) -> tuple[Any, dict[Path_, int]]:
+    """Load a YAML file (its bytes ``content`` when already read); return its data and a map from key path to line."""
     file = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([Problem(file, f"cannot read: {exc.strerror or exc}")]) from None
+    raw = read_input(path) if content is None else content
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise undecodable(file, raw, exc) from None
+    bad = _NOT_PRINTABLE.search(text)
+    if bad:  # PyYAML would report it at "line 1 of <unicode string>"
+        char, at = bad.group(), bad.start()
+        column = at - text.rfind("\n", 0, at)
+        raise ConfigError([Problem(file, f"invalid YAML: character {char!r} (U+{ord(char):04X}) at column {column} "
+                                         "is not allowed in YAML", text.count("\n", 0, at) + 1)])
     try:
         data, lines, dupes = _compose(text)
     except yaml.MarkedYAMLError as exc:
@@ -190,6 +331,8 @@ def load_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
         raise ConfigError([Problem(file, f"invalid YAML: {exc}", line=1)]) from None
     except RecursionError:
         raise ConfigError([Problem(file, "invalid YAML: nested too deeply", line=1)]) from None
+    except _TooMany as exc:
+        raise ConfigError([Problem(file, str(exc), exc.line, field=field_name(exc.path) or None)]) from None
     if dupes:
         # PyYAML keeps the last of two equal keys without a word; a strict config must not.
         raise ConfigError([Problem(file, "duplicate key", line, field=field_name(key)) for key, line in dupes])

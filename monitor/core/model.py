@@ -14,12 +14,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MEDIA = ("fiber", "microwave", "lte", "vsat", "adsl", "copper", "radio")
+# Bounds that keep every duration and count the policy sets within what the code can compute with
+# (a deque's maxlen, math.floor of a time over a resolution, a datetime): finite, and sane.
+MAX_POLICY_SECONDS = 366 * 86_400.0
+MAX_INDEX = 2**31 - 1  # SNMP InterfaceIndex and PhysicalIndex are Integer32 (RFC 2863, RFC 6933)
 
 
 class Strict(BaseModel):
     """Base of every config model: unknown keys are errors and nothing changes after loading."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False)
 
 
 def _ident(value: str) -> str:
@@ -56,10 +60,12 @@ class SnmpInterface(Strict):
     device: Address
     port: int = Field(161, ge=1, le=65535)
     auth: Ident
-    if_index: int | None = Field(None, ge=1)
+    if_index: int | None = Field(None, ge=1, le=MAX_INDEX)
     if_name: str | None = None
-    rx_sensor: int | None = Field(None, ge=1, description="entPhysicalIndex of the receive power sensor")
-    tx_sensor: int | None = Field(None, ge=1, description="entPhysicalIndex of the transmit power sensor")
+    rx_sensor: int | None = Field(None, ge=1, le=MAX_INDEX,
+                                  description="entPhysicalIndex of the receive power sensor")
+    tx_sensor: int | None = Field(None, ge=1, le=MAX_INDEX,
+                                  description="entPhysicalIndex of the transmit power sensor")
     neighbours: bool = Field(False, description="walk this device's ARP/neighbour table for terminals")
 
     @model_validator(mode="after")
@@ -234,20 +240,25 @@ class Policy(Strict):
     media: dict[Medium, MediumPolicy] = Field(default_factory=_default_media)
     require_backup: bool = True
     terminals_min_ratio: float = Field(1.0, ge=0, le=1, description="share of terminals that must be up")
-    stale_after_intervals: float = Field(3.0, ge=1, description="data older than this many intervals: unknown")
-    sustain_seconds: float = Field(0.0, ge=0, description="healthy this long before ready (history)")
+    stale_after_intervals: float = Field(3.0, ge=1, le=1000,
+                                         description="data older than this many intervals: unknown")
+    sustain_seconds: float = Field(0.0, ge=0, le=MAX_POLICY_SECONDS,
+                                   description="healthy this long before ready (history)")
     sustain_availability_ratio: float = Field(0.99, ge=0, le=1)
-    flap_max_changes: int = Field(4, ge=1, description="more state changes than this within the window: flapping")
-    flap_window_seconds: float = Field(600.0, gt=0)
-    flap_hold_seconds: float = Field(600.0, ge=0, description="stable this long before flapping ends")
-    forecast_days: float = Field(14.0, gt=0, description="trend fitted over this many trailing days")
-    forecast_resolution_seconds: float = Field(3600.0, gt=0, description="one share sample per this long")
-    forecast_min_history_days: float = Field(3.0, ge=0, description="no forecast from less history than this "
-                                                                    "(one sample per resolution over it)")
+    flap_max_changes: int = Field(4, ge=1, le=10_000,
+                                  description="more state changes than this within the window: flapping")
+    flap_window_seconds: float = Field(600.0, gt=0, le=MAX_POLICY_SECONDS)
+    flap_hold_seconds: float = Field(600.0, ge=0, le=MAX_POLICY_SECONDS,
+                                     description="stable this long before flapping ends")
+    forecast_days: float = Field(14.0, gt=0, le=3660, description="trend fitted over this many trailing days")
+    forecast_resolution_seconds: float = Field(3600.0, ge=1, le=MAX_POLICY_SECONDS,
+                                               description="one share sample per this long")
+    forecast_min_history_days: float = Field(3.0, ge=0, le=3660, description="no forecast from less history "
+                                             "than this (one sample per resolution over it)")
     forecast_target_ratio: float = Field(1.0, gt=0, le=1, description="ready share the deadline asks for: "
                                                                      "below it at the deadline, at risk")
-    certificate_margin_days: float = Field(14.0, ge=0, description="a certificate must outlive the deadline "
-                                                                   "by this much; inside it, a reason")
+    certificate_margin_days: float = Field(14.0, ge=0, le=3660, description="a certificate must outlive the "
+                                           "deadline by this much; inside it, a reason")
 
     @field_validator("media")
     @classmethod
