@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # The bounded vocabulary of ``Observation.failure``: metrics use it as a label, so a probe that needs a
 # new word adds it here. Local failures are our own stack's (no route from us, a source we cannot bind):
@@ -59,6 +59,32 @@ class ProbeSettings(BaseModel):
                 f"interval_seconds={self.interval_seconds:g}"
             )
         return self
+
+
+class CredentialedSettings(ProbeSettings):
+    """Settings of a kind that uses credentials declared apart, under the config's top-level ``auths:``.
+
+    ``auths`` is filled by :meth:`with_credentials` (``Config.probe_settings``) with the auths of
+    ``credential_type`` only, never from the kind's own settings: credentials are declared once, apart from
+    the settings that use them (as in snmp_exporter), and their secrets redact themselves.
+    """
+
+    credential_type: ClassVar[type]  # the credentials model this kind takes (probes/credentials.py)
+    credential_name: ClassVar[str]  # how messages name them: "SNMP", "HTTP"
+    auths: Mapping[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @field_validator("auths", mode="before")
+    @classmethod
+    def _declared_apart(cls, value: Any) -> Any:
+        if value:
+            raise ValueError(f"declare {cls.credential_name} credentials under the top-level 'auths:', "
+                             f"not under probes.{cls.credential_name.lower()}")
+        return value
+
+    def with_credentials(self, auths: Mapping[str, Any]) -> CredentialedSettings:
+        """Return these settings carrying this kind's auths among ``auths`` (model_copy skips the validator)."""
+        return self.model_copy(update={"auths": {k: v for k, v in auths.items()
+                                                 if isinstance(v, self.credential_type)}})
 
 
 @dataclass(frozen=True, slots=True)

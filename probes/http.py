@@ -35,9 +35,9 @@ from typing import Any
 
 import aiohttp
 from cryptography import x509
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from probes.base import Observation, ProbeSettings, Target, requests_in
+from probes.base import CredentialedSettings, Observation, ProbeSettings, Target, requests_in
 from probes.credentials import HttpAuth
 
 KIND = "http"
@@ -46,25 +46,15 @@ _CERT_EXPIRED = 10
 _TLS_VERSIONS = {"TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
 
 
-class HttpSettings(ProbeSettings):
+class HttpSettings(CredentialedSettings):
     interval_seconds: float = Field(60.0, gt=0)
     timeout_seconds: float = Field(5.0, gt=0, description="one check: connect, TLS, headers and body")
     concurrency: int = Field(200, ge=1, le=100_000, description="checks in progress at once")
     max_body_bytes: int = Field(65536, ge=0, le=16 * 1024 * 1024, description="body read per check")
     user_agent: str = Field("readiness-monitor", min_length=1)
-    # Filled from the config's top-level ``auths:`` by with_credentials() (the HTTP ones only), never here.
+    credential_type = HttpAuth
+    credential_name = "HTTP"
     auths: Mapping[str, HttpAuth] = Field(default_factory=dict, exclude=True, repr=False)
-
-    @field_validator("auths", mode="before")
-    @classmethod
-    def _declared_apart(cls, value: Any) -> Any:
-        if value:
-            raise ValueError("declare HTTP credentials under the top-level 'auths:', not under probes.http")
-        return value
-
-    def with_credentials(self, auths: Mapping[str, Any]) -> HttpSettings:
-        """Return these settings carrying the HTTP auths among ``auths`` (model_copy skips the validator)."""
-        return self.model_copy(update={"auths": {k: v for k, v in auths.items() if isinstance(v, HttpAuth)}})
 
 
 class _Failed(Exception):

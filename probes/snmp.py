@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from probes._snmp_auth import _Auths
 from probes._snmp_engine import OID, SNMP_FAILURES, _dotted, _Engine, _Failure, _text, _typed, _var_binds
@@ -49,7 +49,7 @@ from probes._snmp_entities import (
     _sensor_type_oids,
 )
 from probes._snmp_entities import _inet_address as _inet_address  # re-exported: tests parse index tails with it
-from probes.base import MAX_INTERVAL_SECONDS, Observation, ProbeSettings, Target
+from probes.base import MAX_INTERVAL_SECONDS, CredentialedSettings, Observation, ProbeSettings, Target
 from probes.credentials import SnmpAuth
 
 log = logging.getLogger(__name__)
@@ -88,27 +88,16 @@ __all__ = [
 ]
 
 
-class SnmpSettings(ProbeSettings):
+class SnmpSettings(CredentialedSettings):
     interval_seconds: float = Field(60.0, gt=0, le=MAX_INTERVAL_SECONDS)
     timeout_seconds: float = Field(2.0, gt=0, le=MAX_INTERVAL_SECONDS, description="wait for one answer, per try")
     retries: int = Field(1, ge=0, le=5, description="tries after the first, per request")
     max_repetitions: int = Field(25, ge=1, le=200, description="rows per GETBULK when walking")
     concurrency: int = Field(256, ge=1, le=100_000, description="targets in progress, all devices together")
     device_concurrency: int = Field(4, ge=1, le=64, description="targets in progress on one device")
-    # Filled from the config's top-level ``auths:`` by with_credentials(), never from probes.snmp itself:
-    # credentials are declared once, apart from the settings that use them (as in snmp_exporter).
+    credential_type = SnmpAuth
+    credential_name = "SNMP"
     auths: Mapping[str, SnmpAuth] = Field(default_factory=dict, exclude=True, repr=False)
-
-    @field_validator("auths", mode="before")
-    @classmethod
-    def _declared_apart(cls, value: Any) -> Any:
-        if value:
-            raise ValueError("declare SNMP credentials under the top-level 'auths:', not under probes.snmp")
-        return value
-
-    def with_credentials(self, auths: Mapping[str, Any]) -> SnmpSettings:
-        """Return these settings carrying the SNMP auths among ``auths`` (model_copy skips the validator above)."""
-        return self.model_copy(update={"auths": {k: v for k, v in auths.items() if isinstance(v, SnmpAuth)}})
 
     def cycle_budget_seconds(self) -> float:
         """Return the longest one request may take: every try waits the whole timeout."""
