@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from monitor.core.calendar import short_duration
 from monitor.errors import ReadinessError
 
 DEFAULT_URL = "http://127.0.0.1:9108/api/v1/sites"
@@ -170,15 +171,8 @@ def forecast_line(doc: dict[str, Any], zone: tzinfo | None) -> str:
 
 
 def duration(seconds: float) -> str:
-    """Return a short human duration: ``45s``, ``12m``, ``3h 05m``, ``2d 4h``."""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+    """Return a short human duration: ``45s``, ``12m``, ``3h 05m``, ``2d 04h``."""
+    return short_duration(seconds)
 
 
 def _share(share: Any) -> str:

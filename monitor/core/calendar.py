@@ -96,3 +96,22 @@ def parse_when(text: str, zone: tzinfo) -> tuple[datetime, bool]:
     if m["tz"]:  # fromisoformat reads Z, +03:30 and +0330 alike
         return datetime.fromisoformat(f"{day.isoformat()}T{clock.isoformat()}{m['tz']}"), only_date
     return datetime.combine(day, clock, tzinfo=zone), only_date
+
+
+def short_duration(seconds: float, units: tuple[str, str, str, str] = ("s", "m", "h", "d"), sep: str = "",
+                   pad: bool = True) -> str:
+    """Return a short duration in its two largest units: ``45s``, ``12m``, ``3h 05m``, ``2d 04h``.
+
+    ``units`` name seconds, minutes, hours and days; ``sep`` stands between a number and its unit; ``pad``
+    writes the smaller unit with two digits.
+    """
+    s, m, h, d = units
+    n = max(0, int(seconds))
+    small = "{:02d}" if pad else "{}"
+    if n < 60:
+        return f"{n}{sep}{s}"
+    if n < 3600:
+        return f"{n // 60}{sep}{m}"
+    if n < 86400:
+        return f"{n // 3600}{sep}{h} {small.format(n % 3600 // 60)}{sep}{m}"
+    return f"{n // 86400}{sep}{d} {small.format(n % 86400 // 3600)}{sep}{h}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from typing import Literal
 
-from monitor.core.calendar import MONTHS_FA, gregorian_to_jalali, persian_digits
+from monitor.core.calendar import MONTHS_FA, gregorian_to_jalali, persian_digits, short_duration
 from monitor.core.reasons import Reason
 
 Lang = Literal["fa", "en"]
@@ -177,17 +177,8 @@ def share_text(share: float | None) -> str:
 
 
 def duration(seconds: float, lang: Lang) -> str:
-    """Return a short duration: ``45s``, ``12m``, ``3h 05m``, ``2d 4h`` (Persian units in Persian)."""
-    s, m, h, d = _AGO_UNITS[lang]
-    sep = " " if lang == "fa" else ""
-    n = max(0, int(seconds))
-    if n < 60:
-        return f"{n}{sep}{s}"
-    if n < 3600:
-        return f"{n // 60}{sep}{m}"
-    if n < 86400:
-        return f"{n // 3600}{sep}{h} {n % 3600 // 60}{sep}{m}"
-    return f"{n // 86400}{sep}{d} {n % 86400 // 3600}{sep}{h}"
+    """Return a short duration: ``45s``, ``12m``, ``3h 5m``, ``2d 4h`` (Persian units, spaced, in Persian)."""
+    return short_duration(seconds, _AGO_UNITS[lang], " " if lang == "fa" else "", pad=False)
 
 
 def jalali_text(when: datetime, lang: Lang, *, with_time: bool = True) -> str:
