@@ -65,7 +65,8 @@ def listener_access(config, args: argparse.Namespace):  # type: ignore[no-untype
     from monitor.config.webconfig import listen_refusal, load_web_config
     from monitor.errors import ConfigError
 
-    path = args.web_config_file or (config.listen.web_config and _web_config_path(args.config, config.listen.web_config))
+    path = args.web_config_file or (
+        config.listen.web_config and _web_config_path(args.config, config.listen.web_config))
     web = load_web_config(path) if path else None
     host = args.listen_host or config.listen.host
     why = listen_refusal(host, web, args.web_insecure)

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 
 import bcrypt
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 log = logging.getLogger(__name__)
 CACHE_SECONDS = 60.0
@@ -86,8 +87,7 @@ class Access:
         self._ok[key] = (user, now + self._ttl)
         return user
 
-    def middleware(self) -> Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
-                                     Awaitable[web.StreamResponse]]:
+    def middleware(self) -> Middleware:
         @web.middleware
         async def access(request: web.Request,
                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:

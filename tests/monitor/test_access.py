@@ -192,8 +192,8 @@ def test_listen_web_config_key_is_read_from_the_config_directory(tmp_path: Path,
 
 async def test_hashes_and_passwords_are_not_logged(guarded: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    async with aiohttp.ClientSession(headers=basic("viewer", PASSWORDS["viewer"])) as http:
-        async with http.post(guarded + "/-/reload") as r:
-            assert r.status == 403
+    async with (aiohttp.ClientSession(headers=basic("viewer", PASSWORDS["viewer"])) as http,
+                http.post(guarded + "/-/reload") as r):
+        assert r.status == 403
     assert PASSWORDS["viewer"] not in caplog.text and "$2b$" not in caplog.text
     assert basic("viewer", PASSWORDS["viewer"])["Authorization"].split()[1] not in caplog.text
