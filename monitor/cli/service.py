@@ -27,6 +27,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     errors, host_warnings = check_host(config)  # what the config asks of this host (sources, backup paths)
     if errors:
         raise ConfigError(errors)
+    if config.listen.web_config:
+        from monitor.config.webconfig import load_web_config
+        load_web_config(_web_config_path(args.config, config.listen.web_config))
     for w in [*warnings, *host_warnings]:
         print(f"warning: {w}", file=sys.stderr)
     print(config_summary(config))
@@ -47,10 +50,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(errors)
     for w in host_warnings:
         log.warning("%s", w)
-    return asyncio.run(_run(config, args))
+    web = None if args.once else listener_access(config, args)
+    return asyncio.run(_run(config, args, web))
 
 
-async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _web_config_path(config_path: str, value: str) -> Path:
+    """listen.web_config is read from the config file's directory when relative."""
+    return Path(config_path).parent / value
+
+
+def listener_access(config, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Load the web config (--web.config.file, else listen.web_config) and refuse an unauthenticated
+    non-loopback listener unless --web.insecure: both before anything is bound (ConfigError, exit 2)."""
+    from monitor.config.webconfig import listen_refusal, load_web_config
+    from monitor.errors import ConfigError
+
+    path = args.web_config_file or (
+        config.listen.web_config and _web_config_path(args.config, config.listen.web_config))
+    web = load_web_config(path) if path else None
+    host = args.listen_host or config.listen.host
+    why = listen_refusal(host, web, args.web_insecure)
+    if why:
+        raise ConfigError([Problem(str(args.config), why, field="listen.host")])
+    if args.web_insecure and web is None:
+        log.warning("serving %s without authentication (--web.insecure)", host)
+    return web
+
+
+async def _run(config, args: argparse.Namespace, web=None) -> int:  # type: ignore[no-untyped-def]
     from monitor.runtime.recorder import attach_store
     from monitor.runtime.scheduler import Runner
     from monitor.runtime.service import Service
@@ -68,7 +95,11 @@ async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-unty
         return EXIT_OK
     store = None if args.no_store else attach_store(service, args.data_dir or config.data_dir)
     await service.prepare()
-    runner = Runner(service, args.config, make_app=functools.partial(make_app, desk=service.desk))
+    access = None
+    if web is not None and web.config.basic_auth_users:
+        from monitor.web.access import Access
+        access = Access(web.users, web.admins)
+    runner = Runner(service, args.config, make_app=functools.partial(make_app, desk=service.desk, access=access))
     host = args.listen_host or config.listen.host
     port = config.listen.port if args.listen_port is None else args.listen_port
     reports = None
@@ -76,7 +107,7 @@ async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-unty
         from monitor.cli.reports import schedule_reports
         reports = schedule_reports(config, str(store.data_dir), store)
     try:
-        await runner.run(host, port)
+        await runner.run(host, port, web.ssl_context if web is not None else None)
     finally:
         if reports is not None:
             reports.shutdown(wait=False)
@@ -141,6 +172,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--shard", help="K/N: monitor only shard K of N (rendezvous hashing on site id)")
     p.add_argument("--data-dir", help="event store directory (default: data_dir from the config, ./data)")
     p.add_argument("--no-store", action="store_true", help="do not record history")
+    p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                   help="exporter-toolkit web config: tls_server_config, basic_auth_users (bcrypt), admins "
+                        "(default: listen.web_config)")
+    p.add_argument("--web.insecure", dest="web_insecure", action="store_true",
+                   help="allow a non-loopback listen address without authentication")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="bring up the simulated Ilam province and run the service on it")

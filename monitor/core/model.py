@@ -298,3 +298,4 @@ class CountyOwner(Strict):
 class Listen(Strict):
     host: str = "127.0.0.1"
     port: int = Field(9108, ge=0, le=65535)
+    web_config: str | None = None  # exporter-toolkit web config (TLS, Basic auth, admins); --web.config.file wins

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -234,18 +235,18 @@ class Runner:
             log.info("%s", msg)
             return True, msg
 
-    async def start_http(self, host: str, port: int) -> str:
-        """Serve the app on host:port (port 0 picks a free one); return the base URL."""
+    async def start_http(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> str:
+        """Serve the app on host:port (port 0 picks a free one), over TLS with ``ssl_context``; return the base URL."""
         app = self.make_app(lambda: self.service.snapshot, self.reload)
         app_runner = web.AppRunner(app, access_log=None)
         await app_runner.setup()
-        self.site = web.TCPSite(app_runner, host, port)
+        self.site = web.TCPSite(app_runner, host, port, ssl_context=ssl_context)
         await self.site.start()
         server = self.site._server
         sockets = getattr(server, "sockets", None) or []
         actual = sockets[0].getsockname()[1] if sockets else port
         shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{actual}"
+        self.url = f"{'https' if ssl_context is not None else 'http'}://{shown}:{actual}"
         self._app_runner = app_runner
         return self.url
 
@@ -253,9 +254,9 @@ class Runner:
         """Ask the loop to shut down."""
         self._stop.set()
 
-    async def run(self, host: str, port: int) -> None:
-        """Serve HTTP on host:port and run until SIGTERM/SIGINT; SIGHUP reloads."""
-        url = await self.start_http(host, port)
+    async def run(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Serve HTTP(S) on host:port and run until SIGTERM/SIGINT; SIGHUP reloads."""
+        url = await self.start_http(host, port, ssl_context)
         log.info("serving %s/metrics and %s/api/v1/sites", url, url)
         await self.run_started()
 

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from monitor.core.actions import ActionError
 from monitor.runtime.snapshot import Snapshot
 from monitor.runtime.tasks import spawn
+from monitor.web.access import USER, Access
 from monitor.web.api import (
     PAGE_KEYS,
     SITE_FILTERS,
@@ -89,8 +90,9 @@ class ResponseCache:
 
 
 def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None,
-             desk: ActionDesk | None = None) -> web.Application:
-    """Build the aiohttp application over the snapshot getter ``get``; ``desk`` keeps remediation actions."""
+             desk: ActionDesk | None = None, access: Access | None = None) -> web.Application:
+    """Build the aiohttp application over the snapshot getter ``get``; ``desk`` keeps remediation actions;
+    ``access`` (from the web config) says who may read and who may POST."""
     # /metrics says whether probing stalled, which changes with time even when the snapshot does not.
     cache = RenderCache(get, lambda snap: SnapshotCollector(lambda: snap).collect(),
                         key=lambda snap: (id(snap), snap.at, tuple(snap.stalled(time.time()))))
@@ -192,6 +194,8 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
         return doc
 
     def who(request: web.Request, doc: dict[str, Any]) -> str:
+        if request.get(USER):  # an authenticated admin is who did it, whatever the body says
+            return request[USER]
         by = doc.get("by")
         return by if isinstance(by, str) and by.strip() else f"api@{request.remote or 'unknown'}"
 
@@ -250,7 +254,7 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app = web.Application()
+    app = web.Application(middlewares=[access.middleware()] if access is not None and access.enabled else [])
     app.add_routes(routes)
     app.cleanup_ctx.append(prerender)
     add_board(app, get)  # the committee's board at / (monitor/web/board.py)
