@@ -136,7 +136,7 @@ def clipped_json(period: Period) -> dict[str, Any] | None:
 
 # -- summary.json ---------------------------------------------------------------------------------
 
-def _availability_json(a: Availability) -> dict[str, Any]:
+def availability_json(a: Availability) -> dict[str, Any]:
     return {"up_seconds": round(a.up_seconds, 3), "down_seconds": round(a.down_seconds, 3),
             "other_seconds": round(a.other_seconds, 3), "unknown_seconds": round(a.unknown_seconds, 3),
             "maintenance_seconds": round(a.maintenance_seconds, 3),
@@ -171,8 +171,8 @@ def _group_json(g: GroupFigures, zone: ZoneInfo, at_end: Tally | None = None) ->
         "name": g.name, "sites": g.sites, "states_at_end": states,
         "ready_share_at_end": None if share is None else round(share, 6),
         "ever_ready": g.ever_ready,
-        "availability": {"site": _availability_json(g.site_availability), "primary": _availability_json(g.primary),
-                         "backup": _availability_json(g.backup), "terminals": _availability_json(g.terminals)},
+        "availability": {"site": availability_json(g.site_availability), "primary": availability_json(g.primary),
+                         "backup": availability_json(g.backup), "terminals": availability_json(g.terminals)},
         "maintenance_seconds": round(g.site_availability.maintenance_seconds, 3),
         "blind_seconds": round(g.site_availability.unknown_seconds, 3),
         "failed_requirements": {code: {"seconds": round(s, 3), "sites": g.failed_sites[code]}

@@ -68,7 +68,11 @@ async def _run(config, args: argparse.Namespace) -> int:  # type: ignore[no-unty
         return EXIT_OK
     store = None if args.no_store else attach_store(service, args.data_dir or config.data_dir)
     await service.prepare()
-    runner = Runner(service, args.config, make_app=functools.partial(make_app, desk=service.desk))
+    reader = None
+    if store is not None:
+        from monitor.audit.availability import StoreAvailability
+        reader = StoreAvailability(lambda: service.config, store.data_dir)
+    runner = Runner(service, args.config, make_app=functools.partial(make_app, desk=service.desk, availability=reader))
     host = args.listen_host or config.listen.host
     port = config.listen.port if args.listen_port is None else args.listen_port
     reports = None
