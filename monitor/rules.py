@@ -45,7 +45,6 @@ class RuleOptions:
     # A `replica` (two Prometheus or two instances of one shard, as Thanos and Mimir expect) is one of them.
     instance_labels: tuple[str, ...] = ("instance", "job", "replica")
     for_scale: float = 1.0  # tests shrink every `for:` and `keep_firing_for:` (0.02 turns 5m into 6s)
-    deadline_target_ratio: float = 0.95  # ready share the programme must reach by the deadline
     deadline_window_days: float = 14.0  # without a forecast: judge today's share this close to the deadline
     policy: Policy = field(default_factory=Policy)
 
@@ -120,7 +119,8 @@ MONITOR_DASHBOARD = "/d/readiness-monitor?var-job={{ $labels.job }}&var-instance
 def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
     """Return every alert, in the order of the rules file and the runbook."""
     stale = _ratio(o.policy.stale_after_intervals)
-    target = _ratio(o.deadline_target_ratio)
+    # The forecast's own target (policy.forecast_target_ratio): the alert fires exactly when the forecast says at_risk.
+    target = _ratio(o.policy.forecast_target_ratio)
     seconds = o.deadline_window_days * 86400
     window_seconds = str(int(seconds)) if seconds == int(seconds) else repr(seconds)
     up = f'up{{job="{o.job}"}}'
@@ -269,7 +269,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             "{{ if $labels.county }}{{ $labels.county }}{{ else }}The province{{ end }} is heading for "
             "{{ $value | humanizePercentage }} of sites ready at the deadline",
             "The ready share of {{ if $labels.county }}{{ $labels.county }}{{ else }}the province{{ end }} "
-            f"will likely be below the target of {o.deadline_target_ratio:.0%} at the deadline.",
+            f"will likely be below the target of {o.policy.forecast_target_ratio:.0%} at the deadline.",
             "Sort the county dashboard by reason: the most common reason is the work to plan first.",
             "/d/readiness-{{ if $labels.county }}county?var-county={{ $labels.county }}{{ else }}province{{ end }}",
         ),

@@ -28,6 +28,8 @@ from monitor.audit.figures import ConfigInForce, Figures, GroupFigures, Period, 
 from monitor.config.loader import Config
 from monitor.core.availability import Availability
 from monitor.core.calendar import format_jalali, parse_when
+from monitor.core.figures import Figures as CoreFigures
+from monitor.core.figures import Tally
 from monitor.errors import ReadinessError
 from monitor.store.chain import HASHED_COLUMNS, canonical_json, connect_readonly
 from monitor.store.events import EventStore
@@ -134,7 +136,7 @@ def clipped_json(period: Period) -> dict[str, Any] | None:
 
 # -- summary.json ---------------------------------------------------------------------------------
 
-def _availability_json(a: Availability) -> dict[str, Any]:
+def availability_json(a: Availability) -> dict[str, Any]:
     return {"up_seconds": round(a.up_seconds, 3), "down_seconds": round(a.down_seconds, 3),
             "other_seconds": round(a.other_seconds, 3), "unknown_seconds": round(a.unknown_seconds, 3),
             "maintenance_seconds": round(a.maintenance_seconds, 3),
@@ -145,14 +147,32 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-def _group_json(g: GroupFigures, zone: ZoneInfo) -> dict[str, Any]:
+def _tally_json(t: Tally) -> dict[str, Any]:
+    """Return one scope's figures at the end of the period, as monitor/core/figures.py defines them."""
+    return {**dict(t.states), "total": t.total, "ready_share": _round(t.share), "ready_share_text": t.share_text(),
+            "terminals": {"up": t.terminals_up, "down": t.terminals_down, "unknown": t.terminals_unknown,
+                          "total": t.terminals_total}}
+
+
+def at_end_json(f: CoreFigures) -> dict[str, Any]:
+    """Return the figures at the end of the period: polling places (the ready share), network nodes apart."""
+    return {"polling_places": _tally_json(f.province),
+            "nodes": {k: v for k, v in _tally_json(f.nodes).items() if not k.startswith("ready_share")},
+            "counties": {name: {**_tally_json(t), "nodes": f.county_nodes[name].total if name in f.county_nodes
+                                else 0} for name, t in f.counties.items()},
+            "areas": {name: _tally_json(t) for name, t in f.areas.items()}}
+
+
+def _group_json(g: GroupFigures, zone: ZoneInfo, at_end: Tally | None = None) -> dict[str, Any]:
     fc = g.forecast
+    states = dict(at_end.states) if at_end is not None else dict(g.states)
+    share = at_end.share if at_end is not None else g.ready_share
     return {
-        "name": g.name, "sites": g.sites, "states_at_end": dict(g.states),
-        "ready_share_at_end": None if g.ready_share is None else round(g.ready_share, 6),
+        "name": g.name, "sites": g.sites, "states_at_end": states,
+        "ready_share_at_end": None if share is None else round(share, 6),
         "ever_ready": g.ever_ready,
-        "availability": {"site": _availability_json(g.site_availability), "primary": _availability_json(g.primary),
-                         "backup": _availability_json(g.backup), "terminals": _availability_json(g.terminals)},
+        "availability": {"site": availability_json(g.site_availability), "primary": availability_json(g.primary),
+                         "backup": availability_json(g.backup), "terminals": availability_json(g.terminals)},
         "maintenance_seconds": round(g.site_availability.maintenance_seconds, 3),
         "blind_seconds": round(g.site_availability.unknown_seconds, 3),
         "failed_requirements": {code: {"seconds": round(s, 3), "sites": g.failed_sites[code]}
@@ -185,9 +205,10 @@ def summary_json(fig: Figures, info: dict[str, Any]) -> dict[str, Any]:
         "programme": info["programme"], "period": info["period"], "scope": {"county": fig.county},
         "deadline": {**(when_json(deadline, zone) or {}),
                      "days_left_at_end": round((deadline - fig.period.end) / 86400, 3)},
-        "province": _group_json(fig.province, zone),
-        "counties": {name: _group_json(g, zone) for name, g in fig.counties.items()},
-        "areas": {name: _group_json(g, zone) for name, g in fig.areas.items()},
+        "at_end": {"at": when_json(fig.period.end, zone), **at_end_json(fig.at_end)},
+        "province": _group_json(fig.province, zone, fig.at_end.province),
+        "counties": {name: _group_json(g, zone, fig.at_end.counties.get(name)) for name, g in fig.counties.items()},
+        "areas": {name: _group_json(g, zone, fig.at_end.areas.get(name)) for name, g in fig.areas.items()},
         "monitor_outages": [{"start": when_json(s, zone), "end": when_json(e, zone)} for s, e in fig.outages],
         "config_versions_in_force": [_config_json(c, zone) for c in fig.config_versions],
         "context_notes": fig.context_notes,

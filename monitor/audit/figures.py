@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from monitor.config.loader import Config
+from monitor.core import figures as core_figures
 from monitor.core.availability import Availability, availability, failed_requirements
 from monitor.core.figures import is_polling_place
 from monitor.core.intervals import merge
@@ -166,6 +167,9 @@ class Figures:
     unknown_entities: int  # sites in the store that the config does not know (not reported)
     config_versions: list[ConfigInForce] = field(default_factory=list)  # in force over the period, in order
     context_notes: list[str] = field(default_factory=list)  # what the record lacks, said in the report
+    # The figures at the end of the period, by monitor/core/figures.py (the definition every live surface uses):
+    # polling places by state and their ready share, network nodes apart, terminals up (unknown is not 0).
+    at_end: core_figures.Figures = field(default_factory=lambda: core_figures.compute([], {}))
 
 
 @dataclass(slots=True)
@@ -428,7 +432,25 @@ def compute(config: Config, data_dir: str | Path, period: Period, county: str | 
     known = {f"site:{s.id}" for s in config.sites}
     unknown = sum(1 for e in lines if e.startswith("site:") and e not in known)
     return Figures(period, config, county, figures, province, dict(sorted(counties.items())), areas, outages,
-                   unknown, versions, notes)
+                   unknown, versions, notes, _at_end(figures, lines))
+
+
+def _at_end(figures: list[SiteFigures], lines: dict[str, _Timeline]) -> core_figures.Figures:
+    """Return the figures at the end of the period as monitor/core/figures.py defines them, from the states, reasons
+    and terminal states the store last recorded up to the period's end."""
+    by_id = {f.site.id: f for f in figures}
+
+    def terminals(site: Site) -> core_figures.SiteTerminals:
+        line = lines.get(f"site:{site.id}")
+        reasons = None if line is None or line.last is None else [r.code for r in line.last_reasons]
+        states = {}
+        for t in site.terminals:
+            tl = lines.get(f"target:{site.id}/terminal/{t.id}")
+            if tl is not None and tl.last is not None:
+                states[t.id] = tl.last
+        return core_figures.recorded_terminals(site, reasons, states)
+
+    return core_figures.tally([f.site for f in figures], lambda site: by_id[site.id].state, terminals)
 
 
 # -- shared text forms (CSV, XLSX and the report say the same thing the same way) ------------------

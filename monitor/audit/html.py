@@ -236,6 +236,17 @@ AVAILABILITY_NOTE = _t("دسترس‌پذیری = زمان آماده ÷ زما�
                        "apart and count neither way.")
 
 
+def _headline(fig: Figures) -> str:
+    """Return the figures at the end of the period in the words the live status page uses (monitor/core/figures.py):
+    polling places ready and the ready share, network nodes apart, terminals up."""
+    p, nodes = fig.at_end.province, fig.at_end.nodes
+    states = ", ".join(f"{name.replace('_', ' ')} {p.states[name]}" for name in p.states)
+    return (f'<p class="headline">{_t("در پایان دوره", "At the end of the period")}: '
+            f'<bdi class="ltr" lang="en">Ready: {p.ready} of {p.total} polling places ({p.share_text()})'
+            f' · {states} · Network nodes (not in the ready share): {nodes.total}'
+            f' · Terminals up: {p.terminals_up} of {p.terminals_total} ({p.terminals_unknown} unknown)</bdi></p>')
+
+
 def render_html(fig: Figures, info: dict[str, Any]) -> str:
     """Return the whole report as one self-contained HTML page."""
     programme = escape(fig.config.programme.name)
@@ -269,6 +280,7 @@ def render_html(fig: Figures, info: dict[str, Any]) -> str:
 </header>
 <section>
 <h2>{_t("خلاصه استان", "Province summary")}</h2>
+{_headline(fig)}
 {_table(GROUP_HEADERS, groups)}
 {_forecast(fig.province, fig)}
 <p class="muted">{AVAILABILITY_NOTE}</p>

@@ -99,7 +99,12 @@ async def _run(config, args: argparse.Namespace, web=None) -> int:  # type: igno
     if web is not None and web.config.basic_auth_users:
         from monitor.web.access import Access
         access = Access(web.users, web.admins)
-    runner = Runner(service, args.config, make_app=functools.partial(make_app, desk=service.desk, access=access))
+    reader = None
+    if store is not None:
+        from monitor.audit.availability import StoreAvailability
+        reader = StoreAvailability(lambda: service.config, store.data_dir)
+    runner = Runner(service, args.config, make_app=functools.partial(make_app, desk=service.desk, access=access,
+                                                                     availability=reader))
     host = args.listen_host or config.listen.host
     port = config.listen.port if args.listen_port is None else args.listen_port
     reports = None

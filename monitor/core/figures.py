@@ -17,7 +17,7 @@ test holds them all to one computation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
@@ -54,7 +54,17 @@ def terminal_states(site: Site, r: SiteReadiness | None) -> tuple[TerminalState,
         return tuple("unknown" for _ in site.terminals)
     assert r is not None
     by_id: dict[str, TerminalHealth] = {t.id: t for t in r.terminals}
-    return tuple(by_id[t.id].state if t.id in by_id else "unknown" for t in site.terminals)
+    return _terminal_states(site, False, {k: t.state for k, t in by_id.items()})
+
+
+def _terminal_states(site: Site, is_blind: bool, states: Mapping[str, str]) -> tuple[TerminalState, ...]:
+    if is_blind:
+        return tuple("unknown" for _ in site.terminals)
+    out: list[TerminalState] = []
+    for t in site.terminals:
+        state = states.get(t.id, "unknown")
+        out.append("up" if state == "up" else "down" if state == "down" else "unknown")
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +92,18 @@ class SiteTerminals:
 
 def site_terminals(site: Site, r: SiteReadiness | None) -> SiteTerminals:
     """Return the terminal counts of ``site``."""
-    states = terminal_states(site, r)
+    return _count(terminal_states(site, r))
+
+
+def recorded_terminals(site: Site, reasons: Iterable[str] | None, states: Mapping[str, str]) -> SiteTerminals:
+    """Return the terminal counts of ``site`` from what a record holds rather than a verdict: the site's reason
+    codes (None: no verdict recorded) and each terminal's last recorded state by terminal id. The same rule as
+    `site_terminals`: behind a node that is down, or without a verdict, every terminal is unknown."""
+    is_blind = reasons is None or UPSTREAM in set(reasons)
+    return _count(_terminal_states(site, is_blind, states))
+
+
+def _count(states: tuple[TerminalState, ...]) -> SiteTerminals:
     return SiteTerminals(states.count("up"), states.count("down"), states.count("unknown"), len(states))
 
 
@@ -146,13 +167,22 @@ class Figures:
 
 def compute(sites: Iterable[Site], readiness: Mapping[str, SiteReadiness]) -> Figures:
     """Return the figures of ``sites`` (those a surface reports) judged by ``readiness``."""
+    return tally(sites, lambda site: site_state(readiness.get(site.id)),
+                 lambda site: site_terminals(site, readiness.get(site.id)))
+
+
+def tally(sites: Iterable[Site], state_of: Callable[[Site], str],
+          terminals_of: Callable[[Site], SiteTerminals]) -> Figures:
+    """Return the figures of ``sites`` given each one's state and terminal counts: `compute` for a live verdict,
+    the audit report for the states a record holds at the end of a period (with `recorded_terminals`)."""
     province, nodes = _Counter(), _Counter()
     counties: dict[str, _Counter] = {}
     county_nodes: dict[str, _Counter] = {}
     areas = {a: _Counter() for a in AREAS}
     for site in sites:
-        r = readiness.get(site.id)
-        state, t = site_state(r), site_terminals(site, r)
+        state, t = state_of(site), terminals_of(site)
+        if state not in SITE_STATES:
+            state = "unknown"
         if is_polling_place(site):
             for c in (province, counties.setdefault(site.county, _Counter()), areas[site.area]):
                 c.add(state, t)

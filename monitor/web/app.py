@@ -89,10 +89,17 @@ class ResponseCache:
             raise
 
 
+# Availability over a period from the event store (monitor.audit.availability.StoreAvailability, handed in by the
+# command that runs the service): the query's (key, value) pairs -> (status, JSON document).
+AvailabilityReader = Callable[[list[tuple[str, str]]], tuple[int, dict[str, Any]]]
+
+
 def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None,
-             desk: ActionDesk | None = None, access: Access | None = None) -> web.Application:
+             desk: ActionDesk | None = None, access: Access | None = None,
+             availability: AvailabilityReader | None = None) -> web.Application:
     """Build the aiohttp application over the snapshot getter ``get``; ``desk`` keeps remediation actions;
-    ``access`` (from the web config) says who may read and who may POST."""
+    ``access`` (from the web config) says who may read and who may POST; ``availability`` answers
+    /api/v1/availability from the event store (None: run without a store, 503)."""
     # /metrics says whether probing stalled, which changes with time even when the snapshot does not.
     cache = RenderCache(get, lambda snap: SnapshotCollector(lambda: snap).collect(),
                         key=lambda snap: (id(snap), snap.at, tuple(snap.stalled(time.time()))))
@@ -163,6 +170,18 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
     @routes.get("/api/v1/openapi.json")
     async def openapi(request: web.Request) -> web.Response:
         return await cached(request, lambda _: _json_body(openapi_document()))
+
+    @routes.get("/api/v1/availability")
+    async def availability_over(request: web.Request) -> web.Response:
+        if availability is None:
+            return _json({"error": "availability is read from the event store, and this monitor runs without one "
+                                   "(--no-store): run it with a data dir, or export an audit bundle"}, 503)
+        reader, query = availability, list(request.query.items())
+
+        def build(_: Snapshot) -> Built:  # read from the store in a worker thread, once per snapshot
+            status, doc = reader(query)
+            return _json_body(doc, status)
+        return await cached(request, build)
 
     @routes.get("/api/v1/sites/{site}")
     async def one_site(request: web.Request) -> web.Response:

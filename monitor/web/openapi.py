@@ -130,6 +130,24 @@ SCHEMAS: dict[str, Any] = {
                                  "description": "the site is (sustained) ready while the action is open"},
             "history": {"type": "array", "items": {"type": "object"}}},
     },
+    "Availability": {
+        "type": "object", "description": "Seconds up (ready), down (not ready), other (degraded), unknown (blind, "
+                                         "the monitor's own outages included) and in maintenance; ratio = up / "
+                                         "(up + down + other), null when nothing was observed.",
+        "required": ["up_seconds", "down_seconds", "other_seconds", "unknown_seconds", "maintenance_seconds", "ratio"],
+        "properties": {**{k: {"type": "number"} for k in ("up_seconds", "down_seconds", "other_seconds",
+                                                           "unknown_seconds", "maintenance_seconds")},
+                       "ratio": NULLABLE_NUMBER},
+    },
+    "AvailabilityGroup": {
+        "type": "object", "description": "A scope's polling places over the period (network nodes never counted).",
+        "properties": {"name": {"type": "string"}, "sites": {"type": "integer"},
+                       "availability": {"type": "object", "additionalProperties": _ref("Availability")},
+                       "maintenance_seconds": {"type": "number"}, "blind_seconds": {"type": "number"},
+                       "states_at_end": {"type": "object", "properties": COUNTS},
+                       "ready_share_at_end": NULLABLE_NUMBER},
+    },
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
     "FilterError": {
         "type": "object", "required": ["error", "allowed"], "properties": {
             "error": {"type": "string"},
@@ -179,6 +197,28 @@ def openapi_document() -> dict[str, Any]:
                             "name": {"type": "string"}, "nodes": _ref("NodeTally"),
                             "forecast": {"oneOf": [_ref("Forecast"), {"type": "null"}]}}}]}}}}]}),
                               "400": BAD_FILTER}}},
+            "/api/v1/availability": {"get": {
+                "summary": "Availability over a period, from the event store (as the audit report computes it): the "
+                           "province, its counties and urban/rural, one county and its sites, or one site. The end "
+                           "is clipped to the last recorded moment.",
+                "parameters": [
+                    _filter("from", "Start: YYYY-MM-DD (Jalali or Gregorian) or an ISO time, in the programme's "
+                                    "timezone (default: the store's first record).", None),
+                    _filter("to", "End (a bare date includes that day; default: now).", None),
+                    _filter("site", "Only this site (its id).", None),
+                    _filter("county", "Only this county and its sites (any letter case); not with site.", None)],
+                "responses": {"200": _json("Availability over the period.", {"type": "object", "properties": {
+                    "period": {"type": "object"}, "scope": {"type": "object"},
+                    "notes": {"type": "array", "items": {"type": "string"}},
+                    "monitor_outages": {"type": "array", "items": {"type": "object"}},
+                    "province": _ref("AvailabilityGroup"),
+                    "counties": {"type": "object", "additionalProperties": _ref("AvailabilityGroup")},
+                    "areas": {"type": "object", "additionalProperties": _ref("AvailabilityGroup")},
+                    "county": _ref("AvailabilityGroup"),
+                    "sites": {"type": "array", "items": {"type": "object"}}, "site": {"type": "object"}}}),
+                              "400": BAD_FILTER,
+                              "503": _json("No event store to read (the monitor runs with --no-store, or the "
+                                           "store holds nothing yet).", _ref("Error"))}}},
             "/api/v1/actions": {
                 "get": {
                     "summary": "Remediation actions (owner, due date, state, result, who and when) and the unowned "

@@ -3,8 +3,9 @@
 The snapshot is a small province with the cases that made the surfaces disagree: network nodes (one dead,
 with polling places behind it whose terminals answer nothing), polling places in each state, two counties,
 urban and rural. The figures are computed once (monitor/core/figures.py); the status page, /api/v1/sites,
-/api/v1/summary, /api/v1/counties, `readiness status`, `run --once`, /metrics, the forecast and a real
-Prometheus evaluating the generated recording rules over a real scrape must all say the same.
+/api/v1/summary, /api/v1/counties, `readiness status`, `run --once`, /metrics, the forecast, the audit report
+(summary.json and report.html, from a real store and a real `audit export`) and a real Prometheus evaluating
+the generated recording rules over a real scrape must all say the same.
 """
 
 from __future__ import annotations
@@ -145,6 +146,55 @@ def test_every_surface_says_the_same(snap: Snapshot) -> None:
     # The forecast's current share is the same figure
     assert snap.forecasts[PROVINCE].share_now == pytest.approx(p.share)
     assert snap.forecasts[("county", "Mehran")].share_now == pytest.approx(fig.counties["Mehran"].share)
+
+
+def test_audit_report_says_the_same(snap: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The snapshot recorded into a real store by the Recorder, a real `readiness audit export`: summary.json and the
+    report's headline state the figures at the end of the period as monitor/core/figures.py computes them."""
+    import types
+
+    import monitor.store.events
+    from monitor.cli.main import main
+    from monitor.runtime.recorder import Recorder
+    from monitor.store.events import EventStore
+
+    fig = snap.figures()
+    p = fig.province
+    # The store stamps its open/close markers with the wall clock: here, the snapshot's moment.
+    monkeypatch.setattr(monitor.store.events, "time", types.SimpleNamespace(time=lambda: NOW + 60,
+                                                                             monotonic=time.monotonic))
+    data = tmp_path / "data"
+    store = EventStore(data, batch_seconds=0.01)
+    store.open()
+    try:
+        Recorder(store)(snap, None)  # the config version in force, then every entity's state
+        assert store.flush()
+    finally:
+        store.close()
+    out = tmp_path / "bundle"
+    assert main(["audit", "export", "--config", str(snap.config.source), "--data-dir", str(data),
+                 "--from", "2026-09-20", "-o", str(out)]) == 0  # no --force: the Recorder recorded the config
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    end = summary["at_end"]
+    pp = end["polling_places"]
+    assert {k: pp[k] for k in p.states} == dict(p.states) and pp["total"] == p.total
+    assert pp["ready_share"] == pytest.approx(p.share) and pp["ready_share_text"] == p.share_text()
+    assert pp["terminals"] == {"up": 7, "down": 1, "unknown": 5, "total": 13}  # unknown behind the dead node
+    assert {k: end["nodes"][k] for k in fig.nodes.states} == dict(fig.nodes.states)
+    assert end["nodes"]["total"] == fig.nodes.total and "ready_share" not in end["nodes"]
+    for name, t in fig.counties.items():
+        assert end["counties"][name]["ready_share"] == pytest.approx(t.share)
+        assert end["counties"][name]["nodes"] == fig.county_nodes[name].total
+        assert summary["counties"][name]["ready_share_at_end"] == pytest.approx(t.share)
+        assert summary["counties"][name]["states_at_end"] == dict(t.states)
+    for name, t in fig.areas.items():
+        assert end["areas"][name]["ready_share"] == pytest.approx(t.share)
+    assert summary["province"]["states_at_end"] == dict(p.states) and summary["province"]["sites"] == p.total
+    assert summary["province"]["ready_share_at_end"] == pytest.approx(p.share)
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert f"Ready: {p.ready} of {p.total} polling places ({p.share_text()})" in html
+    assert f"Network nodes (not in the ready share): {fig.nodes.total}" in html
+    assert f"Terminals up: {p.terminals_up} of {p.terminals_total} ({p.terminals_unknown} unknown)" in html
 
 
 def _samples(text: str, name: str) -> dict[tuple[str, str, str], float]:

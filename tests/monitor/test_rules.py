@@ -103,6 +103,29 @@ def test_policy_from_a_config(tmp_path: Path) -> None:
     assert "> 5 * readiness_probe_interval_seconds" in expr
 
 
+def test_deadline_target_is_the_forecasts(tmp_path: Path) -> None:
+    """DeadlineAtRisk fires below the policy's forecast_target_ratio, the target the forecast's at_risk uses:
+    the built-in 100%, or the config's; so the alert and the forecast never disagree about the same share."""
+    from monitor.core.forecast import forecast
+
+    default = _alerts(build_rules(RuleOptions()))["DeadlineAtRisk"]
+    assert "province:readiness_forecast_ready:ratio < 1\n" in default["expr"]
+    assert "target of 100%" in default["annotations"]["description"]
+    config = write_config(tmp_path, [site("S1")], policy={"forecast_target_ratio": 0.9})
+    out = tmp_path / "rules.yml"
+    assert main(["rules", "--config", str(config), "-o", str(out)]) == 0
+    alert = _alerts(yaml.safe_load(out.read_text()))["DeadlineAtRisk"]
+    assert "province:readiness_forecast_ready:ratio < 0.9\n" in alert["expr"]
+    assert "county:readiness_ready:ratio < 0.9 and" in alert["expr"]
+    assert "target of 90%" in alert["annotations"]["description"]
+    # The forecast with the same target: a share projected at 0.89 is at risk, 0.9 is not (as `< 0.9` says).
+    day = 86400.0
+    for share, at_risk in ((0.89, True), (0.9, False)):
+        points = [(k * 3600.0, share) for k in range(4 * 24)]
+        fc = forecast(points, points[-1][0] + 10 * day, points[-1][0], target=0.9)
+        assert fc.share_at_deadline == pytest.approx(share) and fc.at_risk is at_risk
+
+
 def test_bad_config_is_bad_input(tmp_path: Path) -> None:
     """A config that does not validate gives exit code 2, as for `readiness check`."""
     bad = tmp_path / "bad.yaml"
