@@ -38,6 +38,7 @@ from monitor.web.exposition import render
 from monitor.web.metrics import SnapshotCollector
 from probes.base import Observation
 from tests.helpers import free_port, require_tool
+from tests.lab import stop
 from tests.monitor.fixtures import obs, site, write_config
 
 ROOT = Path(__file__).parents[2]
@@ -358,11 +359,6 @@ async def test_prometheus_recording_rules_say_the_same(snap: Snapshot, tmp_path:
         direct = await query('readiness_ready_ratio{scope="province"}')
         assert list(direct.values()) == [pytest.approx(p.share)]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, grace=20)
         log.close()
         await runner.cleanup()

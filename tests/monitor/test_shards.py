@@ -36,6 +36,7 @@ from monitor.web.exposition import render
 from monitor.web.metrics import SnapshotCollector
 from probes.base import Observation
 from tests.helpers import free_port, require_tool
+from tests.lab import stop
 from tests.monitor.fixtures import obs, write_config
 
 NOW = 1_790_000_000.0
@@ -218,12 +219,7 @@ async def test_four_shards_on_a_real_prometheus(tmp_path: Path) -> None:
 
         await until("ShardDown names shard 3", shard_down, timeout=30)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, grace=20)
         log.close()
         for runner in runners.values():
             await runner.cleanup()
