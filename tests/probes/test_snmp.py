@@ -521,6 +521,7 @@ async def test_deadline_shorter_than_the_timeout(snmp_probe: SnmpProbe) -> None:
     """The caller owns time: with 0.3 s left, the cycle ends at 0.3 s even though a try may wait 2 s."""
     config = make_config({"ro": {"community": "x"}},
                          *[(f"S{i}", [snmp_link("primary", free_udp_port(), "ro", if_index=1)], []) for i in range(5)])
+    await snmp_probe.warm()  # the engine's start-up is the service's prepare(), not part of the 0.3 s under test
     started = time.monotonic()
     obs = await snmp_probe.run(targets_of(config), settings(timeout_seconds=2.0).with_credentials(config.auths),
                                time.monotonic() + 0.3)
