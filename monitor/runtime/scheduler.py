@@ -12,7 +12,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
 from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -56,10 +63,20 @@ class Runner:
         self._app_runner: web.AppRunner | None = None
         self.url = ""
 
-    def _on_max_instances(self, event: JobEvent) -> None:
+    def _on_max_instances(self, event: JobSubmissionEvent) -> None:
+        """Count every run time the scheduler dropped because the previous cycle still ran: without
+        coalescing it hands them all at once, and those late by more than the grace time (the loop stood
+        still while a cycle was in flight) were missed as well as skipped."""
         kind = event.job_id.removeprefix("probe:")
-        log.warning("%s cycle skipped: the previous one is still running", kind)
-        self.service.note_skipped(kind)
+        job = self.scheduler.get_job(event.job_id)
+        grace = job.misfire_grace_time if job is not None else None
+        now = datetime.now().astimezone()
+        times = event.scheduled_run_times or [now]
+        missed = sum(1 for t in times if grace is not None and (now - t).total_seconds() > grace)
+        log.warning("%s cycle skipped (%d run time(s), %d missed): the previous one is still running",
+                    kind, len(times), missed)
+        for i in range(len(times)):
+            self.service.note_skipped(kind, missed=i < missed)
 
     def _on_job_error(self, event: JobExecutionEvent) -> None:
         count_failure("probe_cycle")

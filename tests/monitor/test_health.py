@@ -234,6 +234,55 @@ async def test_cycles_missed_while_the_loop_stood_still_are_counted(tmp_path: Pa
         assert c.missed_total >= 1 and c.skipped_total >= c.missed_total, c
 
 
+async def until(predicate: Any, seconds: float = 30) -> None:
+    """Let the loop run until ``predicate()`` holds (a generous bound for a loaded machine)."""
+    end = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+class Held(Quick):
+    """A probe kind whose cycle, once ``hold`` is set, does not end until the test releases it."""
+
+    def __init__(self, real: Any) -> None:
+        super().__init__(real)
+        self.hold = False
+        self.release = asyncio.Event()
+        self.waiting = False
+
+    async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:
+        if self.hold:
+            self.waiting = True
+            await self.release.wait()
+            self.waiting = False
+        return await super().run(targets, settings, deadline)
+
+
+async def test_cycles_missed_while_a_cycle_was_in_flight_are_counted(tmp_path: Path) -> None:
+    """The loop stands still while a cycle is under way: when the scheduler wakes, that job is still
+    running, so APScheduler hands every run time it dropped in one max-instances event. Each is counted
+    as skipped, and those late by more than the grace time as missed too (not one skip for all of them)."""
+    probes = {"tcp": {"interval_seconds": 1, "timeout_seconds": 0.5, "jitter_seconds": 0}}
+    path = write_config(tmp_path, [site("S1")], probes=probes)
+    held = Held(TCP)
+    service = Service(load_config(path), probes={"tcp": held})  # type: ignore[dict-item]
+    runner = Runner(service, path, make_app=make_app)
+    runner._schedule()
+    runner.scheduler.start()
+    try:
+        await until(lambda: service.cycles["tcp"].cycles_total >= 1)
+        held.hold = True
+        await until(lambda: held.waiting)
+        time.sleep(4.5)  # the loop stands still; the cycle in flight cannot end until it is released
+        await until(lambda: service.cycles["tcp"].skipped_total >= 1)
+        held.release.set()
+    finally:
+        runner.scheduler.shutdown(wait=False)
+    c = service.cycles["tcp"]
+    assert c.missed_total >= 2 and c.skipped_total >= c.missed_total + 1, c
+
+
 # -- a pause records no fake history ----------------------------------------------------------------
 
 
