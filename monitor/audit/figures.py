@@ -170,6 +170,22 @@ class Figures:
     # The figures at the end of the period, by monitor/core/figures.py (the definition every live surface uses):
     # polling places by state and their ready share, network nodes apart, terminals up (unknown is not 0).
     at_end: core_figures.Figures = field(default_factory=lambda: core_figures.compute([], {}))
+    # A multi-shard audit: each shard's store and the sites it owns (empty for one store).
+    shards: list[ShardRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRecord:
+    """One shard of a multi-shard audit: its store (None: none was given) and what it recorded for its sites."""
+
+    shard: tuple[int, int]  # (K, N)
+    data_dir: Path | None
+    sites: tuple[str, ...]  # the reported sites it owns (of the county, if one was asked for)
+    blind: list[tuple[float, float]]  # when it recorded nothing, or was blind, within the period (merged)
+
+    @property
+    def name(self) -> str:
+        return f"shard {self.shard[0]} of {self.shard[1]}"
 
 
 @dataclass(slots=True)
@@ -402,15 +418,108 @@ def compute(config: Config, data_dir: str | Path, period: Period, county: str | 
     sites = [s for s in config.reported_sites() if county is None or s.county == county]
     versions = in_force(config_history(store), period)
     notes: list[str] = []
-    if not versions or versions[0].since > period.start:
-        notes.append("no config version is on record for the start of the period")
-    if config.version not in {c.version for c in versions}:
-        notes.append(f"the sites' names, counties and areas are those of config {config.version}, which was not "
-                     f"in force during the period")
     waivers = _waivers(config, versions, period, notes)
     figures = [_site_figures(s, lines, period, outages, _maintenance(lines.get(f"site:{s.id}"), period, outages),
                              waivers.get(s.id, ()))
                for s in sites]
+    known = {f"site:{s.id}" for s in config.sites}
+    unknown = sum(1 for e in lines if e.startswith("site:") and e not in known)
+    return _assemble(config, period, county, figures, lines, outages, unknown, versions, notes)
+
+
+def compute_shards(config: Config, stores: Sequence[tuple[tuple[int, int], Path | None]], period: Period,
+                   county: str | None = None) -> Figures:
+    """Return the figures of the whole inventory from one store per shard (``(K, N)``, its data dir or None).
+
+    Each site is taken once, from the store of the shard that owns it (rendezvous hashing, as ``--shard K/N``
+    chose), with that store's own blind time: when the shard's monitor was down, blind, or recorded nothing (its
+    store begins after the period starts, or stops more than a snapshot interval before it ends), and the whole
+    period for a shard whose store was not given. A shard's blind time is its sites' unknown time, never
+    ready nor not_ready; the other shards' sites are untouched by it.
+    """
+    from monitor.config.shard import owner
+
+    sites = [s for s in config.reported_sites() if county is None or s.county == county]
+    by_id: dict[str, SiteFigures] = {}
+    all_lines: dict[str, _Timeline] = {}
+    all_blind: list[tuple[float, float]] = []
+    versions: dict[str, ConfigInForce] = {}
+    notes: list[str] = []
+    records: list[ShardRecord] = []
+    unknown: set[str] = set()
+    known = {f"site:{s.id}" for s in config.sites}
+    for (k, n), data_dir in stores:
+        owned = [s for s in sites if owner(s.id, n) == k]
+        lines: dict[str, _Timeline] = {}
+        in_force_here: list[ConfigInForce] = []
+        if data_dir is None:
+            blind = [(period.start, period.end)]
+            notes.append(f"shard {k} of {n}: no store was given; its {len(owned)} site(s) are blind for the whole "
+                         f"period")
+        else:
+            store = EventStore(data_dir)
+            lines = _read_store(store, period)
+            blind = merge(monitor_outages(data_dir, period) + _unrecorded(data_dir, period), period.start,
+                          period.end)
+            in_force_here = in_force(config_history(store), period)
+            unknown |= {e for e in lines if e.startswith("site:") and e not in known}
+        for c in in_force_here:
+            if c.version not in versions or c.since < versions[c.version].since:
+                versions[c.version] = c
+        waivers = _waivers(config, in_force_here, period, notes)
+        ids = {s.id for s in owned}
+        for site in owned:
+            by_id[site.id] = _site_figures(site, lines, period, blind,
+                                           _maintenance(lines.get(f"site:{site.id}"), period, blind),
+                                           waivers.get(site.id, ()))
+        # The owner's record of its sites only: a shard also watches the upstream nodes of its sites.
+        all_lines.update({e: line for e, line in lines.items() if _entity_site(e) in ids})
+        all_blind += blind
+        records.append(ShardRecord((k, n), None if data_dir is None else Path(data_dir), tuple(sorted(ids)), blind))
+    figures = [by_id[s.id] for s in sites]
+    ordered = sorted(versions.values(), key=lambda c: c.since)
+    fig = _assemble(config, period, county, figures, all_lines, merge(all_blind, period.start, period.end),
+                    len(unknown), ordered, list(dict.fromkeys(notes)))
+    fig.shards = records
+    return fig
+
+
+def _entity_site(entity: str) -> str:
+    """Return the site id of ``site:ID``, ``link:ID/role`` or ``target:ID/terminal/T``."""
+    return entity.partition(":")[2].partition("/")[0]
+
+
+def _unrecorded(data_dir: str | Path, period: Period) -> list[tuple[float, float]]:
+    """Return the parts of the period a store has no record of: before its first row, and after its last when
+    that is more than a snapshot interval before the period's end (a running recorder writes one at least that
+    often, so a shard that went quiet for longer was not running)."""
+    from monitor.store.events import SNAPSHOT_INTERVAL_SECONDS
+
+    conn = connect_readonly(data_dir)
+    try:
+        first, last = conn.execute("SELECT MIN(at), MAX(at) FROM events").fetchone()
+    finally:
+        conn.close()
+    if first is None:
+        return [(period.start, period.end)]
+    out = []
+    if first > period.start:
+        out.append((period.start, min(first, period.end)))
+    if period.end - last > SNAPSHOT_INTERVAL_SECONDS + 60:
+        out.append((max(last, period.start), period.end))
+    return out
+
+
+def _assemble(config: Config, period: Period, county: str | None, figures: list[SiteFigures],
+              lines: dict[str, _Timeline], outages: list[tuple[float, float]], unknown: int,
+              versions: list[ConfigInForce], notes: list[str]) -> Figures:
+    """Return the Figures of ``figures``: the province, counties and areas, their forecasts, the end of the period."""
+    if not versions or versions[0].since > period.start:
+        notes.insert(0, "no config version is on record for the start of the period")
+    if config.version not in {c.version for c in versions}:
+        notes.insert(1 if notes and notes[0].startswith("no config") else 0,
+                     f"the sites' names, counties and areas are those of config {config.version}, which was not "
+                     f"in force during the period")
     province = GroupFigures("province")
     counties: dict[str, GroupFigures] = {}
     areas = {a: GroupFigures(a) for a in AREAS}
@@ -429,8 +538,6 @@ def compute(config: Config, data_dir: str | Path, period: Period, county: str | 
             group.forecast = forecast(_share_points(figures, lines, period, key), deadline, period.end,
                                       days=policy.forecast_days, min_history_days=policy.forecast_min_history_days,
                                       resolution_seconds=SAMPLE_SECONDS, target=policy.forecast_target_ratio)
-    known = {f"site:{s.id}" for s in config.sites}
-    unknown = sum(1 for e in lines if e.startswith("site:") and e not in known)
     return Figures(period, config, county, figures, province, dict(sorted(counties.items())), areas, outages,
                    unknown, versions, notes, _at_end(figures, lines))
 
