@@ -31,7 +31,7 @@ from monitor.core.availability import Availability, availability, failed_require
 from monitor.core.figures import is_polling_place
 from monitor.core.intervals import merge
 from monitor.core.model import Site
-from monitor.core.reasons import MAINTENANCE, NO_DATA, SITE_STATES, Reason
+from monitor.core.reasons import BLIND, MAINTENANCE, NO_DATA, SITE_STATES, Reason
 from monitor.core.schedule import Waiver
 from monitor.store.chain import connect_readonly
 from monitor.store.events import EventStore
@@ -443,10 +443,11 @@ def compute_shards(config: Config, stores: Sequence[tuple[tuple[int, int], Path 
     by_id: dict[str, SiteFigures] = {}
     all_lines: dict[str, _Timeline] = {}
     all_blind: list[tuple[float, float]] = []
-    versions: dict[str, ConfigInForce] = {}
+    versions: dict[str, dict[int, ConfigInForce]] = {}
     notes: list[str] = []
     records: list[ShardRecord] = []
     unknown: set[str] = set()
+    dark_sites: set[str] = set()
     known = {f"site:{s.id}" for s in config.sites}
     for (k, n), data_dir in stores:
         owned = [s for s in sites if owner(s.id, n) == k]
@@ -463,25 +464,43 @@ def compute_shards(config: Config, stores: Sequence[tuple[tuple[int, int], Path 
                           period.end)
             in_force_here = in_force(config_history(store), period)
             unknown |= {e for e in lines if e.startswith("site:") and e not in known}
-        for c in in_force_here:
-            if c.version not in versions or c.since < versions[c.version].since:
-                versions[c.version] = c
+        for c in in_force_here:  # a version in force twice in one shard's store counts its sites once
+            versions.setdefault(c.version, {}).setdefault(k, c)
         waivers = _waivers(config, in_force_here, period, notes)
         ids = {s.id for s in owned}
+        # Blind at the end of the period: its sites' last record is old news, so they end unknown (monitor.blind).
+        dark = next((b for b in blind if b[0] < period.end <= b[1]), None)
         for site in owned:
-            by_id[site.id] = _site_figures(site, lines, period, blind,
-                                           _maintenance(lines.get(f"site:{site.id}"), period, blind),
-                                           waivers.get(site.id, ()))
+            f = _site_figures(site, lines, period, blind, _maintenance(lines.get(f"site:{site.id}"), period, blind),
+                              waivers.get(site.id, ()))
+            if dark is not None:
+                f.state, f.since = "unknown", dark[0]
+                since = period.local(dark[0])
+                f.reasons = (Reason(BLIND, f"shard {k} of {n} has no record from {since:%Y-%m-%d %H:%M}"),)
+                dark_sites.add(site.id)
+            by_id[site.id] = f
         # The owner's record of its sites only: a shard also watches the upstream nodes of its sites.
         all_lines.update({e: line for e, line in lines.items() if _entity_site(e) in ids})
         all_blind += blind
         records.append(ShardRecord((k, n), None if data_dir is None else Path(data_dir), tuple(sorted(ids)), blind))
     figures = [by_id[s.id] for s in sites]
-    ordered = sorted(versions.values(), key=lambda c: c.since)
+    ordered = sorted((_merged(list(rows.values())) for rows in versions.values()), key=lambda c: c.since)
     fig = _assemble(config, period, county, figures, all_lines, merge(all_blind, period.start, period.end),
-                    len(unknown), ordered, list(dict.fromkeys(notes)))
+                    len(unknown), ordered, list(dict.fromkeys(notes)), dark_sites)
     fig.shards = records
     return fig
+
+
+def _merged(rows: list[ConfigInForce]) -> ConfigInForce:
+    """Return one config version as the shards recorded it: in force from the first shard's row; its sites the
+    sum of the sites each shard reported (when every row says how many)."""
+    first = min(rows, key=lambda c: c.since)
+    payload = dict(first.payload)
+    owned = [c.payload.get("reported") for c in rows]
+    payload["sites"] = sum(owned) if all(isinstance(x, int) for x in owned) else None
+    ends = [c.until for c in rows]
+    until = None if any(u is None for u in ends) else max(u for u in ends if u is not None)
+    return ConfigInForce(first.version, first.since, until, payload)
 
 
 def _entity_site(entity: str) -> str:
@@ -512,7 +531,7 @@ def _unrecorded(data_dir: str | Path, period: Period) -> list[tuple[float, float
 
 def _assemble(config: Config, period: Period, county: str | None, figures: list[SiteFigures],
               lines: dict[str, _Timeline], outages: list[tuple[float, float]], unknown: int,
-              versions: list[ConfigInForce], notes: list[str]) -> Figures:
+              versions: list[ConfigInForce], notes: list[str], dark: set[str] | None = None) -> Figures:
     """Return the Figures of ``figures``: the province, counties and areas, their forecasts, the end of the period."""
     if not versions or versions[0].since > period.start:
         notes.insert(0, "no config version is on record for the start of the period")
@@ -539,18 +558,21 @@ def _assemble(config: Config, period: Period, county: str | None, figures: list[
                                       days=policy.forecast_days, min_history_days=policy.forecast_min_history_days,
                                       resolution_seconds=SAMPLE_SECONDS, target=policy.forecast_target_ratio)
     return Figures(period, config, county, figures, province, dict(sorted(counties.items())), areas, outages,
-                   unknown, versions, notes, _at_end(figures, lines))
+                   unknown, versions, notes, _at_end(figures, lines, dark or set()))
 
 
-def _at_end(figures: list[SiteFigures], lines: dict[str, _Timeline]) -> core_figures.Figures:
+def _at_end(figures: list[SiteFigures], lines: dict[str, _Timeline], dark: set[str]) -> core_figures.Figures:
     """Return the figures at the end of the period as monitor/core/figures.py defines them, from the states, reasons
-    and terminal states the store last recorded up to the period's end."""
+    and terminal states the store last recorded up to the period's end (none for ``dark`` sites: nothing was
+    recorded for them at the end, so their terminals are unknown too)."""
     by_id = {f.site.id: f for f in figures}
 
     def terminals(site: Site) -> core_figures.SiteTerminals:
-        line = lines.get(f"site:{site.id}")
+        line = None if site.id in dark else lines.get(f"site:{site.id}")
         reasons = None if line is None or line.last is None else [r.code for r in line.last_reasons]
-        states = {}
+        states: dict[str, str] = {}
+        if line is None:
+            return core_figures.recorded_terminals(site, reasons, states)
         for t in site.terminals:
             tl = lines.get(f"target:{site.id}/terminal/{t.id}")
             if tl is not None and tl.last is not None:

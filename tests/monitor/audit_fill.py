@@ -22,6 +22,7 @@ import yaml
 
 import monitor.store.events
 from monitor.config.loader import Config, load_config
+from monitor.config.shard import select_shard
 from monitor.demo.run import Terminals
 from monitor.runtime.recorder import Recorder
 from monitor.runtime.service import Service
@@ -185,12 +186,21 @@ async def _session(config: Config, data_dir: Path, clock: list[float], listeners
         store.close()
 
 
-def fill_store(directory: Path) -> Run:
-    """Fill a store: two lives of the monitor over 30 compressed hours, the second after a 2h50m stop."""
-    port = free_port("127.41.0.1")
-    config_path = write_config(directory, port)
+def fill_store(directory: Path, *, shard: str | None = None, config_path: Path | None = None, port: int | None = None,
+               data_dir: Path | None = None, stop_at: float = STOP_AT, restart_at: float | None = RESTART_AT) -> Run:
+    """Fill a store: two lives of the monitor over 30 compressed hours, the second after a 2h50m stop.
+
+    With ``shard`` ("K/N") the monitor runs as that shard of the config (``--shard K/N``), so several stores can
+    be filled from one config (give its ``config_path`` and terminal ``port``). ``restart_at`` None: the monitor
+    stops for good at ``stop_at``.
+    """
+    if config_path is None or port is None:
+        port = free_port("127.41.0.1")
+        config_path = write_config(directory, port)
     config = load_config(config_path)
-    data_dir = directory / "data"
+    if shard is not None:
+        config = select_shard(config, shard)
+    data_dir = data_dir or directory / "data"
     clock = [T0 + FIRST_STEP * HOUR]
     truth: list[tuple[float, dict[str, str]]] = []
     # The store stamps its open/close markers with the wall clock: in compressed time that is ours.
@@ -201,13 +211,35 @@ def fill_store(directory: Path) -> Run:
         async def both() -> None:
             listeners = Listeners(port)
             try:
-                first = [h for h in range(FIRST_STEP, LAST_STEP + 1) if h < STOP_AT]
-                second = [h for h in range(FIRST_STEP, LAST_STEP + 1) if h >= RESTART_AT]
-                await _session(config, data_dir, clock, listeners, first, truth, STOP_AT)
-                clock[0] = T0 + RESTART_AT * HOUR
+                first = [h for h in range(FIRST_STEP, LAST_STEP + 1) if h < stop_at]
+                await _session(config, data_dir, clock, listeners, first, truth,
+                               stop_at if restart_at is not None else min(stop_at, LAST_STEP + 0.5))
+                if restart_at is None:
+                    return
+                second = [h for h in range(FIRST_STEP, LAST_STEP + 1) if h >= restart_at]
+                clock[0] = T0 + restart_at * HOUR
                 await _session(config, data_dir, clock, listeners, second, truth, LAST_STEP + 0.5)
             finally:
                 await listeners.close()
 
         asyncio.run(both())
-    return Run(config_path, config, data_dir, truth, (T0 + STOP_AT * HOUR, T0 + RESTART_AT * HOUR))
+    outage = (T0 + stop_at * HOUR, T0 + (LAST_STEP + 0.5 if restart_at is None else restart_at) * HOUR)
+    return Run(config_path, config, data_dir, truth, outage)
+
+
+def fill_shards(directory: Path, n: int, stop: dict[int, float] | None = None) -> tuple[Run, list[Run]]:
+    """Fill one unsharded store and the stores of shards 1..n, all from one config and one script.
+
+    The shards' monitors stop and restart together with the unsharded one's, except shard K in ``stop``, whose
+    monitor stops for good at that hour. Returns the unsharded run and the shards' runs.
+    """
+    port = free_port("127.41.0.1")
+    config_path = write_config(directory, port)
+    whole = fill_store(directory, config_path=config_path, port=port, data_dir=directory / "whole")
+    shards = []
+    for k in range(1, n + 1):
+        at = (stop or {}).get(k)
+        shards.append(fill_store(directory, shard=f"{k}/{n}", config_path=config_path, port=port,
+                                 data_dir=directory / f"shard{k}", stop_at=STOP_AT if at is None else at,
+                                 restart_at=RESTART_AT if at is None else None))
+    return whole, shards
