@@ -169,6 +169,8 @@ def test_a_missing_shard_store_is_blind_all_period(stores: Stores, tmp_path: Pat
     assert "FAIL" not in text and "note: shard 2 of 3: no store was given at export; its 2 site(s) are reported " \
         "blind" in text
     assert "proved: shard 1 of 3:" in text and "proved: shard 3 of 3:" in text
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "shard 2 of 3: no store given" in report and "Monitor outages, by shard" in report
 
 
 # -- verify ---------------------------------------------------------------------------------------
