@@ -9,6 +9,7 @@ record holds blind time of the monitor's own making too.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 import types
 from collections.abc import Sequence
@@ -164,8 +165,12 @@ class Listeners(Terminals):
 
 
 async def _session(config: Config, data_dir: Path, clock: list[float], listeners: Listeners,
-                   steps: list[int], truth: list[tuple[float, dict[str, str]]], stop_at: float) -> None:
-    """One life of the monitor: open the store, evaluate at each step, close the store at ``stop_at``."""
+                   steps: list[int], truth: list[tuple[float, dict[str, str]]], stop_at: float,
+                   crash_copy: Path | None = None) -> None:
+    """One life of the monitor: open the store, evaluate at each step, close the store at ``stop_at``.
+
+    ``crash_copy``: also copy the store's files as they are before it closes, as a kill -9 would leave them
+    (committed rows, no ``closed`` marker)."""
     store = EventStore(data_dir, batch_seconds=0.01)
     store.open()
     try:
@@ -180,6 +185,8 @@ async def _session(config: Config, data_dir: Path, clock: list[float], listeners
             snap = await service.run_once()
             truth.append((clock[0], {sid: r.state for sid, r in snap.sites.items()}))
         assert store.flush()
+        if crash_copy is not None:
+            shutil.copytree(data_dir, crash_copy)
         await service.close()
     finally:
         clock[0] = T0 + stop_at * HOUR
@@ -187,12 +194,13 @@ async def _session(config: Config, data_dir: Path, clock: list[float], listeners
 
 
 def fill_store(directory: Path, *, shard: str | None = None, config_path: Path | None = None, port: int | None = None,
-               data_dir: Path | None = None, stop_at: float = STOP_AT, restart_at: float | None = RESTART_AT) -> Run:
+               data_dir: Path | None = None, stop_at: float = STOP_AT, restart_at: float | None = RESTART_AT,
+               crash_copy: Path | None = None) -> Run:
     """Fill a store: two lives of the monitor over 30 compressed hours, the second after a 2h50m stop.
 
     With ``shard`` ("K/N") the monitor runs as that shard of the config (``--shard K/N``), so several stores can
     be filled from one config (give its ``config_path`` and terminal ``port``). ``restart_at`` None: the monitor
-    stops for good at ``stop_at``.
+    stops for good at ``stop_at``; with ``crash_copy`` it is also left there as a crash would leave it.
     """
     if config_path is None or port is None:
         port = free_port("127.41.0.1")
@@ -212,8 +220,8 @@ def fill_store(directory: Path, *, shard: str | None = None, config_path: Path |
             listeners = Listeners(port)
             try:
                 first = [h for h in range(FIRST_STEP, LAST_STEP + 1) if h < stop_at]
-                await _session(config, data_dir, clock, listeners, first, truth,
-                               stop_at if restart_at is not None else min(stop_at, LAST_STEP + 0.5))
+                await _session(config, data_dir, clock, listeners, first, truth, stop_at,
+                               crash_copy if restart_at is None else None)
                 if restart_at is None:
                     return
                 second = [h for h in range(FIRST_STEP, LAST_STEP + 1) if h >= restart_at]

@@ -39,6 +39,7 @@ class Stores:
     whole: Run
     shards: list[Run]  # shards 1..3
     died: Run  # shard 3, stopped for good at DIED_AT
+    crashed: Path  # the same store as a crash at DIED_AT would leave it: no `closed` marker
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +51,8 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
     shards = [fill_store(directory, shard=f"{k}/3", config_path=config, port=port, data_dir=directory / f"shard{k}")
               for k in (1, 2, 3)]
     died = fill_store(directory, shard="3/3", config_path=config, port=port, data_dir=directory / "shard3-died",
-                      stop_at=DIED_AT, restart_at=None)
-    return Stores(config, whole, shards, died)
+                      stop_at=DIED_AT, restart_at=None, crash_copy=directory / "shard3-crashed")
+    return Stores(config, whole, shards, died, directory / "shard3-crashed")
 
 
 def export(config: Path, dirs: list[Path], out: Path, *extra: str) -> int:
@@ -144,6 +145,20 @@ def test_a_dead_shard_is_blind_for_its_sites_only(stores: Stores, bundles: dict[
 def _row(bundle: Path, sid: str) -> dict[str, str]:
     text = (bundle / "readiness.csv").read_text(encoding="utf-8-sig")
     return next(r for r in csv.DictReader(io.StringIO(text)) if r["site_id"] == sid)
+
+
+def test_a_crashed_shard_is_blind_from_its_last_row(stores: Stores, tmp_path: Path) -> None:
+    """Shard 3 killed after its 11h evaluation (no `closed` marker): a running recorder writes a row at least every
+    snapshot interval, so from its last row on, more than an hour before the end, its sites are blind and end
+    unknown; the other shards are as before."""
+    out = tmp_path / "crashed"
+    assert export(stores.config, [stores.shards[0].data_dir, stores.shards[1].data_dir, stores.crashed], out) == 0
+    got = summary(out)
+    ((start, end),) = [(b["start"]["unix"], b["end"]["unix"]) for b in got["shards"][2]["blind"]]
+    assert start == pytest.approx(T0 + (DIED_AT - 1) * HOUR) and end == pytest.approx(T0 + 24 * HOUR)
+    for sid in ("EYV-001", "ILM-002"):
+        assert _row(out, sid)["state_at_end"] == "unknown"
+    assert len(got["shards"][0]["blind"]) == 1  # shard 1: only the stop all shards shared
 
 
 def test_a_missing_shard_store_is_blind_all_period(stores: Stores, tmp_path: Path,
