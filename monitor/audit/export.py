@@ -7,6 +7,7 @@ chain can be re-computed with `monitor.store.chain.row_hash`; the manifest recor
 store's chain head at export, every file's SHA-256, the config's hash and, with ``--sign``, an
 Ed25519 signature over its own canonical JSON (`monitor.store.chain.canonical_json`, without the
 signature's ``value``). `verify_bundle` checks all of it and names each file and row at fault.
+A sharded deployment's stores make one bundle together: monitor/audit/shards.py.
 """
 
 from __future__ import annotations
