@@ -15,12 +15,129 @@ from typing import Any
 
 from monitor.audit.bundle import FORMAT_SHARDS, shard_events_name
 from monitor.audit.export import AuditError, events_segment, finish, manifest_head, when_json
-from monitor.audit.figures import Period, compute_shards, config_history
+from monitor.audit.figures import (
+    ConfigInForce,
+    Figures,
+    Period,
+    ShardRecord,
+    SiteFigures,
+    _assemble,
+    _maintenance,
+    _read_store,
+    _site_figures,
+    _Timeline,
+    _waivers,
+    config_history,
+    in_force,
+    monitor_outages,
+)
 from monitor.config.loader import Config
+from monitor.config.shard import owner
+from monitor.core.intervals import merge
+from monitor.core.reasons import BLIND, Reason
 from monitor.store.chain import DB_FILENAME, connect_readonly
-from monitor.store.events import EventStore
+from monitor.store.events import SNAPSHOT_INTERVAL_SECONDS, EventStore
 
 Shard = tuple[int, int]
+
+
+def compute_shards(config: Config, stores: Sequence[tuple[tuple[int, int], Path | None]], period: Period,
+                   county: str | None = None) -> Figures:
+    """Return the figures of the whole inventory from one store per shard (``(K, N)``, its data dir or None).
+
+    Each site is taken once, from the store of the shard that owns it (rendezvous hashing, as ``--shard K/N``
+    chose), with that store's own blind time: when the shard's monitor was down, blind, or recorded nothing (its
+    store begins after the period starts, or stops more than a snapshot interval before it ends), and the whole
+    period for a shard whose store was not given. A shard's blind time is its sites' unknown time, never
+    ready nor not_ready; the other shards' sites are untouched by it.
+    """
+    sites = [s for s in config.reported_sites() if county is None or s.county == county]
+    by_id: dict[str, SiteFigures] = {}
+    all_lines: dict[str, _Timeline] = {}
+    all_blind: list[tuple[float, float]] = []
+    versions: dict[str, dict[int, ConfigInForce]] = {}
+    notes: list[str] = []
+    records: list[ShardRecord] = []
+    unknown: set[str] = set()
+    dark_sites: set[str] = set()
+    known = {f"site:{s.id}" for s in config.sites}
+    for (k, n), data_dir in stores:
+        owned = [s for s in sites if owner(s.id, n) == k]
+        lines: dict[str, _Timeline] = {}
+        in_force_here: list[ConfigInForce] = []
+        if data_dir is None:
+            blind = [(period.start, period.end)]
+            notes.append(f"shard {k} of {n}: no store was given; its {len(owned)} site(s) are blind for the whole "
+                         f"period")
+        else:
+            store = EventStore(data_dir)
+            lines = _read_store(store, period)
+            blind = merge(monitor_outages(data_dir, period) + _unrecorded(data_dir, period), period.start,
+                          period.end)
+            in_force_here = in_force(config_history(store), period)
+            unknown |= {e for e in lines if e.startswith("site:") and e not in known}
+        for c in in_force_here:  # a version in force twice in one shard's store counts its sites once
+            versions.setdefault(c.version, {}).setdefault(k, c)
+        waivers = _waivers(config, in_force_here, period, notes)
+        ids = {s.id for s in owned}
+        # Blind at the end of the period: its sites' last record is old news, so they end unknown (monitor.blind).
+        dark = next((b for b in blind if b[0] < period.end <= b[1]), None)
+        for site in owned:
+            f = _site_figures(site, lines, period, blind, _maintenance(lines.get(f"site:{site.id}"), period, blind),
+                              waivers.get(site.id, ()))
+            if dark is not None:
+                f.state, f.since = "unknown", dark[0]
+                since = period.local(dark[0])
+                f.reasons = (Reason(BLIND, f"shard {k} of {n} has no record from {since:%Y-%m-%d %H:%M}"),)
+                dark_sites.add(site.id)
+            by_id[site.id] = f
+        # The owner's record of its sites only: a shard also watches the upstream nodes of its sites.
+        all_lines.update({e: line for e, line in lines.items() if _entity_site(e) in ids})
+        all_blind += blind
+        records.append(ShardRecord((k, n), None if data_dir is None else Path(data_dir), tuple(sorted(ids)), blind))
+    figures = [by_id[s.id] for s in sites]
+    ordered = sorted((_merged(list(rows.values())) for rows in versions.values()), key=lambda c: c.since)
+    fig = _assemble(config, period, county, figures, all_lines, merge(all_blind, period.start, period.end),
+                    len(unknown), ordered, list(dict.fromkeys(notes)), dark_sites)
+    fig.shards = records
+    return fig
+
+
+def _merged(rows: list[ConfigInForce]) -> ConfigInForce:
+    """Return one config version as the shards recorded it: in force from the first shard's row; its sites the
+    sum of the sites each shard reported (when every row says how many)."""
+    first = min(rows, key=lambda c: c.since)
+    payload = dict(first.payload)
+    owned = [c.payload.get("reported") for c in rows]
+    payload["sites"] = sum(owned) if all(isinstance(x, int) for x in owned) else None
+    ends = [c.until for c in rows]
+    until = None if any(u is None for u in ends) else max(u for u in ends if u is not None)
+    return ConfigInForce(first.version, first.since, until, payload)
+
+
+def _entity_site(entity: str) -> str:
+    """Return the site id of ``site:ID``, ``link:ID/role`` or ``target:ID/terminal/T``."""
+    return entity.partition(":")[2].partition("/")[0]
+
+
+def _unrecorded(data_dir: str | Path, period: Period) -> list[tuple[float, float]]:
+    """Return the parts of the period a store has no record of: before its first row, and after its last when
+    that is more than a snapshot interval before the period's end (a running recorder writes one at least that
+    often, so a shard that went quiet for longer was not running)."""
+    conn = connect_readonly(data_dir)
+    try:
+        first, last = conn.execute("SELECT MIN(at), MAX(at) FROM events").fetchone()
+    finally:
+        conn.close()
+    if first is None:
+        return [(period.start, period.end)]
+    out = []
+    if first > period.start:
+        out.append((period.start, min(first, period.end)))
+    if period.end - last > SNAPSHOT_INTERVAL_SECONDS + 60:
+        out.append((max(last, period.start), period.end))
+    return out
+
 
 
 def recorded_shards(data_dir: str | Path) -> list[Shard | None]:
