@@ -4,10 +4,12 @@ Pure: :func:`render_rules` returns the rules file as text, the same text for the
 committed ``config/prometheus/readiness.rules.yml`` is its output (a test regenerates and compares).
 
 Roll-ups hold for one instance or fifty: with ``--shard K/N`` every site is exported by exactly one
-instance, and each roll-up first takes ``max without (instance, job)`` per site and state, so a site
-that two instances export for a moment (while shards move) still counts once. They keep every other
-label (a ``replica`` or ``province`` external label), so a global view over several Prometheus servers
-does not mix their numbers either. Thresholds are not copied in here: the monitor exports them once per
+shard, and each roll-up first takes ``max without (instance, job, replica)`` per site and state, so a site
+that two replicas of a shard export (or two instances, for a moment, while shards move) still counts once;
+the forecast, which each instance makes for its own sites, is taken once per shard (``readiness_shard_info``).
+Site alerts do the same per site (``max``/``min without (instance, replica)``, the healthier view winning and a
+blind replica's view left out), so two replicas fire one alert; the monitor's own alerts stay per instance.
+Thresholds are not copied in here: the monitor exports them once per
 medium (``readiness_medium_loss_max_ratio``, ``readiness_medium_rx_power_min_dbm``; a link's medium joins
 them) and the reason codes carry the policy's verdict (``isolated``, ``terminals``), so one rules file serves
 every config.
@@ -15,6 +17,7 @@ every config.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,6 +47,9 @@ class RuleOptions:
     # Target labels that differ between instances of one deployment; roll-ups sum them away.
     # A `replica` (two Prometheus or two instances of one shard, as Thanos and Mimir expect) is one of them.
     instance_labels: tuple[str, ...] = ("instance", "job", "replica")
+    # Of those, the labels that tell replicas of one shard apart (or instances while shards move): a site alert
+    # aggregates them away, so two replicas fire one alert (the job stays: it names the deployment).
+    replica_labels: tuple[str, ...] = ("instance", "replica")
     for_scale: float = 1.0  # tests shrink every `for:` and `keep_firing_for:` (0.02 turns 5m into 6s)
     deadline_window_days: float = 14.0  # without a forecast: judge today's share this close to the deadline
     policy: Policy = field(default_factory=Policy)
@@ -91,6 +97,26 @@ def _medium(metric: str) -> str:
     return f"max by (medium) ({metric})"
 
 
+def _views(o: RuleOptions) -> Callable[..., str]:
+    """Return a function that takes a per-site series once per site, over the replicas that see it.
+
+    Two replicas of a shard (or two instances while shards move) export the same site; a site alert must fire
+    once, and only for a fault of the site's own, so each series is aggregated over the replicas first with the
+    healthier view winning (``max`` of ``up``, ``min`` of loss): a link is down when every replica that sees it
+    says so, not when one replica's own path fails. A blind replica's view does not count at all (it sees its
+    own fault everywhere), which also keeps a single blind monitor's site alerts quiet.
+    """
+    drop = ", ".join(o.replica_labels)
+    on = ", ".join(o.instance_labels)
+
+    def view(expr: str, agg: str = "max", also: str = "") -> str:
+        labels = f"{drop}, {also}" if also else drop
+        return (f"{agg} without ({labels}) (\n{_indent(expr)}\n"
+                f"  unless on ({on}) readiness_monitor_blind == 1\n)")
+
+    return view
+
+
 def _indent(text: str, by: str = "  ") -> str:
     return "\n".join(by + line for line in text.splitlines())
 
@@ -126,10 +152,25 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
     up = f'up{{job="{o.job}"}}'
     margin = f"{o.policy.certificate_margin_days * 86400:.0f}"  # seconds the certificates must outlive the deadline
     inst = ", ".join(o.instance_labels)
+    view = _views(o)
+    # Some replica sees a link of the site answer: the site is not cut off, whatever another replica says.
+    answers = f"{view('readiness_link_up')} == 1"
+    isolated = view('readiness_site_reason{reason="isolated"} == 1', also='reason')
+    primary_up = view('readiness_link_up{role="primary"}')
+    backup_up = view('readiness_link_up{role="backup"}')
+    proven = view('readiness_link_backup_proven{role="backup"}')
+    backup_week = view('max_over_time(readiness_link_up{role="backup"}[7d])')
+    terminals_reason = view('readiness_site_reason{reason="terminals"} == 1', also='reason')
+    flapping = view('readiness_link_state{state="flapping"} == 1', also='state')
+    steady = view('readiness_link_state{state=~"up|impaired"} == 1', also='state')
+    not_ready = view('readiness_site_state{state=~"degraded|not_ready"} == 1', also='state')
+    ready = view('readiness_site_state{state="ready"} == 1', also='state')
+    cut_off = view('readiness_site_reason{reason=~"isolated|upstream"} == 1', also='reason')
     return (
         AlertSpec(
             "SiteIsolated", "critical", 120,
-            _site('max without (reason) (readiness_site_reason{reason="isolated"} == 1)'),
+            _site(f"{isolated}\n"
+                  f"unless on (site)\n{answers}"),
             f"{SITE_TEXT} is cut off: primary and backup links are both down",
             "Neither link of {{ $labels.name }} answers, so nothing at the site can be reached. "
             "Its link, terminal and regression alerts are held back while this fires.",
@@ -138,7 +179,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             "PrimaryLinkDown", "warning", 300,
-            _site('readiness_link_up{role="primary"} == 0'),
+            _site(f"{primary_up} == 0"),
             f"{SITE_TEXT}: {LINK_TEXT} is down",
             "The primary link of {{ $labels.name }} does not answer; the site runs on its backup, if any, "
             "and is not ready.",
@@ -147,7 +188,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             "BackupLinkDown", "warning", 600,
-            _site('readiness_link_up{role="backup"} == 0', waiver="backup"),
+            _site(f"{backup_up} == 0", waiver="backup"),
             f"{SITE_TEXT}: {LINK_TEXT} is down",
             "The backup link of {{ $labels.name }} does not answer; one more fault isolates the site.",
             "Check the backup modem or radio: power, signal, SIM or subscription, and the carrier's status page.",
@@ -155,11 +196,11 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             "BackupNeverProven", "info", 3600,
-            _site('readiness_link_backup_proven{role="backup"} == 0\n'
+            _site(f"{proven} == 0\n"
                   "or\n"
                   # Before the history metric exists: the backup never answered in a week of data.
-                  '(max_over_time(readiness_link_up{role="backup"}[7d]) < 1'
-                  " unless on (site) readiness_link_backup_proven)", waiver="backup"),
+                  f"(\n{_indent(backup_week)} < 1\n"
+                  "  unless on (site) readiness_link_backup_proven\n)", waiver="backup"),
             f"{SITE_TEXT}: the backup link was never seen carrying traffic",
             "The backup of {{ $labels.name }} has never been proven to carry traffic; until it is, "
             "the site has one path.",
@@ -168,8 +209,8 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             "TerminalsUnreachable", "warning", 600,
-            _site("readiness_site_terminals - readiness_site_terminals_up > 0\n"
-                  'and on (site) readiness_site_reason{reason="terminals"} == 1'),
+            _site(f"{view('readiness_site_terminals')}\n-\n{view('readiness_site_terminals_up')}\n> 0\n"
+                  f"and on (site)\n{terminals_reason}"),
             f"{SITE_TEXT}: {{{{ $value }}}} terminal(s) do not answer",
             "Fewer terminals of {{ $labels.name }} answer than the policy requires; the links are not "
             "the cause (the site is reachable).",
@@ -178,7 +219,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             "CertificateExpiresBeforeDeadline", "warning", 3600,
-            _site("readiness_terminal_tls_not_after_timestamp_seconds\n"
+            _site(f"{view('readiness_terminal_tls_not_after_timestamp_seconds')}\n"
                   "< on () group_left ()\n"
                   f"  (max(readiness_deadline_timestamp_seconds) + {margin})"),
             f"{SITE_TEXT}: the certificate of terminal {{{{ $labels.terminal }}}} expires "
@@ -192,10 +233,10 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             "OpticalPowerLow", "warning", 900,
-            _site("readiness_link_rx_power_dbm\n"
+            _site(f"{view('readiness_link_rx_power_dbm')}\n"
                   f"< on (medium) group_left () {_medium('readiness_medium_rx_power_min_dbm')}\n"
                   # A link that is down has no light to judge; PrimaryLinkDown covers it.
-                  "and readiness_link_up == 1", waiver="optical_power"),
+                  f"and\n{answers}", waiver="optical_power"),
             f'{SITE_TEXT}: {LINK_TEXT} receives {{{{ $value | printf "%.1f" }}}} dBm',
             "The optical receive power of the {{ $labels.role }} link of {{ $labels.name }} is below the "
             "medium's minimum while the port is up: errors and loss follow.",
@@ -204,9 +245,9 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             "LinkLossHigh", "warning", 600,
-            _site("avg_over_time(readiness_link_loss_ratio[10m])\n"
+            _site(f"{view('avg_over_time(readiness_link_loss_ratio[10m])', 'min')}\n"
                   f"> on (medium) group_left () {_medium('readiness_medium_loss_max_ratio')}\n"
-                  "and readiness_link_up == 1"),
+                  f"and\n{answers}"),
             f"{SITE_TEXT}: {LINK_TEXT} loses {{{{ $value | humanizePercentage }}}} of echo requests",
             "Packet loss on the {{ $labels.role }} link of {{ $labels.name }} has been above the medium's "
             "threshold for ten minutes.",
@@ -215,14 +256,20 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             "LinkFlapping", "warning", 120,
-            _site('max without (state) (readiness_link_state{state="flapping"} == 1)\n'
+            _site("(\n"
+                  f"{_indent(flapping)}\n"
+                  # A replica that sees the link steady wins: the flaps were on the other one's path.
+                  "  unless on (site, role)\n"
+                  f"{_indent(steady)}\n"
+                  ")\n"
                   "or\n"
                   # Without the monitor's verdict (no link state exported): count the changes ourselves.
                   "(\n"
-                  "  (changes(readiness_link_up[15m]) >= 4\n"
-                  "   or increase(readiness_link_oper_changes_total[15m]) >= 4)\n"
-                  "  unless on (site, role) readiness_link_state\n"
-                  ")"),
+                  f"{_indent(view('changes(readiness_link_up[15m])', 'min'))} >= 4\n"
+                  "  or\n"
+                  f"{_indent(view('increase(readiness_link_oper_changes_total[15m])', 'min'))} >= 4\n"
+                  ")\n"
+                  "unless on (site, role) readiness_link_state"),
             f"{SITE_TEXT}: {LINK_TEXT} keeps going down and up",
             "The {{ $labels.role }} link of {{ $labels.name }} changed state again and again in the last "
             "fifteen minutes.",
@@ -231,7 +278,11 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             "ReadinessRegressed", "warning", 900,
-            _site('max without (state) (readiness_site_state{state=~"degraded|not_ready"} == 1)\n'
+            _site("(\n"
+                  f"{_indent(not_ready)}\n"
+                  "  unless on (site)\n"
+                  f"{_indent(ready)}\n"
+                  ")\n"
                   "and on (site)\n"
                   "(\n"
                   "  readiness_site_ever_ready == 1\n"
@@ -327,7 +378,8 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             # sites behind it (their `upstream` label) with `equal: [upstream]`.
             "UpstreamDown", "info", 120,
             "label_replace(\n"
-            '  max without (reason) (readiness_site_reason{reason=~"isolated|upstream"} == 1),\n'
+            f"{_indent(cut_off)}\n"
+            f"  unless on (site)\n{_indent(answers)},\n"
             '  "upstream", "$1", "site", "(.+)"\n'
             ")\n"
             "* on (upstream) group_left ()\n"
@@ -468,11 +520,23 @@ def _forecast(scope: str, keep: tuple[str, ...], inst: str) -> str:
     on = ", ".join([inst, *keep])
     weights = f'sum without ({drop}) (readiness_sites{{kind="polling"}})'
     forecast = f'readiness_forecast_ready_ratio{{scope="{scope}"}}'
-    return (f"sum without ({inst}, scope) (\n"
-            f"  {forecast}\n  * on ({on}) group_left () {weights}\n"
-            ")\n/\n"
-            f"sum without ({inst}) (\n"
-            f"  {weights}\n  and on ({on}) {forecast}\n"
+    weighed = f"{forecast}\n* on ({on}) group_left () {weights}"
+    counted = f"{weights}\nand on ({on}) {forecast}"
+    return (f"sum without (shard, scope) (\n{_indent(_per_shard(weighed, inst))}\n)\n/\n"
+            f"sum without (shard) (\n{_indent(_per_shard(counted, inst))}\n)")
+
+
+def _per_shard(expr: str, inst: str) -> str:
+    """Return ``expr`` once per shard: two replicas of a shard (readiness_shard_info's ``shard``) count once.
+
+    An instance that does not say which shard it is (older than the shard metrics) is a shard of its own.
+    """
+    body = _indent(expr, "    ")
+    return (f"max without ({inst}) (\n"
+            f"  (\n{body}\n  )\n"
+            f"  * on ({inst}) group_left (shard) max without (shards) (readiness_shard_info)\n"
+            f"  or on ({inst})\n"
+            f'  label_replace(\n{body},\n    "shard", "$1", "instance", "(.*)"\n  )\n'
             ")")
 
 

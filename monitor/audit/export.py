@@ -7,6 +7,7 @@ chain can be re-computed with `monitor.store.chain.row_hash`; the manifest recor
 store's chain head at export, every file's SHA-256, the config's hash and, with ``--sign``, an
 Ed25519 signature over its own canonical JSON (`monitor.store.chain.canonical_json`, without the
 signature's ``value``). `verify_bundle` checks all of it and names each file and row at fault.
+A sharded deployment's stores make one bundle together: monitor/audit/shards.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import time
 import zipfile
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
@@ -49,23 +51,34 @@ def generator() -> str:
 
 # -- the period -----------------------------------------------------------------------------------
 
-def requested_period(config: Config, data_dir: str | Path, start: str | None, end: str | None,
+DataDirs = str | Path | Sequence[str | Path]  # one store, or one per shard
+
+
+def _dirs(data_dir: DataDirs) -> list[str | Path]:
+    return [data_dir] if isinstance(data_dir, str | Path) else list(data_dir)
+
+
+def requested_period(config: Config, data_dir: DataDirs, start: str | None, end: str | None,
                      now: float | None = None) -> Period:
     """Return the period ``--from``/``--to`` ask for (Jalali or Gregorian, in the programme's zone), unclipped.
 
     A bare date as ``--to`` includes that whole day. Without ``--from`` the period starts at the
-    store's first row; without ``--to`` it ends now.
+    store's first row (the earliest of the shards' stores); without ``--to`` it ends now.
     """
     zone = ZoneInfo(config.programme.timezone)
     if start is None:
-        conn = connect_readonly(data_dir)
-        try:
-            (first,) = conn.execute("SELECT MIN(at) FROM events WHERE kind != 'marker'").fetchone()
-        finally:
-            conn.close()
-        if first is None:
-            raise AuditError(f"the store in {data_dir} holds no events yet")
-        t0 = float(first)
+        firsts = []
+        for d in _dirs(data_dir):
+            conn = connect_readonly(d)
+            try:
+                (first,) = conn.execute("SELECT MIN(at) FROM events WHERE kind != 'marker'").fetchone()
+            finally:
+                conn.close()
+            if first is not None:
+                firsts.append(float(first))
+        if not firsts:
+            raise AuditError(f"the store in {', '.join(map(str, _dirs(data_dir)))} holds no events yet")
+        t0 = min(firsts)
     else:
         t0 = parse_when(start, zone)[0].timestamp()
     if end is None:
@@ -80,17 +93,21 @@ def requested_period(config: Config, data_dir: str | Path, start: str | None, en
     return Period(t0, t1, zone)
 
 
-def last_recorded(data_dir: str | Path) -> float | None:
-    """Return the time of the store's last row (any kind), None when it is empty."""
-    conn = connect_readonly(data_dir)
-    try:
-        (last,) = conn.execute("SELECT MAX(at) FROM events").fetchone()
-    finally:
-        conn.close()
-    return None if last is None else float(last)
+def last_recorded(data_dir: DataDirs) -> float | None:
+    """Return the time of the store's last row (any kind; the latest of the shards'), None when it is empty."""
+    lasts = []
+    for d in _dirs(data_dir):
+        conn = connect_readonly(d)
+        try:
+            (last,) = conn.execute("SELECT MAX(at) FROM events").fetchone()
+        finally:
+            conn.close()
+        if last is not None:
+            lasts.append(float(last))
+    return max(lasts) if lasts else None
 
 
-def parse_period(config: Config, data_dir: str | Path, start: str | None, end: str | None,
+def parse_period(config: Config, data_dir: DataDirs, start: str | None, end: str | None,
                  now: float | None = None) -> Period:
     """Return the period to export: `requested_period`, its end clipped to the last recorded moment.
 
@@ -102,7 +119,7 @@ def parse_period(config: Config, data_dir: str | Path, start: str | None, end: s
     now = time.time() if now is None else now
     last = last_recorded(data_dir)
     if last is None:
-        raise AuditError(f"the store in {data_dir} holds no events yet")
+        raise AuditError(f"the store in {', '.join(map(str, _dirs(data_dir)))} holds no events yet")
     bound = min(last, now)
     if asked.end <= bound:
         return asked
@@ -214,6 +231,11 @@ def summary_json(fig: Figures, info: dict[str, Any]) -> dict[str, Any]:
         "context_notes": fig.context_notes,
         "store_sites_not_in_config": fig.unknown_entities,
         "generator": info["generator"],
+        **({"shards": [{"shard": r.shard[0], "shards": r.shard[1], "store": None if r.data_dir is None
+                        else r.data_dir.name, "sites": list(r.sites),
+                        "blind": [{"start": when_json(s, zone), "end": when_json(e, zone)} for s, e in r.blind],
+                        "blind_seconds": round(sum(e - s for s, e in r.blind), 3)} for r in fig.shards]}
+           if fig.shards else {}),
     }
 
 
@@ -273,8 +295,6 @@ def export(config: Config, data_dir: str | Path, out: str | Path, period: Period
     The config must be a version the store recorded in force at some time (its sites are what was
     monitored); ``force`` exports with any config, and the report says so.
     """
-    from monitor.audit import html as audit_report
-    from monitor.audit import sheet as audit_sheet
     from monitor.audit import signing
 
     out = Path(out)
@@ -290,12 +310,22 @@ def export(config: Config, data_dir: str | Path, out: str | Path, period: Period
                          f"recorded in force (it recorded: {seen}); the report would describe sites and a schedule "
                          f"that were not monitored. Export with the config that was in force, or pass --force")
     key = signing.load_private_key(sign_key) if sign_key else None
-    zone = period.zone
     fig = compute(config, data_dir, period, county)
     if config.version not in recorded:
         fig.context_notes.insert(0, f"exported with --force: config {config.version} was never recorded in force by "
                                     f"the store")
     events, chain = events_segment(data_dir, period)
+    manifest = manifest_head(config, period, county, fig, config.version in recorded, key)
+    manifest["chain"] = chain
+    return finish(out, fig, manifest, {EVENTS: events}, key)
+
+
+def manifest_head(config: Config, period: Period, county: str | None, fig: Figures, recorded: bool,
+                  key: Any) -> dict[str, Any]:
+    """Return the manifest's programme, period, config and (with a key) signer; the chains are the caller's."""
+    from monitor.audit import signing
+
+    zone = period.zone
     manifest: dict[str, Any] = {
         "format": FORMAT, "generator": generator(), "created_at": when_json(time.time(), zone),
         "programme": {"name": config.programme.name, "timezone": config.programme.timezone,
@@ -303,19 +333,27 @@ def export(config: Config, data_dir: str | Path, out: str | Path, period: Period
         "period": {"start": when_json(period.start, zone), "end": when_json(period.end, zone), "county": county,
                    "clipped": clipped_json(period)},
         "config": {"source": Path(config.source).name, "version": config.version, "sha256": config_sha256(config),
-                   "sites": len(fig.sites), "recorded_in_store": config.version in recorded,
+                   "sites": len(fig.sites), "recorded_in_store": recorded,
                    "versions_in_force": [c.version for c in fig.config_versions]},
-        "chain": chain,
     }
     if key is not None:
         pub = key.public_key()
         manifest["signature"] = {"algorithm": "ed25519", "public_key": signing.public_key_text(pub),
                                  "fingerprint": signing.fingerprint(pub)}
+    return manifest
+
+
+def finish(out: Path, fig: Figures, manifest: dict[str, Any], events: dict[str, bytes], key: Any) -> dict[str, Any]:
+    """Render the files, list their hashes in the manifest, sign it, write the bundle; return the manifest."""
+    from monitor.audit import html as audit_report
+    from monitor.audit import sheet as audit_sheet
+    from monitor.audit import signing
+
     files = {
         "readiness.csv": audit_sheet.render_csv(fig),
         "readiness.xlsx": audit_sheet.render_xlsx(fig),
         "summary.json": (json.dumps(summary_json(fig, manifest), ensure_ascii=False, indent=2) + "\n").encode(),
-        EVENTS: events,
+        **events,
         "report.html": audit_report.render_html(fig, manifest).encode("utf-8"),
     }
     manifest["files"] = {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}

@@ -170,6 +170,22 @@ class Figures:
     # The figures at the end of the period, by monitor/core/figures.py (the definition every live surface uses):
     # polling places by state and their ready share, network nodes apart, terminals up (unknown is not 0).
     at_end: core_figures.Figures = field(default_factory=lambda: core_figures.compute([], {}))
+    # A multi-shard audit: each shard's store and the sites it owns (empty for one store).
+    shards: list[ShardRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRecord:
+    """One shard of a multi-shard audit: its store (None: none was given) and what it recorded for its sites."""
+
+    shard: tuple[int, int]  # (K, N)
+    data_dir: Path | None
+    sites: tuple[str, ...]  # the reported sites it owns (of the county, if one was asked for)
+    blind: list[tuple[float, float]]  # when it recorded nothing, or was blind, within the period (merged)
+
+    @property
+    def name(self) -> str:
+        return f"shard {self.shard[0]} of {self.shard[1]}"
 
 
 @dataclass(slots=True)
@@ -402,15 +418,25 @@ def compute(config: Config, data_dir: str | Path, period: Period, county: str | 
     sites = [s for s in config.reported_sites() if county is None or s.county == county]
     versions = in_force(config_history(store), period)
     notes: list[str] = []
-    if not versions or versions[0].since > period.start:
-        notes.append("no config version is on record for the start of the period")
-    if config.version not in {c.version for c in versions}:
-        notes.append(f"the sites' names, counties and areas are those of config {config.version}, which was not "
-                     f"in force during the period")
     waivers = _waivers(config, versions, period, notes)
     figures = [_site_figures(s, lines, period, outages, _maintenance(lines.get(f"site:{s.id}"), period, outages),
                              waivers.get(s.id, ()))
                for s in sites]
+    known = {f"site:{s.id}" for s in config.sites}
+    unknown = sum(1 for e in lines if e.startswith("site:") and e not in known)
+    return _assemble(config, period, county, figures, lines, outages, unknown, versions, notes)
+
+
+def _assemble(config: Config, period: Period, county: str | None, figures: list[SiteFigures],
+              lines: dict[str, _Timeline], outages: list[tuple[float, float]], unknown: int,
+              versions: list[ConfigInForce], notes: list[str], dark: set[str] | None = None) -> Figures:
+    """Return the Figures of ``figures``: the province, counties and areas, their forecasts, the end of the period."""
+    if not versions or versions[0].since > period.start:
+        notes.insert(0, "no config version is on record for the start of the period")
+    if config.version not in {c.version for c in versions}:
+        notes.insert(1 if notes and notes[0].startswith("no config") else 0,
+                     f"the sites' names, counties and areas are those of config {config.version}, which was not "
+                     f"in force during the period")
     province = GroupFigures("province")
     counties: dict[str, GroupFigures] = {}
     areas = {a: GroupFigures(a) for a in AREAS}
@@ -429,21 +455,22 @@ def compute(config: Config, data_dir: str | Path, period: Period, county: str | 
             group.forecast = forecast(_share_points(figures, lines, period, key), deadline, period.end,
                                       days=policy.forecast_days, min_history_days=policy.forecast_min_history_days,
                                       resolution_seconds=SAMPLE_SECONDS, target=policy.forecast_target_ratio)
-    known = {f"site:{s.id}" for s in config.sites}
-    unknown = sum(1 for e in lines if e.startswith("site:") and e not in known)
     return Figures(period, config, county, figures, province, dict(sorted(counties.items())), areas, outages,
-                   unknown, versions, notes, _at_end(figures, lines))
+                   unknown, versions, notes, _at_end(figures, lines, dark or set()))
 
 
-def _at_end(figures: list[SiteFigures], lines: dict[str, _Timeline]) -> core_figures.Figures:
+def _at_end(figures: list[SiteFigures], lines: dict[str, _Timeline], dark: set[str]) -> core_figures.Figures:
     """Return the figures at the end of the period as monitor/core/figures.py defines them, from the states, reasons
-    and terminal states the store last recorded up to the period's end."""
+    and terminal states the store last recorded up to the period's end (none for ``dark`` sites: nothing was
+    recorded for them at the end, so their terminals are unknown too)."""
     by_id = {f.site.id: f for f in figures}
 
     def terminals(site: Site) -> core_figures.SiteTerminals:
-        line = lines.get(f"site:{site.id}")
+        line = None if site.id in dark else lines.get(f"site:{site.id}")
         reasons = None if line is None or line.last is None else [r.code for r in line.last_reasons]
-        states = {}
+        states: dict[str, str] = {}
+        if line is None:
+            return core_figures.recorded_terminals(site, reasons, states)
         for t in site.terminals:
             tl = lines.get(f"target:{site.id}/terminal/{t.id}")
             if tl is not None and tl.last is not None:

@@ -198,7 +198,6 @@ def _versions(fig: Figures) -> str:
 
 def _meta(fig: Figures, info: dict[str, Any]) -> str:
     p = fig.period
-    chain = info["chain"]
     scope = _rtl(fig.county) if fig.county else _t("همه شهرستان‌ها", "all counties")
     rows = [
         (_t("دوره", "Period"), f"{_dual(p.local(p.start))}<br>— {_dual(p.local(p.end))}" + _clipped(info)),
@@ -210,9 +209,7 @@ def _meta(fig: Figures, info: dict[str, Any]) -> str:
         (_t("پیکربندی", "Config"), f'<bdi class="ltr">{escape(info["config"]["source"])} version '
                                    f'{escape(info["config"]["version"])}<br>sha256 {info["config"]["sha256"]}</bdi>'),
         (_t("نسخه‌های پیکربندی در دوره", "Config versions in force"), _versions(fig)),
-        (_t("زنجیره رویدادها", "Event chain"),
-         f'<bdi class="ltr">rows {chain["first_seq"]}..{chain["last_seq"]} ({chain["rows"]}), last hash '
-         f'{chain["last_hash"]}<br>store head at export: {chain["head_seq"]} {chain["head_hash"]}</bdi>'),
+        (_t("زنجیره رویدادها", "Event chain"), _chains(info)),
         (_t("سازنده", "Generator"), f'<bdi class="ltr">{escape(info["generator"])}</bdi>'),
     ]
     if "signature" in info:
@@ -221,7 +218,30 @@ def _meta(fig: Figures, info: dict[str, Any]) -> str:
     return f'<table class="meta"><tbody>{body}</tbody></table>'
 
 
+def _chain_text(chain: dict[str, Any]) -> str:
+    return (f'rows {chain["first_seq"]}..{chain["last_seq"]} ({chain["rows"]}), last hash {chain["last_hash"]}'
+            f'<br>store head at export: {chain["head_seq"]} {chain["head_hash"]}')
+
+
+def _chains(info: dict[str, Any]) -> str:
+    """Return the event chain of the bundle, or of each shard's store (each verified apart)."""
+    if "shards" not in info:
+        return f'<bdi class="ltr">{_chain_text(info["chain"])}</bdi>'
+    items = []
+    for entry in info["shards"]:
+        name = f'shard {entry["shard"]} of {entry["shards"]}'
+        if entry["chain"] is None:
+            items.append(f'<bdi class="ltr">{name}: no store given</bdi> — '
+                         + _t("سایت‌هایش در کل دوره کور گزارش شده‌اند", "its sites are reported blind"))
+        else:
+            items.append(f'<bdi class="ltr">{name} ({escape(entry["store"])}, {entry["events"]}): '
+                         f'{_chain_text(entry["chain"])}</bdi>')
+    return "<br>".join(items)
+
+
 def _outages(fig: Figures) -> str:
+    if fig.shards:
+        return _shard_outages(fig)
     if not fig.outages:
         return ""
     rows = [f'<tr><td class="date">{_date(s, fig)}</td><td class="date">{_date(e, fig)}</td>'
@@ -229,6 +249,19 @@ def _outages(fig: Figures) -> str:
     note = _t("در این بازه‌ها هیچ سایتی دیده نمی‌شد (زمان کور).", "No site was seen during these intervals (blind time).")
     return (f"<h2>{_t('توقف پایشگر', 'Monitor outages')}</h2><p class=\"muted\">{note}</p>"
             + _table([("از", "From"), ("تا", "To"), ("مدت", "Duration")], rows))
+
+
+def _shard_outages(fig: Figures) -> str:
+    rows = [f'<tr><td><bdi class="ltr">{r.name}</bdi></td><td class="num">{len(r.sites)}</td>'
+            f'<td class="date">{_date(s, fig)}</td><td class="date">{_date(e, fig)}</td>'
+            f'<td class="num">{duration_text(e - s)}</td></tr>' for r in fig.shards for s, e in r.blind]
+    if not rows:
+        return ""
+    note = _t("در این بازه‌ها سایت‌های آن بخش دیده نمی‌شد (زمان کور)؛ سایت‌های بخش‌های دیگر دیده می‌شدند.",
+              "The shard's sites were not seen during these intervals (blind time); the other shards' sites were.")
+    return (f"<h2>{_t('توقف پایشگر، به تفکیک بخش', 'Monitor outages, by shard')}</h2><p class=\"muted\">{note}</p>"
+            + _table([("بخش", "Shard"), ("سایت‌ها", "Sites"), ("از", "From"), ("تا", "To"), ("مدت", "Duration")],
+                     rows))
 
 
 AVAILABILITY_NOTE = _t("دسترس‌پذیری = زمان آماده ÷ زمان دیده‌شده؛ زمان نگهداری و زمان کور جداگانه گزارش می‌شوند.",

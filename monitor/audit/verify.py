@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.audit.bundle import EVENTS, FORMAT, MANIFEST, manifest_bytes, signed_bytes
+from monitor.audit.bundle import EVENTS, FORMAT, FORMAT_SHARDS, MANIFEST, manifest_bytes, signed_bytes
 from monitor.errors import ReadinessError
 from monitor.store.chain import HASHED_COLUMNS, Anchor, connect_readonly, hash_values, row_hash, verify_store
 
@@ -114,7 +114,9 @@ def verify_bundle(path: str | Path, *, pubkey: str | Path | None = None, trusted
         contents = _files(bundle, manifest, report)
         if len(report.problems) == before:
             report.proven.append(f"the {len(contents)} files are the ones the manifest lists (SHA-256 and size)")
-        if EVENTS in contents:
+        if manifest.get("format") == FORMAT_SHARDS:
+            _shards(manifest, contents, data_dir, report)
+        elif EVENTS in contents:
             chain = manifest.get("chain") or {}
             before = len(report.problems)
             rows = _chain(contents[EVENTS], chain, report)
@@ -147,8 +149,8 @@ def _manifest(bundle: _Bundle, report: VerifyReport) -> dict[str, Any] | None:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         report.bad(MANIFEST, "not a bundle manifest (no file list)")
         return None
-    if manifest.get("format") != FORMAT:
-        report.bad(MANIFEST, f"format {manifest.get('format')!r}, expected {FORMAT!r}")
+    if manifest.get("format") not in (FORMAT, FORMAT_SHARDS):
+        report.bad(MANIFEST, f"format {manifest.get('format')!r}, expected {FORMAT!r} or {FORMAT_SHARDS!r}")
     if manifest_bytes(manifest) != raw:
         report.bad(MANIFEST, "edited: its bytes are not the form the exporter writes")
     return manifest
@@ -178,13 +180,52 @@ def _files(bundle: _Bundle, manifest: dict[str, Any], report: VerifyReport) -> d
     return contents
 
 
-def _chain(data: bytes, chain: dict[str, Any], report: VerifyReport) -> list[dict[str, Any]]:
-    """Re-compute every row's hash and link; return the rows that parsed."""
+def _shards(manifest: dict[str, Any], contents: dict[str, bytes], data_dir: str | Path | None,
+            report: VerifyReport) -> None:
+    """Verify each shard's events file as its own chain; name the shard of every fault."""
+    entries = manifest.get("shards")
+    if not isinstance(entries, list) or not entries:
+        report.bad(f"{MANIFEST} shards", "a multi-shard bundle without its list of shards")
+        return
+    for number, entry in enumerate(entries, start=1):
+        try:
+            k, n, name, chain = entry["shard"], entry["shards"], entry["events"], entry["chain"]
+        except (KeyError, TypeError):
+            report.bad(f"{MANIFEST} shards[{number - 1}]", "not a shard entry (shard, shards, events, chain)")
+            continue
+        label = f"shard {k} of {n}"
+        if k != number or n != len(entries):
+            report.bad(f"{MANIFEST} {label}", f"listed as entry {number} of {len(entries)}: shards must be 1..N "
+                                              f"in order, each once")
+        if name is None:
+            report.notes.append(f"{label}: no store was given at export; its {entry.get('sites')} site(s) are "
+                                f"reported blind, not ready nor not_ready")
+            continue
+        if name not in contents:
+            if name not in manifest["files"]:
+                report.bad(f"{MANIFEST} {label}", f"its events file {name} is not listed in the manifest")
+            continue  # a listed file that is missing is already named
+        before = len(report.problems)
+        rows = _chain(contents[name], chain if isinstance(chain, dict) else {}, report, name, label)
+        if len(report.problems) == before:
+            report.proven.append(f"{label}: {name} is an unbroken run of its store's hash chain, rows "
+                                 f"{chain.get('first_seq')}..{chain.get('last_seq')} ({len(rows)}), as the "
+                                 f"manifest says")
+    if data_dir is not None:
+        report.unproven.append(f"store {data_dir}: not consulted for a multi-shard bundle; verify each shard's "
+                               f"store with `readiness audit verify --data-dir DIR`")
+
+
+def _chain(data: bytes, chain: dict[str, Any], report: VerifyReport, name: str = EVENTS,
+           label: str = "") -> list[dict[str, Any]]:
+    """Re-compute every row's hash and link; return the rows that parsed. ``label`` (``shard 2 of 3``) names
+    whose chain it is in every fault."""
+    tag = f" ({label})" if label else ""
     rows: list[tuple[int, dict[str, Any]]] = []
     for number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
-        where = f"{EVENTS} line {number}"
+        where = f"{name}{tag} line {number}"
         try:
             row = json.loads(line.decode("utf-8"))
             if not isinstance(row, dict) or set(row) != {*HASHED_COLUMNS, "hash"}:
@@ -196,17 +237,18 @@ def _chain(data: bytes, chain: dict[str, Any], report: VerifyReport) -> list[dic
         rows.append((number, row))
         if computed != row["hash"]:
             report.bad(f"{where} (seq {row['seq']})", "content does not match its hash (row edited)")
-    _order_and_links([(n, r) for n, r in rows if isinstance(r["seq"], int)], chain, report)
-    _ends(rows, chain, report)
+    _order_and_links([(n, r) for n, r in rows if isinstance(r["seq"], int)], chain, report, name + tag)
+    _ends(rows, chain, report, name + tag)
     return [row for _, row in rows]
 
 
-def _order_and_links(rows: list[tuple[int, dict[str, Any]]], chain: dict[str, Any], report: VerifyReport) -> None:
+def _order_and_links(rows: list[tuple[int, dict[str, Any]]], chain: dict[str, Any], report: VerifyReport,
+                     events: str = EVENTS) -> None:
     """Name dropped, duplicated, reordered and re-linked rows (by seq, so one fault is reported once)."""
     by_seq: dict[int, tuple[int, dict[str, Any]]] = {}
     for number, row in rows:
         if row["seq"] in by_seq:
-            report.bad(f"{EVENTS} line {number} (seq {row['seq']})",
+            report.bad(f"{events} line {number} (seq {row['seq']})",
                        f"seq {row['seq']} appears again (first at line {by_seq[row['seq']][0]}): duplicated")
         by_seq.setdefault(row["seq"], (number, row))
     first, last = chain.get("first_seq"), chain.get("last_seq")
@@ -215,34 +257,35 @@ def _order_and_links(rows: list[tuple[int, dict[str, Any]]], chain: dict[str, An
             if seq not in by_seq:
                 after = by_seq.get(seq - 1)
                 where = f"after line {after[0]}" if after else "in the run"
-                report.bad(f"{EVENTS} seq {seq}", f"missing {where} (dropped)")
+                report.bad(f"{events} seq {seq}", f"missing {where} (dropped)")
     highest = None
     for number, row in rows:
         seq = row["seq"]
         if highest is not None and seq < highest:
-            report.bad(f"{EVENTS} line {number} (seq {seq})", f"comes after seq {highest}: out of order (reordered)")
+            report.bad(f"{events} line {number} (seq {seq})", f"comes after seq {highest}: out of order (reordered)")
         highest = seq if highest is None else max(highest, seq)
         before = by_seq.get(seq - 1)
         link = chain.get("first_prev_hash") if seq == first else (before[1]["hash"] if before else None)
         if link is not None and row["prev_hash"] != link:
-            report.bad(f"{EVENTS} line {number} (seq {seq})",
+            report.bad(f"{events} line {number} (seq {seq})",
                        f"prev_hash does not match seq {seq - 1}'s hash (a row before it was replaced or inserted)")
 
 
-def _ends(rows: list[tuple[int, dict[str, Any]]], chain: dict[str, Any], report: VerifyReport) -> None:
-    where = f"{MANIFEST} chain"
+def _ends(rows: list[tuple[int, dict[str, Any]]], chain: dict[str, Any], report: VerifyReport,
+          events: str = EVENTS) -> None:
+    where = f"{MANIFEST} chain" if events == EVENTS else f"{MANIFEST} chain of {events}"
     if len(rows) != chain.get("rows"):
-        report.bad(EVENTS, f"{len(rows)} rows, the manifest says {chain.get('rows')}")
+        report.bad(events, f"{len(rows)} rows, the manifest says {chain.get('rows')}")
     if not rows:
         return
     by_seq = {row["seq"]: (number, row) for number, row in rows}
     first, last = chain.get("first_seq"), chain.get("last_seq")
     for number, row in rows:
         if isinstance(first, int) and isinstance(last, int) and not first <= row["seq"] <= last:
-            report.bad(f"{EVENTS} line {number} (seq {row['seq']})",
+            report.bad(f"{events} line {number} (seq {row['seq']})",
                        f"outside the exported run {first}..{last} (inserted)")
     if last in by_seq and by_seq[last][1]["hash"] != chain.get("last_hash"):
-        report.bad(f"{EVENTS} line {by_seq[last][0]} (seq {last})",
+        report.bad(f"{events} line {by_seq[last][0]} (seq {last})",
                    f"the run should end with hash {chain.get('last_hash')} (last row replaced)")
     head = chain.get("head_seq")
     if not isinstance(head, int) or head < (chain.get("last_seq") or 0):

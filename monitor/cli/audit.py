@@ -11,22 +11,40 @@ from monitor.cli.exits import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK
 
 def cmd_export(args: argparse.Namespace) -> int:
     from monitor.audit.export import AuditError, export, parse_period
+    from monitor.audit.shards import export_shards, shard_stores
     from monitor.audit.signing import SigningKeyError
     from monitor.config.loader import load_config
 
     config = load_config(args.config)
-    data_dir = args.data_dir or config.data_dir
+    dirs = args.data_dir or [config.data_dir]
     try:
-        period = parse_period(config, data_dir, args.start, args.end)
-        manifest = export(config, data_dir, args.output, period, county=args.county, sign_key=args.sign,
-                          force=args.force)
+        if len(dirs) > 1:
+            if len(set(map(Path, dirs))) < len(dirs):
+                raise AuditError(f"a --data-dir is given twice: {', '.join(dirs)}")
+            shard_stores(config, dirs, force=args.force)  # a bad store is named before any other complaint
+            period = parse_period(config, dirs, args.start, args.end)
+            manifest = export_shards(config, dirs, args.output, period, county=args.county, sign_key=args.sign,
+                                     force=args.force)
+        else:
+            period = parse_period(config, dirs[0], args.start, args.end)
+            manifest = export(config, dirs[0], args.output, period, county=args.county, sign_key=args.sign,
+                              force=args.force)
     except (ValueError, AuditError, SigningKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    chain = manifest["chain"]
     signed = f", signed by {manifest['signature']['fingerprint']}" if "signature" in manifest else ""
-    print(f"wrote {args.output}: {manifest['config']['sites']} sites, {chain['rows']} events "
-          f"(rows {chain['first_seq']}..{chain['last_seq']}, chain head {chain['head_seq']}){signed}")
+    if "shards" in manifest:
+        print(f"wrote {args.output}: {manifest['config']['sites']} sites from {len(manifest['shards'])} shards{signed}")
+        for entry in manifest["shards"]:
+            chain = entry["chain"]
+            what = ("no store: its sites are blind" if chain is None else
+                    f"{entry['store']}: {chain['rows']} events (rows {chain['first_seq']}..{chain['last_seq']}, "
+                    f"chain head {chain['head_seq']})")
+            print(f"  shard {entry['shard']} of {entry['shards']}, {entry['sites']} sites: {what}")
+    else:
+        chain = manifest["chain"]
+        print(f"wrote {args.output}: {manifest['config']['sites']} sites, {chain['rows']} events "
+              f"(rows {chain['first_seq']}..{chain['last_seq']}, chain head {chain['head_seq']}){signed}")
     if manifest["period"].get("clipped"):
         print(f"note: {manifest['period']['clipped']['note']}")
     print(f"config versions in force over the period: {', '.join(manifest['config']['versions_in_force']) or 'none'}")
@@ -74,7 +92,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     asub = p.add_subparsers(dest="audit_command", required=True)
     q = asub.add_parser("export", help="write an audit bundle (a directory, or a .zip)")
     q.add_argument("--config", required=True, help="the config: site names, counties, programme")
-    q.add_argument("--data-dir", help="the event store (default: data_dir from the config)")
+    q.add_argument("--data-dir", action="append", metavar="DIR",
+                   help="the event store (default: data_dir from the config); repeat it, one per shard, for one "
+                        "bundle of a sharded deployment (each shard's chain verified apart, figures for the whole "
+                        "inventory, a shard without a store blind)")
     q.add_argument("--from", dest="start", metavar="DATE",
                    help="period start: YYYY-MM-DD[ HH:MM], Jalali (1404-12-01) or Gregorian (default: first event)")
     q.add_argument("--to", dest="end", metavar="DATE", help="period end; a bare date includes that day (default: now)")

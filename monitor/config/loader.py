@@ -110,9 +110,12 @@ class Config(Strict):
 
         Enough for an audit to report on the period later without trusting the config at hand: the
         schedule in force (maintenance windows and waivers, with who approved them and why) and the
-        timezone their local times are read in.
+        timezone their local times are read in. ``shard`` is which shard (K of N) the instance was, so a
+        multi-shard audit knows whose record each store is (rows written before it was kept have none: unsharded),
+        and ``reported`` the sites it owned (``sites`` counts the upstream nodes it watched for them too).
         """
         return {"source": self.source, "sites": len(self.sites), "timezone": self.programme.timezone,
+                "shard": list(self.shard), "reported": len(self.reported_sites()),
                 "maintenance": [w.model_dump(mode="json", exclude_none=True) for w in self.maintenance],
                 "waivers": [w.model_dump(mode="json") for w in self.waivers]}
 

@@ -53,6 +53,9 @@ class Recorder:
         self.last_snapshot_at = snapshot[0] if snapshot else 0.0
         self.snapshot_due = False  # True right after a periodic snapshot was written
         self.version = config[1] if config else ""  # the config version last recorded as in force
+        # ... and the shard it was recorded as (a restart with another --shard is a new record of the config)
+        last = None if fresh or config is None else store.last_payload("config")
+        self.shard = tuple(last.get("shard", (1, 1))) if last else (1, 1)
 
     def resume_sites(self) -> dict[str, tuple[str, float]]:
         """Return site id -> (state, since) as the store last recorded them."""
@@ -60,9 +63,10 @@ class Recorder:
 
     def __call__(self, new: Snapshot, old: Snapshot | None) -> None:
         version = new.config.version
-        if version != self.version:  # which config was in force is part of the record
+        # Which config was in force, and as which shard, is part of the record.
+        if version != self.version or tuple(new.config.shard) != self.shard:
             self.store.append_config(new.at, version, new.config.record())  # with its windows and waivers
-            self.version = version
+            self.version, self.shard = version, tuple(new.config.shard)
         if not new.evaluated:
             return
         changes = []

@@ -564,6 +564,13 @@ class EventStore:
                                (kind,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def last_payload(self, kind: str) -> dict[str, Any] | None:
+        """Return the payload of the newest row of ``kind`` (None: no such row)."""
+        with self._reader() as conn:
+            row = conn.execute("SELECT payload FROM events WHERE kind = ? ORDER BY seq DESC LIMIT 1",
+                               (kind,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def _reader(self) -> _Reader:
         return _Reader(self.data_dir)
 

@@ -9,6 +9,7 @@ record holds blind time of the monitor's own making too.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 import types
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ import yaml
 
 import monitor.store.events
 from monitor.config.loader import Config, load_config
+from monitor.config.shard import select_shard
 from monitor.demo.run import Terminals
 from monitor.runtime.recorder import Recorder
 from monitor.runtime.service import Service
@@ -163,8 +165,12 @@ class Listeners(Terminals):
 
 
 async def _session(config: Config, data_dir: Path, clock: list[float], listeners: Listeners,
-                   steps: list[int], truth: list[tuple[float, dict[str, str]]], stop_at: float) -> None:
-    """One life of the monitor: open the store, evaluate at each step, close the store at ``stop_at``."""
+                   steps: list[int], truth: list[tuple[float, dict[str, str]]], stop_at: float,
+                   crash_copy: Path | None = None) -> None:
+    """One life of the monitor: open the store, evaluate at each step, close the store at ``stop_at``.
+
+    ``crash_copy``: also copy the store's files as they are before it closes, as a kill -9 would leave them
+    (committed rows, no ``closed`` marker)."""
     store = EventStore(data_dir, batch_seconds=0.01)
     store.open()
     try:
@@ -179,18 +185,30 @@ async def _session(config: Config, data_dir: Path, clock: list[float], listeners
             snap = await service.run_once()
             truth.append((clock[0], {sid: r.state for sid, r in snap.sites.items()}))
         assert store.flush()
+        if crash_copy is not None:
+            shutil.copytree(data_dir, crash_copy)
         await service.close()
     finally:
         clock[0] = T0 + stop_at * HOUR
         store.close()
 
 
-def fill_store(directory: Path) -> Run:
-    """Fill a store: two lives of the monitor over 30 compressed hours, the second after a 2h50m stop."""
-    port = free_port("127.41.0.1")
-    config_path = write_config(directory, port)
+def fill_store(directory: Path, *, shard: str | None = None, config_path: Path | None = None, port: int | None = None,
+               data_dir: Path | None = None, stop_at: float = STOP_AT, restart_at: float | None = RESTART_AT,
+               crash_copy: Path | None = None) -> Run:
+    """Fill a store: two lives of the monitor over 30 compressed hours, the second after a 2h50m stop.
+
+    With ``shard`` ("K/N") the monitor runs as that shard of the config (``--shard K/N``), so several stores can
+    be filled from one config (give its ``config_path`` and terminal ``port``). ``restart_at`` None: the monitor
+    stops for good at ``stop_at``; with ``crash_copy`` it is also left there as a crash would leave it.
+    """
+    if config_path is None or port is None:
+        port = free_port("127.41.0.1")
+        config_path = write_config(directory, port)
     config = load_config(config_path)
-    data_dir = directory / "data"
+    if shard is not None:
+        config = select_shard(config, shard)
+    data_dir = data_dir or directory / "data"
     clock = [T0 + FIRST_STEP * HOUR]
     truth: list[tuple[float, dict[str, str]]] = []
     # The store stamps its open/close markers with the wall clock: in compressed time that is ours.
@@ -201,13 +219,35 @@ def fill_store(directory: Path) -> Run:
         async def both() -> None:
             listeners = Listeners(port)
             try:
-                first = [h for h in range(FIRST_STEP, LAST_STEP + 1) if h < STOP_AT]
-                second = [h for h in range(FIRST_STEP, LAST_STEP + 1) if h >= RESTART_AT]
-                await _session(config, data_dir, clock, listeners, first, truth, STOP_AT)
-                clock[0] = T0 + RESTART_AT * HOUR
+                first = [h for h in range(FIRST_STEP, LAST_STEP + 1) if h < stop_at]
+                await _session(config, data_dir, clock, listeners, first, truth, stop_at,
+                               crash_copy if restart_at is None else None)
+                if restart_at is None:
+                    return
+                second = [h for h in range(FIRST_STEP, LAST_STEP + 1) if h >= restart_at]
+                clock[0] = T0 + restart_at * HOUR
                 await _session(config, data_dir, clock, listeners, second, truth, LAST_STEP + 0.5)
             finally:
                 await listeners.close()
 
         asyncio.run(both())
-    return Run(config_path, config, data_dir, truth, (T0 + STOP_AT * HOUR, T0 + RESTART_AT * HOUR))
+    outage = (T0 + stop_at * HOUR, T0 + (LAST_STEP + 0.5 if restart_at is None else restart_at) * HOUR)
+    return Run(config_path, config, data_dir, truth, outage)
+
+
+def fill_shards(directory: Path, n: int, stop: dict[int, float] | None = None) -> tuple[Run, list[Run]]:
+    """Fill one unsharded store and the stores of shards 1..n, all from one config and one script.
+
+    The shards' monitors stop and restart together with the unsharded one's, except shard K in ``stop``, whose
+    monitor stops for good at that hour. Returns the unsharded run and the shards' runs.
+    """
+    port = free_port("127.41.0.1")
+    config_path = write_config(directory, port)
+    whole = fill_store(directory, config_path=config_path, port=port, data_dir=directory / "whole")
+    shards = []
+    for k in range(1, n + 1):
+        at = (stop or {}).get(k)
+        shards.append(fill_store(directory, shard=f"{k}/{n}", config_path=config_path, port=port,
+                                 data_dir=directory / f"shard{k}", stop_at=STOP_AT if at is None else at,
+                                 restart_at=RESTART_AT if at is None else None))
+    return whole, shards

@@ -72,6 +72,33 @@ async def test_config_version_is_recorded_once(tmp_path: Path) -> None:
     assert {"maintenance", "waivers", "timezone", "sites", "source"} <= set(row.payload)
 
 
+async def test_a_restart_as_another_shard_is_recorded(tmp_path: Path) -> None:
+    """The config row says which shard the instance is (1 of 1 unsharded) and how many sites it reports; the same
+    config restarted with --shard K/N is a new config row, so a multi-shard audit knows whose record it is."""
+    from monitor.config.shard import owner, select_shard
+
+    path = write_config(tmp_path, [site(f"S{k}") for k in range(1, 7)])
+    data = tmp_path / "data"
+    await run_service(path, data, 1000.0)
+    store = EventStore(data)
+    store.open()
+    try:
+        config = select_shard(load_config(path), "2/3")
+        service = Service(config, probes={"tcp": TCP}, clock=lambda: 2000.0)
+        recorder = Recorder(store)
+        service.on_snapshot(recorder)
+        await service.run_once()
+        await service.run_once()
+        assert store.flush()
+    finally:
+        store.close()
+    rows = list(EventStore(data).events(kinds=["config"]))
+    assert [(r.new, r.payload["shard"], r.payload["reported"]) for r in rows] == [
+        (config.version, [1, 1], 6),
+        (config.version, [2, 3], sum(1 for k in range(1, 7) if owner(f"S{k}", 3) == 2)),
+    ]
+
+
 def test_witnesses_are_icmp_targets_of_their_own(tmp_path: Path) -> None:
     """`witnesses:` takes bare addresses or {address, name}; each is an ICMP target monitor/witness/LABEL."""
     import pytest

@@ -176,6 +176,22 @@ def test_rollups_are_named_and_shard_safe() -> None:
         assert not re.search(r"\bsum by\b", rule["expr"]), rule["record"]
 
 
+def test_site_alerts_count_replicas_once() -> None:
+    """Every site alert reads its per-site series over the replicas (instance, replica aggregated away, a blind
+    replica's view left out), so two replicas of a shard fire one alert; the forecast roll-up counts a shard once."""
+    alerts = _alerts(build_rules())
+    for name in [*SITE_ALERTS, "SiteIsolated", "UpstreamDown", "CertificateExpiresBeforeDeadline"]:
+        expr = alerts[name]["expr"]
+        assert re.search(r"\b(max|min) without \(instance, replica\b", expr), name
+        assert "unless on (instance, job, replica) readiness_monitor_blind == 1" in expr, name
+    for level in ("county", "area", "province"):
+        forecast = _records(build_rules())[f"{level}:readiness_forecast_ready:ratio"]["expr"]
+        assert "group_left (shard) max without (shards) (readiness_shard_info)" in forecast, level
+    # The monitor's own alerts stay per instance: they are about that instance.
+    for name in ("MonitorDown", "MonitorBlind", "ProbeDataStale"):
+        assert "without (instance" not in alerts[name]["expr"], name
+
+
 # ---- the catalogue and the runbook ---------------------------------------------------------------------------
 
 
