@@ -21,7 +21,8 @@ USER, PASSWORD = "reports", "s3cret-over-tls"
 class Inbox:
     """An aiosmtpd handler that keeps every message it receives, and who logged in to send it."""
 
-    def __init__(self) -> None:
+    def __init__(self, user: str = USER, password: str = PASSWORD) -> None:
+        self.user, self.password = user, password
         self.messages: list[EmailMessage] = []
         self.envelopes: list[Any] = []
         self.logins: list[tuple[str, str, bool]] = []  # (mechanism, user, over TLS)
@@ -37,11 +38,12 @@ class Inbox:
     def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
-        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (USER.encode(), PASSWORD.encode())
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (self.user.encode(),
+                                                                                 self.password.encode())
         if ok:
             with self._lock:
                 self.logins.append((mechanism, data.login.decode(), session.ssl is not None))
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # not handled: the server answers 235 or 535 itself
 
     def received(self) -> list[EmailMessage]:
         with self._lock:
@@ -51,11 +53,11 @@ class Inbox:
 class StartTlsServer:
     """aiosmtpd on ``host:port``: STARTTLS required before anything, then AUTH LOGIN (PLAIN is not offered)."""
 
-    def __init__(self, directory: Path, host: str, port: int) -> None:
+    def __init__(self, directory: Path, host: str, port: int, user: str = USER, password: str = PASSWORD) -> None:
         self.ca = TestCA(directory / "smtp-tls", "readiness SMTP test CA")
         self.ca_file = self.ca.ca_file
         self.host, self.port = host, port
-        self.inbox = Inbox()
+        self.inbox = Inbox(user, password)
         self.controller: Any = None
 
     def start(self) -> None:
@@ -64,7 +66,10 @@ class StartTlsServer:
 
         issued = self.ca.issue("smtp", [self.host])
         self.controller = Controller(
-            self.inbox, hostname=self.host, port=self.port, tls_context=issued.server_context(),
+            # A fixed name for its greeting: else aiosmtpd asks DNS (socket.getfqdn) on every connection, which in
+            # a namespace without a resolver takes until the client gives up.
+            self.inbox, hostname=self.host, port=self.port, server_hostname="smtp.readiness.test",
+            tls_context=issued.server_context(),
             require_starttls=True, authenticator=self.inbox.authenticate, auth_required=True,
             auth_require_tls=True, auth_exclude_mechanism=["PLAIN"])
         self.controller.start()

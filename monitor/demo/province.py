@@ -122,7 +122,7 @@ def county_owner(county: str) -> str:
     return f"{county} ICT team"
 
 
-SMTP_PASSWORD_ENV = "READINESS_DEMO_SMTP_PASSWORD"
+SMTP_USER, SMTP_PASSWORD_ENV = "readiness-demo", "READINESS_DEMO_SMTP_PASSWORD"
 
 
 def config_doc(port: int = 9108, inventory: str = "demo-sites.yaml", *, data_dir: str | None = None,
@@ -151,7 +151,7 @@ def config_doc(port: int = 9108, inventory: str = "demo-sites.yaml", *, data_dir
                      for code, county, *_ in COUNTIES},
         "actions": {"unowned_after_seconds": 3600},
         # The committee's weekly report, mailed over STARTTLS with a login (`readiness demo --smtp HOST:PORT`).
-        "smtp": {"host": "127.0.0.1", "port": 2525, "starttls": True, "username": "readiness-demo",
+        "smtp": {"host": "127.0.0.1", "port": 2525, "starttls": True, "username": SMTP_USER,
                  "password_env": SMTP_PASSWORD_ENV, "sender": "readiness-demo@ilam.example", **(smtp or {})},
         "reports": [{"name": "weekly", "schedule": "0 8 * * sat", "formats": ["html", "pdf", "xlsx"],
                      "recipients": ["committee@ilam.example"]}],

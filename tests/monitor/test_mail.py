@@ -79,6 +79,15 @@ def test_a_certificate_for_another_name_is_refused(tmp_path: Path, monkeypatch: 
         server.stop()
 
 
+def test_a_wrong_password_is_refused(server: StartTlsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server answers 535 to a wrong login: a MailError that says so, without the password in it."""
+    monkeypatch.setenv(PASSWORD_ENV, "wrong-password")
+    with pytest.raises(MailError) as err:
+        send(_smtp(server, ca_file=str(server.ca_file)), ("committee@ilam.example",), "weekly", "body", [])
+    assert "535" in str(err.value) and "wrong-password" not in str(err.value)
+    assert server.inbox.logins == [] and server.inbox.received() == []
+
+
 def test_without_starttls_the_server_refuses_and_no_password_is_sent(server: StartTlsServer, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A config that forgets STARTTLS: the server requires it, the client never offers the password in clear."""
