@@ -107,20 +107,23 @@ def _last_recorded(data_dir: str | Path) -> tuple[float, float] | None:
     return None if row is None or row[0] is None else (row[0], row[1])
 
 
-def build(config: Config, data_dir: str | Path, spec: ReportSpec | None = None, *, now: float | None = None
-          ) -> CommitteeReport:
-    """Compute the report ``spec`` (default: one named ``adhoc``) for the period since its previous one."""
+def build(config: Config, data_dir: str | Path, spec: ReportSpec | None = None, *, now: float | None = None,
+          period: Period | None = None) -> CommitteeReport:
+    """Compute the report ``spec`` (default: one named ``adhoc``) for the period since its previous one, or for
+    ``period`` when given (an audit bundle's)."""
     name = spec.name if spec else "adhoc"
     zone = ZoneInfo(config.programme.timezone)
     recorded = _last_recorded(data_dir)
     if recorded is None:
         raise ReportError(f"nothing recorded in {data_dir} yet: a report needs the service's history")
     now = time.time() if now is None else now
-    previous = previous_report(data_dir, name)
-    end = min(now, recorded[1])
-    start = previous if previous is not None else max(recorded[0], end - FIRST_PERIOD_SECONDS)
-    start = min(start, end)
-    period = Period(start, end, zone, requested_end=now if now > end else None)
+    previous = None if period is not None else previous_report(data_dir, name)
+    if period is None:
+        end = min(now, recorded[1])
+        start = previous if previous is not None else max(recorded[0], end - FIRST_PERIOD_SECONDS)
+        start = min(start, end)
+        period = Period(start, end, zone, requested_end=now if now > end else None)
+    start, end = period.start, period.end
     fig = compute(config, data_dir, period)
     store = EventStore(data_dir)
     polling = [s for s in config.reported_sites() if is_polling_place(s)]

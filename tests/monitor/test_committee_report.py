@@ -123,6 +123,53 @@ def test_audit_export_sheets_are_right_to_left(run: Run, tmp_path: Path, capsys:
     assert wb.worksheets and all(ws.sheet_view.rightToLeft for ws in wb.worksheets)
 
 
+def test_audit_bundle_with_the_committee_report_and_owners(run: Run, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`audit export --with-report`: the committee's PDF for the bundle's period is listed in the signed manifest
+    and checked by verify (one changed byte is named); report.html and readiness.xlsx name each site's owner and
+    list the period's actions with their owners, results and who is overdue."""
+    require_tool("chromium")
+    pdftotext = require_tool("pdftotext")
+    from monitor.audit.signing import generate_keypair
+
+    key, pub = tmp_path / "k.key", tmp_path / "k.pub"
+    generate_keypair(key, pub)
+    out = tmp_path / "bundle"
+    code = main(["audit", "export", "--config", str(report_config(run, 2527)), "--data-dir", str(run.data_dir),
+                 "--to", "2026-02-21", "--force", "--with-report", "--sign", str(key), "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "committee-report.pdf" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "committee-report.pdf" in manifest["files"] and manifest["committee_report"]["scope"] == "province"
+    assert main(["audit", "verify", str(out), "--pubkey", str(pub)]) == 0
+    assert "OK" in capsys.readouterr().out
+    text = flat(subprocess.run([pdftotext, str(out / "committee-report.pdf"), "-"], capture_output=True, text=True,
+                               check=True).stdout)
+    for words in ("Committee report", "Overdue actions by owner", "Sara Ahmadi", "مودم عوض شد"):
+        assert words in text, words
+
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.count("Ilam ICT") >= 2, "Ilam's sites name the county's owner"
+    actions = html[html.index('id="actions"'):]
+    for words in ("A1", "علی رضایی", "مودم عوض شد", "A2", "Sara Ahmadi", "overdue", "county:Mehran", "Mehran ICT"):
+        assert words in actions, words
+    wb = openpyxl.load_workbook(out / "readiness.xlsx")
+    header = [c.value for c in wb["Ilam"][1]]
+    owners = {row[header.index("مسئول / Owner")] for row in wb["Ilam"].iter_rows(min_row=2, values_only=True)}
+    assert owners == {"Ilam ICT"}
+    rows = {r[0]: r for r in wb["اقدام‌ها Actions"].iter_rows(min_row=2, values_only=True)}
+    assert rows["A1"][3] == "علی رضایی" and rows["A1"][6] == "done" and rows["A1"][10] == "مودم عوض شد"
+    assert rows["A2"][3] == "Sara Ahmadi" and rows["A2"][7] == "yes"
+    assert all(ws.sheet_view.rightToLeft for ws in wb.worksheets)
+
+    pdf = out / "committee-report.pdf"
+    data = bytearray(pdf.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    pdf.write_bytes(bytes(data))
+    assert main(["audit", "verify", str(out), "--pubkey", str(pub)]) == 1
+    assert "FAIL committee-report.pdf: SHA-256" in capsys.readouterr().out
+
+
 class Inbox:
     """An aiosmtpd handler that keeps every message it receives."""
 
