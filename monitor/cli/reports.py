@@ -67,6 +67,8 @@ def report_jobs(data_dir: str, store: EventStore) -> ConfigJobs:
 
     from apscheduler.triggers.cron import CronTrigger
 
+    from monitor.runtime.tasks import count_failure
+
     def jobs(config: Config) -> dict[str, tuple[Any, Callable[[], Awaitable[None]]]]:
         out: dict[str, tuple[Any, Callable[[], Awaitable[None]]]] = {}
         for spec in config.reports:
@@ -75,8 +77,9 @@ def report_jobs(data_dir: str, store: EventStore) -> ConfigJobs:
                 out_dir = Path(data_dir) / "reports" / spec.name / stamp
                 try:
                     digest, _ = await asyncio.to_thread(produce, config, data_dir, spec, out_dir, store)
-                except Exception:
+                except Exception:  # not built, or not mailed: logged with its cause and counted, never silent
                     log.exception("report %s failed", spec.name)
+                    count_failure("report")
                     return
                 log.info("report %s written to %s (manifest %s)", spec.name, out_dir, digest)
 

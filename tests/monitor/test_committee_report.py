@@ -239,6 +239,33 @@ def test_scheduled_report_is_mailed_and_recorded(run: Run, tmp_path: Path, capsy
     capsys.readouterr()
 
 
+def test_a_scheduled_report_that_cannot_be_mailed_is_logged_and_counted(
+        run: Run, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The mail server refuses the connection: the report is written and on the record, the job logs why it was
+    not mailed, counts readiness_task_failures_total{task="report"}, and returns (the service goes on)."""
+    import shutil
+
+    from monitor.cli.reports import report_jobs
+    from monitor.runtime import tasks
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(run.data_dir, data_dir)  # the module's store stays as it is for the other tests
+    port = free_port()  # nothing listens there
+    path = report_config(run, port, reports=[{"name": "daily", "schedule": "0 7 * * *", "formats": ["html"],
+                                              "recipients": ["committee@ilam.example"]}])
+    config = load_config(path)
+    before = tasks.failures()["report"]
+    with EventStore(data_dir) as store:
+        (_, job), = report_jobs(str(data_dir), store)(config).values()
+        asyncio.run(job())
+    assert tasks.failures()["report"] == before + 1
+    (written,) = (data_dir / "reports" / "daily").iterdir()
+    assert (written / "report-daily.html").is_file()
+    assert committee.previous_report(data_dir, "daily") is not None
+    assert any("report daily failed" in r.getMessage() and f"127.0.0.1:{port}" in r.exc_text for r in caplog.records
+               if r.exc_text), [r.getMessage() for r in caplog.records]
+
+
 async def _fire_scheduled(config: Config, data_dir: str, store: EventStore, done: Callable[[], bool]) -> None:
     scheduler = schedule_reports(config, data_dir, store)
     assert scheduler is not None
