@@ -14,6 +14,18 @@ FORMATS = ("html", "pdf", "xlsx")
 Format = Literal["html", "pdf", "xlsx"]
 
 
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (a relay on loopback may take a login without TLS)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class Smtp(Strict):
     """Where reports are mailed from. The password is never in the file: ``password_env`` names the variable."""
 
@@ -34,6 +46,9 @@ class Smtp(Strict):
             raise ValueError("give username and password_env together (or neither)")
         if self.ca_file is not None and not self.starttls:
             raise ValueError("ca_file verifies the server's certificate under STARTTLS: set starttls: true")
+        if self.username is not None and not self.starttls and not _loopback(self.host):
+            raise ValueError(f"a login to {self.host} without STARTTLS would send the password in clear: "
+                             "set starttls: true")
         return self
 
     def password(self) -> str | None:

@@ -115,3 +115,16 @@ def test_config_reads_ca_file_beside_it_and_checks_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(write_config(tmp_path, [site("S1")], smtp={**smtp, "starttls": False}))
     assert "starttls" in str(err.value)
+
+
+@pytest.mark.parametrize(("host", "allowed"), [("127.0.0.1", True), ("localhost", True), ("::1", True),
+                                                ("mail.ilam.example", False), ("10.0.0.25", False)])
+def test_a_login_without_starttls_only_on_loopback(host: str, allowed: bool) -> None:
+    """A password goes over the wire in clear only to a relay on this machine; elsewhere STARTTLS is required."""
+    doc = {"host": host, "port": 25, "username": USER, "password_env": PASSWORD_ENV}
+    if allowed:
+        assert Smtp.model_validate(doc).starttls is False
+        return
+    with pytest.raises(ValueError, match="without STARTTLS would send the password in clear"):
+        Smtp.model_validate(doc)
+    assert Smtp.model_validate({**doc, "starttls": True}).username == USER
