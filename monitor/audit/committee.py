@@ -77,6 +77,7 @@ class CommitteeReport:
     blind_seconds: float
     previous: float | None  # end of the previous report of this name, None for the first
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256, once written
+    given_period: bool = False  # the period was given (an audit bundle's), not "since the previous report"
 
 
 def _states_at(store: EventStore, t: float) -> dict[str, str]:
@@ -117,7 +118,8 @@ def build(config: Config, data_dir: str | Path, spec: ReportSpec | None = None, 
     if recorded is None:
         raise ReportError(f"nothing recorded in {data_dir} yet: a report needs the service's history")
     now = time.time() if now is None else now
-    previous = None if period is not None else previous_report(data_dir, name)
+    given = period is not None
+    previous = None if given else previous_report(data_dir, name)
     if period is None:
         end = min(now, recorded[1])
         start = previous if previous is not None else max(recorded[0], end - FIRST_PERIOD_SECONDS)
@@ -154,7 +156,8 @@ def build(config: Config, data_dir: str | Path, spec: ReportSpec | None = None, 
     blind = sum(min(e, end) - max(s, start) for s, e in fig.outages if e > start and s < end)
     title = (spec.title if spec and spec.title else None) or config.programme.name
     return CommitteeReport(name, title, period, config, fig, share_then, share_now, counties, regressions, opened,
-                           closed, dict(sorted(overdue.items())), unowned_rows, blind, previous)
+                           closed, dict(sorted(overdue.items())), unowned_rows, blind, previous,
+                           given_period=given)
 
 
 # -- HTML --------------------------------------------------------------------------------------------------
@@ -199,7 +202,8 @@ def render_html(r: CommitteeReport) -> str:
     else:
         forecast = _t("سابقه کافی برای پیش‌بینی نیست", "not enough history for a forecast")
     deadline = _dual(r.config.programme.deadline.astimezone(r.period.zone))
-    previous = _date(r.previous, fig) if r.previous is not None else _t("نخستین گزارش", "first report")
+    previous = _date(r.previous, fig) if r.previous is not None else (
+        _t("دوره‌ی بسته‌ی ممیزی", "the audit bundle's period") if r.given_period else _t("نخستین گزارش", "first report"))
     return f"""<!DOCTYPE html>
 <html lang="fa" dir="rtl">
 <head>

@@ -145,7 +145,8 @@ def test_audit_bundle_with_the_committee_report_and_owners(run: Run, tmp_path: P
     assert "OK" in capsys.readouterr().out
     text = flat(subprocess.run([pdftotext, str(out / "committee-report.pdf"), "-"], capture_output=True, text=True,
                                check=True).stdout)
-    for words in ("Committee report", "Overdue actions by owner", "Sara Ahmadi", "مودم عوض شد"):
+    for words in ("Committee report", "Overdue actions by owner", "Sara Ahmadi", "مودم عوض شد",
+                  "the audit bundle's period"):
         assert words in text, words
 
     html = (out / "report.html").read_text(encoding="utf-8")
