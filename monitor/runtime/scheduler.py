@@ -264,6 +264,11 @@ class Runner:
             if not self._holding():
                 await self.service.evaluate_soon()
             msg = f"reloaded: {len(config.sites)} sites, config version {config.version}"
+            if plan.others:  # what else now runs on a schedule, and when next
+                msg += "; " + ", ".join(f"{job_id} next {job.next_run_time.isoformat(timespec='minutes')}"
+                                        for job_id in sorted(plan.others)
+                                        if (job := self.scheduler.get_job(job_id)) is not None
+                                        and job.next_run_time is not None)
             log.info("%s", msg)
             return True, msg
 

@@ -1,7 +1,8 @@
 """End to end on the real demo (issue 15): an owner is given a not-ready site's problem from the CLI, sees it go
 overdue on the board, in /metrics and as an ActionOverdue alert that Alertmanager routes to that owner, closes
 it with a result; the weekly report (HTML, PDF, XLSX) names who owes what and is mailed over STARTTLS with a
-login; the hash chain verifies before, after the action is opened and after it is closed.
+login; a reload that adds a report has the service write, record and mail it on its new schedule; the hash
+chain verifies before, after the action is opened and after it is closed.
 
 Everything runs in the "mon" namespace of tests/lab.py's alert lab (its own loopback, nftables table and ports):
 `readiness demo` (its faults, snmpsim, web terminals), Prometheus with the generated rules, Alertmanager with the
@@ -36,7 +37,7 @@ import yaml
 from monitor.core.calendar import format_jalali
 from monitor.demo import province as dp
 from tests.helpers import require_root, require_tool
-from tests.lab import MONITOR_PORT, REPO, AlertStack, alert_lab, wait_for
+from tests.lab import MONITOR_PORT, REPO, AlertStack, alert_lab, http, wait_for
 from tests.smtp import PASSWORD, StartTlsServer
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -75,6 +76,14 @@ def last_row_at(data_dir: Path) -> float:
     finally:
         conn.close()
     return float(at or 0)
+
+
+def recorded_reports(data_dir: Path) -> set[str]:
+    conn = sqlite3.connect(f"file:{data_dir / 'events.db'}?mode=ro", uri=True)
+    try:
+        return {e for (e,) in conn.execute("SELECT entity FROM events WHERE kind = 'report'")}
+    finally:
+        conn.close()
 
 
 def owner_alerts(stack: AlertStack, receiver: str, status: str) -> list[dict[str, Any]]:
@@ -116,6 +125,10 @@ def test_owner_action_overdue_alert_close_and_weekly_report(tmp_path: Path, monk
 
 def _run(stack: AlertStack, smtp: StartTlsServer, data_dir: Path, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{MONITOR_PORT}"
+    t0 = time.monotonic()
+
+    def mark(what: str) -> None:  # where the time goes, printed with -s
+        print(f"  {time.monotonic() - t0:5.1f} s  {what}")
     rules = stack.rules(FOR_SCALE)
     scaled = {r["alert"]: r for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"] if "alert" in r}
     committed = {r["alert"]: r for g in yaml.safe_load((REPO / "config/prometheus/readiness.rules.yml").read_text())
@@ -127,9 +140,20 @@ def _run(stack: AlertStack, smtp: StartTlsServer, data_dir: Path, tmp_path: Path
                               "--smtp-ca-file", str(smtp.ca_file)])
     stack.start_prometheus(rules)
     stack.start_alertmanager(wait=False)
+    config = wait_for("the demo serving HTTP and naming its config", lambda: stack.get(
+        MONITOR_PORT, "/-/healthy") and re.search(r"^\s*config\s+(\S+)$", (tmp_path / "readiness.log").read_text(),
+                                                  re.M), 60, on_timeout=stack.logs)
+    # A reload that adds a report schedules it in the running service: "minutely" fires at the next minute's
+    # start, is written and recorded by the service and mailed (HTML only: no Chromium in the service's path).
+    demo_config = Path(config.group(1))
+    doc = yaml.safe_load(demo_config.read_text(encoding="utf-8"))
+    doc["reports"].append({"name": "minutely", "schedule": "* * * * *", "formats": ["html"],
+                           "recipients": ["duty@ilam.example"]})
+    demo_config.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    reloaded = stack.mon.call(http, f"{url}/-/reload", {})
+    assert "reloaded" in reloaded and "report:minutely next" in reloaded, reloaded
     wait_for("the demo's first evaluation", lambda: stack.get(MONITOR_PORT, "/-/ready"), 90, on_timeout=stack.logs)
-    config = re.search(r"^\s*config\s+(\S+)$", (tmp_path / "readiness.log").read_text(), re.M)
-    assert config, stack.logs()
+    mark("first evaluation; reload with a new report done")
     verify_chain(data_dir)  # before any action
 
     # A not-ready polling place of a county whose owner has a route of their own (the demo's faults give several).
@@ -144,7 +168,7 @@ def _run(stack: AlertStack, smtp: StartTlsServer, data_dir: Path, tmp_path: Path
     site, county = wait_for("a not-ready polling place in Ilam or Mehran", not_ready, 45, on_timeout=stack.logs)
     other = next(c for c in ROUTED if c != county)
     owner, other_owner = dp.county_owner(county), dp.county_owner(other)
-    due = datetime.fromtimestamp(time.time() + 10, TEHRAN)
+    due = datetime.fromtimestamp(time.time() + 6, TEHRAN)  # a few seconds after the two adds
     jalali_due = f"{format_jalali(due, with_time=False)} {due:%H:%M:%S}"  # e.g. 1405-09-13 23:59:30, Tehran time
     a1 = cli(stack, "actions", "add", site, "--owner", owner, "--due", jalali_due, "--note", "fibre cut",
              "--url", url).strip()
@@ -152,12 +176,14 @@ def _run(stack: AlertStack, smtp: StartTlsServer, data_dir: Path, tmp_path: Path
              due.isoformat(timespec="seconds"), "--note", "backup links never delivered", "--url", url).strip()
     assert (a1, a2) == ("A1", "A2")
     verify_chain(data_dir)  # after the actions were opened
+    mark("two actions opened")
 
     def overdue(name: str) -> float | None:
         return metric(stack.get(MONITOR_PORT, "/metrics"), "readiness_actions_overdue", name)
 
     wait_for("both actions overdue in /metrics", lambda: overdue(county) == 1 and overdue(other) == 1, 60,
              on_timeout=stack.logs)
+    mark("both overdue in /metrics")
     listed = cli(stack, "actions", "list", "--overdue", "--url", url)
     assert f"{a1}\topen OVERDUE\t{site}\t{owner}\tdue {jalali_due}" in listed, listed
     for lang, late in (("en", "overdue"), ("fa", "دیرکرد")):
@@ -173,6 +199,7 @@ def _run(stack: AlertStack, smtp: StartTlsServer, data_dir: Path, tmp_path: Path
                        lambda name=name: owner_alerts(stack, ROUTED[name], "firing"), 60, on_timeout=stack.logs)
         assert {(a["labels"]["county"], a["labels"]["owner"]) for a in got} == {(name, who)}
 
+    mark("ActionOverdue at both owners' receivers")
     cli(stack, "actions", "close", a1, "--result", "fibre spliced, both links up", "--url", url)
     closed_at = time.time()
     verify_chain(data_dir)  # after the close
@@ -181,11 +208,13 @@ def _run(stack: AlertStack, smtp: StartTlsServer, data_dir: Path, tmp_path: Path
     wait_for(f"ActionOverdue for {county} resolved at its owner",
              lambda: owner_alerts(stack, ROUTED[county], "resolved"), 60, on_timeout=stack.logs)
 
+    mark("closed; count 0; alert resolved at the owner")
     # The weekly report: its period ends at the last recorded moment, so let the store record one after the close.
     wait_for("a row recorded after the close", lambda: last_row_at(data_dir) > closed_at, 60, on_timeout=stack.logs)
     out = tmp_path / "report"
     cli(stack, "report", "build", "--config", config.group(1), "--name", "weekly", "-o", str(out), "--mail",
         timeout=240)
+    mark("weekly report built and mailed")
     html = (out / "report-weekly.html").read_text(encoding="utf-8")
     overdue_html = html[html.index("Overdue actions by owner"):html.index("Unowned not-ready sites")]
     assert other_owner in overdue_html and a2 in overdue_html and f"county:{other}" in overdue_html
@@ -198,10 +227,21 @@ def _run(stack: AlertStack, smtp: StartTlsServer, data_dir: Path, tmp_path: Path
     wb = openpyxl.load_workbook(out / "report-weekly.xlsx")
     rows = [[c for c in row] for row in wb["تأخیری Overdue"].iter_rows(min_row=2, values_only=True)]
     assert [r[:3] for r in rows] == [[other_owner, a2, f"county:{other}"]]
-    (msg,) = wait_for("the report in the committee's mailbox", smtp.inbox.received, 30)
-    assert smtp.inbox.envelopes[0].rcpt_tos == ["committee@ilam.example"]
-    assert smtp.inbox.logins == [("LOGIN", dp.SMTP_USER, True)]  # logged in, over TLS only
+    def mailed(name: str) -> list[tuple[Any, Any]]:
+        return [(m, e) for m, e in zip(smtp.inbox.received(), list(smtp.inbox.envelopes), strict=True)
+                if f"report-{name}.html" in [p.get_filename() for p in m.iter_attachments()]]
+
+    ((msg, envelope),) = wait_for("the weekly report in the committee's mailbox", lambda: mailed("weekly"), 30)
+    assert envelope.rcpt_tos == ["committee@ilam.example"]
     assert sorted(p.get_filename() for p in msg.iter_attachments()) == \
         ["report-weekly.html", "report-weekly.pdf", "report-weekly.xlsx"]
+    # The report the reload scheduled: mailed by the service itself, and on the record.
+    minutely = wait_for("the service's scheduled 'minutely' report in the duty mailbox", lambda: mailed("minutely"),
+                        75, on_timeout=stack.logs)
+    assert minutely[0][1].rcpt_tos == ["duty@ilam.example"]
+    assert (data_dir / "reports" / "minutely").is_dir()
+    wait_for("the 'minutely' report on the record", lambda: recorded_reports(data_dir) >= {"report:minutely"}, 15)
+    assert all(login == ("LOGIN", dp.SMTP_USER, True) for login in smtp.inbox.logins)  # over TLS only
     verify_chain(data_dir)
+    mark("scheduled report mailed; chain verified")
     stack.alive()  # the demo, Prometheus and Alertmanager ran throughout

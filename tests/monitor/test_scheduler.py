@@ -146,6 +146,7 @@ async def test_reload_replaces_the_report_jobs_all_or_nothing(tmp_path: Path) ->
                                   {"name": "daily", "schedule": "0 7 * * *"}])
         ok, msg = await runner.reload()
         assert ok, msg
+        assert "report:daily next " in msg and "T07:00+03:30" in msg and "report:weekly next " in msg
         assert _report_jobs(runner) == {
             "report:weekly": ("cron[month='*', day='*', day_of_week='sun', hour='9', minute='30']", "Asia/Tehran"),
             "report:daily": ("cron[month='*', day='*', day_of_week='*', hour='7', minute='0']", "Asia/Tehran")}
