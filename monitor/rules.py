@@ -92,6 +92,12 @@ def _site(expr: str, waiver: str | None = None) -> str:
             "  max by (site, name, upstream) (readiness_site_info)")
 
 
+def _overdue(inst: str) -> str:
+    """Return the overdue actions per county over every shard, each shard's replicas counted once."""
+    return (f"sum without (shard) (\n  max without ({inst}) (\n    readiness_actions_overdue\n"
+            f"    * on ({inst}) group_left (shard) readiness_shard_info\n  )\n) > 0")
+
+
 def _medium(metric: str) -> str:
     """Return a per-medium threshold once per medium, whichever instances export it."""
     return f"max by (medium) ({metric})"
@@ -394,12 +400,14 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             # Routed by the county's owner: readiness_county_owner_info carries it (counties: in the config).
+            # Each instance counts the actions of its own store: replicas of a shard count once (max), shards
+            # add up (sum); the owner is joined once per county, however many instances export it.
             "ActionOverdue", "warning", 300,
-            f"(\n  max without ({inst}) (readiness_actions_overdue) > 0\n)\n"
+            f"(\n{_indent(_overdue(inst))}\n)\n"
             "* on (county) group_left (owner)\n"
             f"  max without ({inst}) (readiness_county_owner_info)\n"
             "or\n"
-            f"max without ({inst}) (readiness_actions_overdue) > 0\n"
+            f"{_overdue(inst)}\n"
             "unless on (county) readiness_county_owner_info",
             "{{ $labels.county }}: {{ $value }} remediation action(s) overdue"
             "{{ if $labels.owner }} (owner {{ $labels.owner }}){{ end }}",

@@ -77,6 +77,7 @@ class CommitteeReport:
     blind_seconds: float
     previous: float | None  # end of the previous report of this name, None for the first
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256, once written
+    given_period: bool = False  # the period was given (an audit bundle's), not "since the previous report"
 
 
 def _states_at(store: EventStore, t: float) -> dict[str, str]:
@@ -107,20 +108,24 @@ def _last_recorded(data_dir: str | Path) -> tuple[float, float] | None:
     return None if row is None or row[0] is None else (row[0], row[1])
 
 
-def build(config: Config, data_dir: str | Path, spec: ReportSpec | None = None, *, now: float | None = None
-          ) -> CommitteeReport:
-    """Compute the report ``spec`` (default: one named ``adhoc``) for the period since its previous one."""
+def build(config: Config, data_dir: str | Path, spec: ReportSpec | None = None, *, now: float | None = None,
+          period: Period | None = None) -> CommitteeReport:
+    """Compute the report ``spec`` (default: one named ``adhoc``) for the period since its previous one, or for
+    ``period`` when given (an audit bundle's)."""
     name = spec.name if spec else "adhoc"
     zone = ZoneInfo(config.programme.timezone)
     recorded = _last_recorded(data_dir)
     if recorded is None:
         raise ReportError(f"nothing recorded in {data_dir} yet: a report needs the service's history")
     now = time.time() if now is None else now
-    previous = previous_report(data_dir, name)
-    end = min(now, recorded[1])
-    start = previous if previous is not None else max(recorded[0], end - FIRST_PERIOD_SECONDS)
-    start = min(start, end)
-    period = Period(start, end, zone, requested_end=now if now > end else None)
+    given = period is not None
+    previous = None if given else previous_report(data_dir, name)
+    if period is None:
+        end = min(now, recorded[1])
+        start = previous if previous is not None else max(recorded[0], end - FIRST_PERIOD_SECONDS)
+        start = min(start, end)
+        period = Period(start, end, zone, requested_end=now if now > end else None)
+    start, end = period.start, period.end
     fig = compute(config, data_dir, period)
     store = EventStore(data_dir)
     polling = [s for s in config.reported_sites() if is_polling_place(s)]
@@ -151,7 +156,8 @@ def build(config: Config, data_dir: str | Path, spec: ReportSpec | None = None, 
     blind = sum(min(e, end) - max(s, start) for s, e in fig.outages if e > start and s < end)
     title = (spec.title if spec and spec.title else None) or config.programme.name
     return CommitteeReport(name, title, period, config, fig, share_then, share_now, counties, regressions, opened,
-                           closed, dict(sorted(overdue.items())), unowned_rows, blind, previous)
+                           closed, dict(sorted(overdue.items())), unowned_rows, blind, previous,
+                           given_period=given)
 
 
 # -- HTML --------------------------------------------------------------------------------------------------
@@ -196,7 +202,8 @@ def render_html(r: CommitteeReport) -> str:
     else:
         forecast = _t("سابقه کافی برای پیش‌بینی نیست", "not enough history for a forecast")
     deadline = _dual(r.config.programme.deadline.astimezone(r.period.zone))
-    previous = _date(r.previous, fig) if r.previous is not None else _t("نخستین گزارش", "first report")
+    previous = _date(r.previous, fig) if r.previous is not None else (
+        _t("دوره‌ی بسته‌ی ممیزی", "the audit bundle's period") if r.given_period else _t("نخستین گزارش", "first report"))
     return f"""<!DOCTYPE html>
 <html lang="fa" dir="rtl">
 <head>

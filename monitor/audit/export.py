@@ -28,6 +28,7 @@ from monitor import __version__
 from monitor.audit.bundle import EVENTS, FORMAT, MANIFEST, manifest_bytes, signed_bytes
 from monitor.audit.figures import ConfigInForce, Figures, GroupFigures, Period, compute, config_history
 from monitor.config.loader import Config
+from monitor.core.actions import Action, ActionRecord, fold
 from monitor.core.availability import Availability
 from monitor.core.calendar import format_jalali, parse_when
 from monitor.core.figures import Figures as CoreFigures
@@ -288,12 +289,26 @@ def config_sha256(config: Config) -> str:
     return digest.hexdigest()
 
 
+COMMITTEE_REPORT = "committee-report.pdf"
+
+
+def period_actions(data_dir: str | Path, period: Period, county: str | None = None) -> list[Action]:
+    """Return the remediation actions of the period as its end sees them: opened before the end, and still open
+    at the start or opened or closed within (those closed before the start are the previous period's)."""
+    store = EventStore(data_dir)
+    actions = fold(ActionRecord(e.at, e.entity, e.old, e.new, e.payload)
+                   for e in store.events(end=period.end, kinds=("action",)))
+    return [a for a in actions.values() if (county is None or a.county == county)
+            and (a.closed_at is None or a.closed_at >= period.start)]
+
+
 def export(config: Config, data_dir: str | Path, out: str | Path, period: Period, *, county: str | None = None,
-           sign_key: str | Path | None = None, force: bool = False) -> dict[str, Any]:
+           sign_key: str | Path | None = None, force: bool = False, with_report: bool = False) -> dict[str, Any]:
     """Write the bundle ``out`` (a directory, or a zip when it ends in .zip); return its manifest.
 
     The config must be a version the store recorded in force at some time (its sites are what was
-    monitored); ``force`` exports with any config, and the report says so.
+    monitored); ``force`` exports with any config, and the report says so. ``with_report`` adds the committee's
+    report for the period as a PDF (headless Chromium), listed in the manifest like every other file.
     """
     from monitor.audit import signing
 
@@ -317,7 +332,15 @@ def export(config: Config, data_dir: str | Path, out: str | Path, period: Period
     events, chain = events_segment(data_dir, period)
     manifest = manifest_head(config, period, county, fig, config.version in recorded, key)
     manifest["chain"] = chain
-    return finish(out, fig, manifest, {EVENTS: events}, key)
+    extra = {}
+    if with_report:
+        from monitor.audit import committee
+
+        report = committee.build(config, data_dir, None, period=period)  # the whole province's, for the period
+        extra[COMMITTEE_REPORT] = committee.render_pdf(committee.render_html(report))
+        manifest["committee_report"] = {"file": COMMITTEE_REPORT, "scope": "province",
+                                        "period": manifest["period"]}
+    return finish(out, fig, manifest, {EVENTS: events}, key, period_actions(data_dir, period, county), extra)
 
 
 def manifest_head(config: Config, period: Period, county: str | None, fig: Figures, recorded: bool,
@@ -343,7 +366,8 @@ def manifest_head(config: Config, period: Period, county: str | None, fig: Figur
     return manifest
 
 
-def finish(out: Path, fig: Figures, manifest: dict[str, Any], events: dict[str, bytes], key: Any) -> dict[str, Any]:
+def finish(out: Path, fig: Figures, manifest: dict[str, Any], events: dict[str, bytes], key: Any,
+           actions: list[Action], extra: dict[str, bytes] | None = None) -> dict[str, Any]:
     """Render the files, list their hashes in the manifest, sign it, write the bundle; return the manifest."""
     from monitor.audit import html as audit_report
     from monitor.audit import sheet as audit_sheet
@@ -351,10 +375,11 @@ def finish(out: Path, fig: Figures, manifest: dict[str, Any], events: dict[str, 
 
     files = {
         "readiness.csv": audit_sheet.render_csv(fig),
-        "readiness.xlsx": audit_sheet.render_xlsx(fig),
+        "readiness.xlsx": audit_sheet.render_xlsx(fig, actions),
         "summary.json": (json.dumps(summary_json(fig, manifest), ensure_ascii=False, indent=2) + "\n").encode(),
         **events,
-        "report.html": audit_report.render_html(fig, manifest).encode("utf-8"),
+        "report.html": audit_report.render_html(fig, manifest, actions).encode("utf-8"),
+        **(extra or {}),
     }
     manifest["files"] = {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
                          for name, data in files.items()}

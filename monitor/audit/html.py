@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from monitor.audit.figures import Figures, GroupFigures, SiteFigures, duration_text, failed_text
+from monitor.core.actions import Action
 from monitor.core.availability import Availability
 from monitor.core.calendar import format_jalali, persian_digits
 
@@ -139,6 +140,7 @@ def _forecast(g: GroupFigures, fig: Figures) -> str:
 def _site_row(s: SiteFigures, fig: Figures) -> str:
     fa, en = AREA_LABELS.get(s.site.area, (s.site.area, s.site.area))
     cells = [f'<td class="num">{escape(s.site.id)}</td>', _name(s.site.name), f"<td>{_t(fa, en)}</td>",
+             f"<td>{_rtl(fig.config.owner_of(s.site)[0] or '—')}</td>",
              _state(s.state), f'<td class="date">{_date(s.since, fig, offset=False)}</td>',
              f'<td class="date">{_date(s.first_ready, fig, offset=False)}</td>',
              _ratio_cell(s.site_availability), _ratio_cell(s.primary), _ratio_cell(s.backup), _ratio_cell(s.terminals),
@@ -147,7 +149,8 @@ def _site_row(s: SiteFigures, fig: Figures) -> str:
     return f"<tr>{''.join(cells)}</tr>"
 
 
-SITE_HEADERS = [("شناسه", "Site"), ("نام", "Name"), ("منطقه", "Area"), ("وضعیت پایان دوره", "State at end"),
+SITE_HEADERS = [("شناسه", "Site"), ("نام", "Name"), ("منطقه", "Area"), ("مسئول", "Owner"),
+                ("وضعیت پایان دوره", "State at end"),
                 ("از", "Since"), ("نخستین آمادگی", "First ready"), ("سایت", "Site"), ("اصلی", "Primary"),
                 ("پشتیبان", "Backup"), ("پایانه‌ها", "Terminals"), ("نگهداری", "Maintenance"),
                 ("کور", "Blind")]
@@ -161,10 +164,12 @@ def _not_ready(fig: Figures) -> str:
         reasons = "<br>".join(f'<bdi class="ltr">{escape(str(r))}</bdi>' for r in s.reasons) or "—"
         failed = escape(failed_text(s.failed)) or "—"
         rows.append(f'<tr><td class="num">{escape(s.site.id)}</td>{_name(s.site.name)}'
-                    f"<td>{_rtl(s.site.county)}</td>{_state(s.state)}<td class=\"date\">{_date(s.since, fig)}</td>"
+                    f"<td>{_rtl(s.site.county)}</td><td>{_rtl(fig.config.owner_of(s.site)[0] or '—')}</td>"
+                    f"{_state(s.state)}<td class=\"date\">{_date(s.since, fig)}</td>"
                     f'<td class="ltr">{reasons}</td><td class="ltr">{failed}</td></tr>')
-    headers = [("شناسه", "Site"), ("نام", "Name"), ("شهرستان", "County"), ("وضعیت", "State"), ("از", "Since"),
-               ("دلایل", "Reasons"), ("الزامات برآورده‌نشده در دوره", "Failed requirements in the period")]
+    headers = [("شناسه", "Site"), ("نام", "Name"), ("شهرستان", "County"), ("مسئول", "Owner"), ("وضعیت", "State"),
+               ("از", "Since"), ("دلایل", "Reasons"),
+               ("الزامات برآورده‌نشده در دوره", "Failed requirements in the period")]
     return _table(headers, rows)
 
 
@@ -280,8 +285,29 @@ def _headline(fig: Figures) -> str:
             f' · Terminals up: {p.terminals_up} of {p.terminals_total} ({p.terminals_unknown} unknown)</bdi></p>')
 
 
-def render_html(fig: Figures, info: dict[str, Any]) -> str:
-    """Return the whole report as one self-contained HTML page."""
+ACTION_STATES = {"open": ("باز", "open"), "done": ("انجام شد", "done"), "cancelled": ("لغو شد", "cancelled")}
+
+
+def _actions(actions: list[Action], fig: Figures) -> str:
+    rows = []
+    for a in actions:
+        late = a.overdue(fig.period.end)
+        state = _t(*ACTION_STATES.get(a.state, (a.state, a.state)))
+        if late:
+            state += " — " + _t("دیرکرد", "overdue")
+        closed = _date(a.closed_at, fig) if a.closed_at is not None else "—"
+        rows.append(f'<tr class="{"not_ready" if late else a.state}"><td class="num">{escape(a.id)}</td>'
+                    f'<td>{_rtl(a.target)}</td><td>{_rtl(a.owner)}</td><td class="date">{_date(a.due, fig)}</td>'
+                    f'<td>{state}</td><td class="date">{closed}</td><td>{_rtl(a.result or a.note or "—")}</td></tr>')
+    headers = [("شناسه", "ID"), ("برای", "For"), ("مسئول", "Owner"), ("مهلت", "Due"), ("وضعیت", "State"),
+               ("بسته شد", "Closed"), ("نتیجه یا یادداشت", "Result or note")]
+    return (f'<section id="actions"><h2>{_t("اقدام‌های اصلاحی در دوره", "Remediation actions in the period")}</h2>'
+            f"{_table(headers, rows)}</section>")
+
+
+def render_html(fig: Figures, info: dict[str, Any], actions: list[Action] | None = None) -> str:
+    """Return the whole report as one self-contained HTML page; with ``actions``, the period's remediation
+    actions and who owns them."""
     programme = escape(fig.config.programme.name)
     groups = [_group_row(_t("استان", "Province"), fig.province)]
     groups += [_group_row(_t(*AREA_LABELS[name]), g) for name, g in fig.areas.items() if g.sites]
@@ -331,6 +357,7 @@ def render_html(fig: Figures, info: dict[str, Any]) -> str:
 <h2>{_t("معافیت‌های معتبر در دوره", "Waivers in force during the period")}</h2>
 {_waivers(fig)}
 </section>
+{"" if actions is None else _actions(actions, fig)}
 {_outages(fig)}
 {county_sections}
 <footer>{_t("درستی این بسته را با این فرمان بسنجید:", "Check this bundle with:")}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.audit.bundle import FORMAT_SHARDS, shard_events_name
-from monitor.audit.export import AuditError, events_segment, finish, manifest_head, when_json
+from monitor.audit.export import AuditError, events_segment, finish, manifest_head, period_actions, when_json
 from monitor.audit.figures import (
     ConfigInForce,
     Figures,
@@ -248,4 +248,5 @@ def export_shards(config: Config, data_dirs: Sequence[str | Path], out: str | Pa
     manifest = manifest_head(config, period, county, fig, recorded, key)
     manifest["format"] = FORMAT_SHARDS
     manifest["shards"] = entries
-    return finish(out, fig, manifest, events, key)
+    actions = [a for (_, data_dir) in stores if data_dir is not None for a in period_actions(data_dir, period, county)]
+    return finish(out, fig, manifest, events, key, actions)

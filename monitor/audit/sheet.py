@@ -22,6 +22,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from monitor.audit.figures import Figures, GroupFigures, SiteFigures, failed_text, waiver_text
+from monitor.core.actions import Action
 from monitor.core.availability import Availability
 from monitor.core.calendar import format_jalali
 
@@ -58,6 +59,7 @@ SITE_COLUMNS: tuple[Column, ...] = (
     Column("site_id", "شناسه / Site", "text", lambda s, f: s.site.id),
     Column("name", "نام / Name", "rtl", lambda s, f: s.site.name),
     Column("county", "شهرستان / County", "rtl", lambda s, f: s.site.county),
+    Column("owner", "مسئول / Owner", "rtl", lambda s, f: f.config.owner_of(s.site)[0] or ""),
     Column("area", "منطقه / Area", "text", lambda s, f: s.site.area),
     Column("kind", "نوع / Kind", "text", lambda s, f: s.site.kind),
     Column("state_at_end", "وضعیت / State at end", "text", lambda s, f: s.state),
@@ -208,8 +210,24 @@ def _sheet_title(name: str, used: set[str]) -> str:
     return title
 
 
-def render_xlsx(fig: Figures) -> bytes:
-    """Return readiness.xlsx: a summary sheet, then one sheet per county."""
+ACTION_HEADERS: tuple[tuple[str, Kind], ...] = (
+    ("شناسه / ID", "text"), ("برای / For", "text"), ("شهرستان / County", "rtl"), ("مسئول / Owner", "rtl"),
+    ("مهلت / Due", "time"), ("مهلت (شمسی) / Due (Jalali)", "text"), ("وضعیت / State", "text"),
+    ("دیرکرد / Overdue at end", "text"), ("بسته شد / Closed", "time"), ("یادداشت / Note", "rtl"),
+    ("نتیجه / Result", "rtl"),
+)
+
+
+def action_rows(actions: list[Action], fig: Figures) -> list[list[Any]]:
+    """Return one row per action (ACTION_HEADERS), as the period's end sees it."""
+    return [[a.id, a.target, a.county, a.owner, _time(a.due, fig), _jalali(a.due, fig), a.state,
+             "yes" if a.overdue(fig.period.end) else "no", _time(a.closed_at, fig), a.note, a.result]
+            for a in actions]
+
+
+def render_xlsx(fig: Figures, actions: list[Action] | None = None) -> bytes:
+    """Return readiness.xlsx: a summary sheet, then one sheet per county, then the period's remediation actions
+    (when ``actions`` is given)."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
@@ -232,6 +250,9 @@ def render_xlsx(fig: Figures) -> bytes:
         sheet = wb.create_sheet(_sheet_title(county, used))
         _write_table(sheet, [(c.title, c.kind) for c in SITE_COLUMNS],
                      [[c.value(s, fig) for c in SITE_COLUMNS] for s in sites])
+    if actions is not None:
+        _write_table(wb.create_sheet(_sheet_title("اقدام‌ها Actions", used)), list(ACTION_HEADERS),
+                     action_rows(actions, fig))
     for sheet in wb.worksheets:  # the committee reads Persian: every sheet runs right to left
         sheet.sheet_view.rightToLeft = True
     out = io.BytesIO()

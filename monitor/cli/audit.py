@@ -21,6 +21,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         if len(dirs) > 1:
             if len(set(map(Path, dirs))) < len(dirs):
                 raise AuditError(f"a --data-dir is given twice: {', '.join(dirs)}")
+            if args.with_report:
+                raise AuditError("--with-report takes one --data-dir: the committee's report is one store's "
+                                 "(export each shard's report with its own store)")
             shard_stores(config, dirs, force=args.force)  # a bad store is named before any other complaint
             period = parse_period(config, dirs, args.start, args.end)
             manifest = export_shards(config, dirs, args.output, period, county=args.county, sign_key=args.sign,
@@ -28,7 +31,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         else:
             period = parse_period(config, dirs[0], args.start, args.end)
             manifest = export(config, dirs[0], args.output, period, county=args.county, sign_key=args.sign,
-                              force=args.force)
+                              force=args.force, with_report=args.with_report)
     except (ValueError, AuditError, SigningKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -47,6 +50,8 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"(rows {chain['first_seq']}..{chain['last_seq']}, chain head {chain['head_seq']}){signed}")
     if manifest["period"].get("clipped"):
         print(f"note: {manifest['period']['clipped']['note']}")
+    if "committee_report" in manifest:
+        print(f"with the committee's report for the period: {manifest['committee_report']['file']}")
     print(f"config versions in force over the period: {', '.join(manifest['config']['versions_in_force']) or 'none'}")
     if not manifest["config"]["recorded_in_store"]:
         print(f"warning: config {manifest['config']['version']} was never recorded in force (--force)")
@@ -103,6 +108,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     q.add_argument("--sign", metavar="KEYFILE", help="sign the manifest with this Ed25519 private key")
     q.add_argument("--force", action="store_true",
                    help="export even with a config version the store never recorded in force (the report says so)")
+    q.add_argument("--with-report", action="store_true",
+                   help="add the committee's report for the period as a PDF (needs headless Chromium); listed in "
+                        "the manifest and checked by verify like every other file")
     q.add_argument("-o", "--output", required=True, metavar="OUT", help="bundle directory, or OUT.zip")
     q.set_defaults(func=cmd_export)
     q = asub.add_parser("verify", help="check a bundle's files, events and signature, and/or a store's chain; "

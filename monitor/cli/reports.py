@@ -13,10 +13,13 @@ from monitor.cli.exits import EXIT_OK
 from monitor.errors import ReadinessError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from monitor.config.loader import Config
     from monitor.config.reports import ReportSpec
+    from monitor.runtime.scheduler import ConfigJobs
     from monitor.store.events import EventStore
 
 log = logging.getLogger("readiness.reports")
@@ -54,31 +57,51 @@ def produce(config: Config, data_dir: str | Path, spec: ReportSpec | None, out_d
     return digest, files
 
 
-def schedule_reports(config: Config, data_dir: str, store: EventStore) -> AsyncIOScheduler | None:
-    """Start a scheduler that writes each configured report on its cron (programme timezone); None if none."""
-    if not config.reports:
-        return None
+def report_jobs(data_dir: str, store: EventStore) -> ConfigJobs:
+    """Return what the runner asks of a config: one cron job per report under ``reports:`` (programme timezone).
+
+    The runner builds them before it switches to a config and replaces them on every reload, all or nothing
+    with the probe jobs (monitor/runtime/scheduler.py): a reload that changes ``reports:`` reschedules them.
+    """
     import asyncio
 
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from apscheduler.triggers.cron import CronTrigger
 
+    from monitor.runtime.tasks import count_failure
+
+    def jobs(config: Config) -> dict[str, tuple[Any, Callable[[], Awaitable[None]]]]:
+        out: dict[str, tuple[Any, Callable[[], Awaitable[None]]]] = {}
+        for spec in config.reports:
+            async def run(spec: ReportSpec = spec) -> None:
+                stamp = datetime.now().astimezone().strftime("%Y%m%dT%H%M%S")
+                out_dir = Path(data_dir) / "reports" / spec.name / stamp
+                try:
+                    digest, _ = await asyncio.to_thread(produce, config, data_dir, spec, out_dir, store)
+                except Exception:  # not built, or not mailed: logged with its cause and counted, never silent
+                    log.exception("report %s failed", spec.name)
+                    count_failure("report")
+                    return
+                log.info("report %s written to %s (manifest %s)", spec.name, out_dir, digest)
+
+            trigger = CronTrigger.from_crontab(spec.schedule, timezone=config.programme.timezone)
+            out[f"report:{spec.name}"] = (trigger, run)
+        return out
+
+    return jobs
+
+
+def schedule_reports(config: Config, data_dir: str, store: EventStore) -> AsyncIOScheduler | None:
+    """Start a scheduler of its own with the config's report jobs; None if there are none (tests, tools).
+
+    The service does not use it: its runner holds the report jobs beside the probes (``report_jobs``).
+    """
+    if not config.reports:
+        return None
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
     scheduler = AsyncIOScheduler(timezone=config.programme.timezone)
-
-    async def run(spec: ReportSpec) -> None:
-        stamp = datetime.now().astimezone().strftime("%Y%m%dT%H%M%S")
-        out = Path(data_dir) / "reports" / spec.name / stamp
-        try:
-            digest, _ = await asyncio.to_thread(produce, config, data_dir, spec, out, store)
-        except Exception:
-            log.exception("report %s failed", spec.name)
-            return
-        log.info("report %s written to %s (manifest %s)", spec.name, out, digest)
-
-    for spec in config.reports:
-        scheduler.add_job(run, CronTrigger.from_crontab(spec.schedule, timezone=config.programme.timezone),
-                          args=[spec], id=f"report:{spec.name}", max_instances=1, coalesce=True,
-                          misfire_grace_time=3600)
+    for job_id, (trigger, run) in report_jobs(data_dir, store)(config).items():
+        scheduler.add_job(run, trigger, id=job_id, max_instances=1, coalesce=True, misfire_grace_time=3600)
     scheduler.start()
     return scheduler
 

@@ -103,19 +103,17 @@ async def _run(config, args: argparse.Namespace, web=None) -> int:  # type: igno
     if store is not None:
         from monitor.audit.availability import StoreAvailability
         reader = StoreAvailability(lambda: service.config, store.data_dir)
+    jobs = None
+    if store is not None:  # reports cover the store's history: without one there are none
+        from monitor.cli.reports import report_jobs
+        jobs = report_jobs(str(store.data_dir), store)
     runner = Runner(service, args.config, make_app=functools.partial(make_app, desk=service.desk, access=access,
-                                                                     availability=reader))
+                                                                     availability=reader), config_jobs=jobs)
     host = args.listen_host or config.listen.host
     port = config.listen.port if args.listen_port is None else args.listen_port
-    reports = None
-    if store is not None:
-        from monitor.cli.reports import schedule_reports
-        reports = schedule_reports(config, str(store.data_dir), store)
     try:
         await runner.run(host, port, web.ssl_context if web is not None else None)
     finally:
-        if reports is not None:
-            reports.shutdown(wait=False)
         if store is not None:
             service.timeline.save(Path(store.data_dir) / "timeline.json")
             store.close()
@@ -132,9 +130,20 @@ def _report(snap, as_json: bool) -> None:  # type: ignore[no-untyped-def]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.cli.reports import report_jobs
     from monitor.demo.run import run_demo
+    from monitor.errors import ConfigError
 
-    return run_demo(once=args.once, as_json=args.json, port=args.port, report=_report, data_dir=args.data_dir)
+    smtp: dict[str, object] = {}
+    if args.smtp:
+        host, sep, port = args.smtp.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError([Problem("--smtp", f"{args.smtp!r} is not HOST:PORT, e.g. 127.0.0.1:2525")])
+        smtp.update(host=host.strip("[]"), port=int(port))
+    if args.smtp_ca_file:
+        smtp["ca_file"] = str(Path(args.smtp_ca_file).resolve())
+    return run_demo(once=args.once, as_json=args.json, port=args.port, report=_report, data_dir=args.data_dir,
+                    smtp=smtp, config_jobs=report_jobs)
 
 
 def cmd_inventory_import(args: argparse.Namespace) -> int:
@@ -189,6 +198,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", action="store_true")
     p.add_argument("--port", type=int, default=9108, help="HTTP port (default 9108)")
     p.add_argument("--data-dir", help="keep the demo's event store here (default: a temporary directory)")
+    p.add_argument("--smtp", metavar="HOST:PORT",
+                   help="the mail server of the demo's weekly report (STARTTLS and a login; default 127.0.0.1:2525; "
+                        "the password from READINESS_DEMO_SMTP_PASSWORD)")
+    p.add_argument("--smtp-ca-file", metavar="FILE", help="verify that server's certificate against this CA bundle")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("status", help="province, county and urban/rural summary and the worst sites")

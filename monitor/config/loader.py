@@ -178,6 +178,29 @@ def _anchored(data: dict[str, Any], directory: Path) -> dict[str, Any]:
     return {**data, "terminals": out}
 
 
+def _anchored_smtp(data: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """Return ``data`` with a relative ``smtp.ca_file`` read from ``directory`` (the config file's)."""
+    smtp = data.get("smtp")
+    ca_file = smtp.get("ca_file") if isinstance(smtp, dict) else None
+    if isinstance(ca_file, str) and ca_file and not Path(ca_file).is_absolute():
+        return {**data, "smtp": {**smtp, "ca_file": str(directory / ca_file)}}  # type: ignore[dict-item]
+    return data
+
+
+def _smtp_check(config: Config, file: str, lines: dict[Path_, int]) -> list[Problem]:
+    """The SMTP server's CA bundle must load now, not when the first report is mailed."""
+    import ssl
+
+    if config.smtp is None or config.smtp.ca_file is None:
+        return []
+    try:
+        ssl.create_default_context(cafile=config.smtp.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        return [Problem(file, f"{config.smtp.ca_file} does not load as CA certificates: {exc}",
+                        line_of(lines, ("smtp", "ca_file")), None, "smtp.ca_file")]
+    return []
+
+
 def _validate_sites(raw_sites: list[RawSite]) -> tuple[list[Site], list[Problem]]:
     """Validate each raw site; return the valid ones and every problem, the reader's included."""
     sites: list[Site] = []
@@ -448,6 +471,7 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
     problems += site_problems
     problems += [Problem(file, "unknown key", lines.get((key,)), field=key) for key in _LOADER_FIELDS if key in data]
     rest = {k: v for k, v in data.items() if k != "sites" and k not in _LOADER_FIELDS}
+    rest = _anchored_smtp(rest, path.parent)
     rest["inventory"] = [name for name in inventory if isinstance(name, str)]
     config: Config | None = None
     try:
@@ -458,6 +482,7 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
     problems += _cross_check(raw_sites, auths if isinstance(auths, dict) else {})
     if config is not None:
         problems += _schedule_check(config, sites, file, lines)
+        problems += _smtp_check(config, file, lines)
     if problems or config is None:
         raise ConfigError(_in_order(problems, files))
     config = config.model_copy(update={"sites": tuple(sites), "source": file, "version": digest.hexdigest()[:16]})

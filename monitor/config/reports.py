@@ -14,6 +14,18 @@ FORMATS = ("html", "pdf", "xlsx")
 Format = Literal["html", "pdf", "xlsx"]
 
 
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (a relay on loopback may take a login without TLS)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class Smtp(Strict):
     """Where reports are mailed from. The password is never in the file: ``password_env`` names the variable."""
 
@@ -23,12 +35,20 @@ class Smtp(Strict):
     username: str | None = None
     password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     sender: str = Field("readiness@localhost", min_length=3)
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    # The server's certificate is always verified (STARTTLS): against the system's CAs, or against this bundle
+    # (PEM; a relative path is read from the config file's directory), e.g. the province's own CA.
+    ca_file: str | None = None
 
     @model_validator(mode="after")
     def _login(self) -> Smtp:
         if (self.username is None) != (self.password_env is None):
             raise ValueError("give username and password_env together (or neither)")
+        if self.ca_file is not None and not self.starttls:
+            raise ValueError("ca_file verifies the server's certificate under STARTTLS: set starttls: true")
+        if self.username is not None and not self.starttls and not _loopback(self.host):
+            raise ValueError(f"a login to {self.host} without STARTTLS would send the password in clear: "
+                             "set starttls: true")
         return self
 
     def password(self) -> str | None:

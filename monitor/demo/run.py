@@ -227,13 +227,19 @@ def _start_agent(workdir: Path, sites: list[dict[str, Any]]) -> Any:
 
 
 def run_demo(*, once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None],
-             data_dir: str | None = None) -> int:
-    """Bring the province up, run the service on it (or one cycle with ``once``), tear it all down."""
-    return asyncio.run(_demo(once, as_json, port, report, data_dir))
+             data_dir: str | None = None, smtp: dict[str, Any] | None = None,
+             config_jobs: Callable[[str, Any], Any] | None = None) -> int:
+    """Bring the province up, run the service on it (or one cycle with ``once``), tear it all down.
+
+    ``smtp`` overrides the demo's mail server (host, port, ca_file); ``config_jobs(data_dir, store)`` gives the
+    runner the config's other jobs (the committee's reports: monitor.cli.reports.report_jobs).
+    """
+    return asyncio.run(_demo(once, as_json, port, report, data_dir, smtp, config_jobs))
 
 
 async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None],
-                data_dir: str | None) -> int:
+                data_dir: str | None, smtp: dict[str, Any] | None = None,
+                config_jobs: Callable[[str, Any], Any] | None = None) -> int:
     from monitor.runtime.recorder import attach_store
     from monitor.runtime.scheduler import Runner
     from monitor.runtime.service import Service
@@ -242,7 +248,8 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
 
     sites = dp.province()
     workdir = Path(tempfile.mkdtemp(prefix="readiness-demo-"))
-    for name, text in dp.files(port).items():
+    store_dir = str(Path(data_dir).resolve()) if data_dir else str(workdir / "data")
+    for name, text in dp.files(port, data_dir=store_dir, smtp=smtp).items():
         (workdir / name).write_text(text, encoding="utf-8")
     config = load_config(workdir / "demo.yaml")
     terminals = Terminals([t["address"] for s in sites for t in s.get("terminals", []) if "http" not in t])
@@ -267,11 +274,12 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
             report(snap, as_json)
             return 0
         # The demo records like production; its history goes with it unless --data-dir keeps it.
-        store = attach_store(service, data_dir or str(workdir / "data"))
+        store = attach_store(service, store_dir)
         if not service.timeline.shares.keys():
             seed_history(service, sites, service.clock())
         await service.prepare()
-        runner = Runner(service, workdir / "demo.yaml", make_app=functools.partial(make_app, desk=service.desk))
+        runner = Runner(service, workdir / "demo.yaml", make_app=functools.partial(make_app, desk=service.desk),
+                        config_jobs=config_jobs(store_dir, store) if config_jobs is not None else None)
         url = await runner.start_http(config.listen.host, port)
         print(f"readiness demo: {len(sites)} sites in {len(dp.COUNTIES)} counties", flush=True)
         print(f"  status page  {url}/", flush=True)

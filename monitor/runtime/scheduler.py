@@ -8,6 +8,7 @@ import signal
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from apscheduler.events import (
 )
 from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config.loader import Config, load_config
@@ -33,6 +35,10 @@ from monitor.runtime.tasks import count_failure, spawn
 
 # What serves HTTP: given the current snapshot and a reload, the aiohttp app (monitor.web.app.make_app).
 AppFactory = Callable[[Callable[[], Snapshot], Callable[[], Awaitable[tuple[bool, str]]]], web.Application]
+# Jobs beside the probes that follow the config, e.g. the committee's reports (monitor.cli.reports.report_jobs):
+# given a config, job id -> (its trigger, the coroutine to run). Raises ValueError for a config it cannot schedule.
+ConfigJobs = Callable[[Config], dict[str, tuple[BaseTrigger, Callable[[], Awaitable[None]]]]]
+PROBE_PREFIX = "probe:"
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +48,22 @@ WATCH_SECONDS = 0.5
 PAUSE_MIN_SECONDS = 2.0
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The jobs a config asks for, built before any running job is touched."""
+
+    probes: dict[str, tuple[IntervalTrigger, int]]  # kind -> (trigger, misfire grace seconds)
+    others: dict[str, tuple[BaseTrigger, Callable[[], Awaitable[None]]]]  # job id -> (trigger, coroutine)
+
+
 class Runner:
     """Schedules probe cycles for a Service, serves HTTP, reloads on SIGHUP or POST /-/reload."""
 
-    def __init__(self, service: Service, config_path: str | Path | None = None, *, make_app: AppFactory) -> None:
+    def __init__(self, service: Service, config_path: str | Path | None = None, *, make_app: AppFactory,
+                 config_jobs: ConfigJobs | None = None) -> None:
         self.service = service
         self.make_app = make_app  # passed in: the web layer reads snapshots, the runtime never imports it
+        self.config_jobs = config_jobs  # passed in too: reports are the audit's, which the runtime never imports
         self.config_path = config_path
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.scheduler.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
@@ -67,7 +83,10 @@ class Runner:
         """Count every run time the scheduler dropped because the previous cycle still ran: without
         coalescing it hands them all at once, and those late by more than the grace time (the loop stood
         still while a cycle was in flight) were missed as well as skipped."""
-        kind = event.job_id.removeprefix("probe:")
+        if not event.job_id.startswith(PROBE_PREFIX):
+            log.warning("%s skipped: the previous run is still going", event.job_id)
+            return
+        kind = event.job_id.removeprefix(PROBE_PREFIX)
         job = self.scheduler.get_job(event.job_id)
         grace = job.misfire_grace_time if job is not None else None
         now = datetime.now().astimezone()
@@ -79,11 +98,12 @@ class Runner:
             self.service.note_skipped(kind, missed=i < missed)
 
     def _on_job_error(self, event: JobExecutionEvent) -> None:
-        count_failure("probe_cycle")
+        count_failure("probe_cycle" if event.job_id.startswith(PROBE_PREFIX) else event.job_id.split(":")[0])
 
     def _on_missed(self, event: JobEvent) -> None:
         # Without coalescing, APScheduler reports each run time it missed by more than the grace time.
-        self.service.note_skipped(event.job_id.removeprefix("probe:"), missed=True)
+        if event.job_id.startswith(PROBE_PREFIX):
+            self.service.note_skipped(event.job_id.removeprefix(PROBE_PREFIX), missed=True)
 
     async def _cycle(self, kind: str) -> None:
         """One scheduled cycle of ``kind``; then evaluate, unless verdicts are held after a pause."""
@@ -125,7 +145,7 @@ class Runner:
                     "every probe kind has finished a fresh cycle (at most %.0fs)", gap, wait)
         due = datetime.now().astimezone()
         for job in self.scheduler.get_jobs():  # catch up now rather than at the next interval
-            kind = job.args[0] if job.args else None
+            kind = job.args[0] if job.args and job.id.startswith(PROBE_PREFIX) else None
             if kind is None or kind in self._running:  # that job's next run comes when its cycle ends
                 continue
             if job.next_run_time is not None and job.next_run_time <= due:
@@ -152,10 +172,11 @@ class Runner:
         self._hold = None
         return False
 
-    def _plan(self, config: Config) -> dict[str, tuple[IntervalTrigger, int]]:
+    def _plan(self, config: Config) -> Plan:
         """Build every enabled kind's trigger for ``config`` and work out its first two fire times, so an
-        interval the scheduler cannot handle fails here, before a single running job is touched."""
-        plan = {}
+        interval the scheduler cannot handle fails here, before a single running job is touched; the same for
+        the config's other jobs (reports)."""
+        plan: dict[str, tuple[IntervalTrigger, int]] = {}
         now = datetime.now().astimezone()
         for kind in self.service.probes:
             s = config.probe_settings(kind)
@@ -168,26 +189,37 @@ class Runner:
             grace = max(1, int(s.interval_seconds / 2))
             now + timedelta(seconds=grace)  # the scheduler adds it to run times: overflow here, not there
             plan[kind] = (trigger, grace)
-        return plan
+        others = self.config_jobs(config) if self.config_jobs is not None else {}
+        for job_id, (trigger, _) in others.items():
+            if job_id.startswith(PROBE_PREFIX):
+                raise ValueError(f"job id {job_id!r} is reserved for the probes")
+            trigger.get_next_fire_time(None, now)  # a trigger that cannot fire fails here
+        return Plan(plan, others)
 
-    def _install(self, plan: dict[str, tuple[IntervalTrigger, int]]) -> None:
-        """Replace the probe jobs by one per kind the service runs now; on any failure the old jobs stay."""
+    def _install(self, plan: Plan) -> None:
+        """Replace the probe jobs by one per kind the service runs now, and the other jobs (reports) by the
+        plan's; on any failure the old jobs stay, all of them."""
         old = self.scheduler.get_jobs()
         kinds = self.service.kinds()
         now = datetime.now().astimezone()
         try:
             for i, kind in enumerate(kinds):
-                trigger, grace = plan[kind]
+                trigger, grace = plan.probes[kind]
                 self.scheduler.add_job(
-                    self._cycle, trigger, args=[kind], id=f"probe:{kind}", max_instances=1,
+                    self._cycle, trigger, args=[kind], id=f"{PROBE_PREFIX}{kind}", max_instances=1,
                     coalesce=False, misfire_grace_time=grace, next_run_time=now + timedelta(milliseconds=100 * i),
                     replace_existing=True,
                 )
+            for job_id, (trigger, run) in plan.others.items():
+                # A report runs once however late (a paused machine), within the hour.
+                self.scheduler.add_job(run, trigger, id=job_id, max_instances=1, coalesce=True,
+                                       misfire_grace_time=3600, replace_existing=True)
         except BaseException:
             self._restore(old)
             raise
+        keep = {f"{PROBE_PREFIX}{k}" for k in kinds} | set(plan.others)
         for job in old:
-            if job.id not in {f"probe:{k}" for k in kinds}:
+            if job.id not in keep:
                 self.scheduler.remove_job(job.id)
 
     def _restore(self, jobs: list[Job]) -> None:
@@ -249,6 +281,11 @@ class Runner:
             if not self._holding():
                 await self.service.evaluate_soon()
             msg = f"reloaded: {len(config.sites)} sites, config version {config.version}"
+            if plan.others:  # what else now runs on a schedule, and when next
+                msg += "; " + ", ".join(f"{job_id} next {job.next_run_time.isoformat(timespec='minutes')}"
+                                        for job_id in sorted(plan.others)
+                                        if (job := self.scheduler.get_job(job_id)) is not None
+                                        and job.next_run_time is not None)
             log.info("%s", msg)
             return True, msg
 

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # The bounded names of background work (metric label values); anything else counts as "other".
-TASKS = ("demo_faults", "reload", "watchdog", "prerender", "store_writer", "probe_cycle", "evaluation", "other")
+TASKS = ("demo_faults", "reload", "watchdog", "prerender", "store_writer", "probe_cycle", "evaluation", "report",
+         "other")
 THREADS = {"event-store-writer": "store_writer"}
 
 _lock = threading.Lock()

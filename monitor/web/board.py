@@ -4,8 +4,8 @@ Everything is rendered on the server from one snapshot (figures from monitor/cor
 monitor/core/forecast.py, reasons in words from monitor/web/i18n.py): no script or style leaves the machine, the
 charts and the map are inline SVG. A page is rendered once per snapshot and view, off the event loop
 (`BoardCache`). A small script (static/board.js) polls /api/v1/summary, swaps in the new board when a new
-evaluation is published, keeps "updated N s ago" ticking, and fills the owner / open action column when the
-service has ``GET /api/v1/actions``.
+evaluation is published and keeps "updated N s ago" ticking. The owner column (the site's owner, its open
+remediation actions, those past due marked overdue) comes from the same snapshot.
 """
 
 from __future__ import annotations
@@ -329,13 +329,27 @@ def _sites_table(t: _Text, snap: Snapshot, sites: list[Site], heading: str, limi
             f'{"<br>".join(_e(t.d(x)) for x in reasons) or "–"}</td>'
             f'<td data-label="{t.w("for")}">{t.dur(since) if since is not None else "–"}</td>'
             f'<td data-label="{t.w("terminals")}" dir="ltr">{_e(t.d(terms))}</td>'
-            f'<td data-label="{t.w("owner")}" class="owner" data-owner-for="{_e(s.id)}"></td></tr>')
+            f'<td data-label="{t.w("owner")}" class="owner" data-owner-for="{_e(s.id)}">{_owner(t, snap, s)}</td></tr>')
     more = len(chosen) - len(shown)
     heads = "".join(f"<th>{t.w(k)}</th>" for k in ("state", "site", "county", "reasons", "for", "terminals"))
     tail = f'<p class="muted">{t.w("more", n=more)}</p>' if more > 0 else ""
     return (f'<section id="sites"><h2>{heading}</h2><table class="cards sites"><thead><tr>{heads}'
             f'<th class="owner">{t.w("owner")}</th></tr></thead><tbody>{"".join(rows)}</tbody></table>{tail}'
             f'</section>')
+
+
+def _owner(t: _Text, snap: Snapshot, site: Site) -> str:
+    """Return the owner cell: who answers for the site, then each open action on it (or its county)."""
+    owner = snap.config.owner_of(site)[0]
+    parts = [f'<span dir="auto">{_e(owner)}</span>' if owner else "–"]
+    for a in snap.actions or ():
+        if a.is_open() and a.covers(site.id, site.county):
+            late = a.overdue(snap.at)
+            flag = f' <b class="overdue">{t.w("overdue")}</b>' if late else ""
+            parts.append(f'<br><span class="action{" late" if late else ""}" data-action="{_e(a.id)}">'
+                         f'<b dir="ltr">{_e(a.id)}</b> <span dir="auto">{_e(a.owner)}</span> · {t.w("due")} '
+                         f'{t.date(a.due)}{flag}</span>')
+    return "".join(parts)
 
 
 def _burnup(t: _Text, snap: Snapshot, scope: tuple[str, str], f: Forecast | None) -> str:

@@ -119,6 +119,8 @@ LABELS: dict[str, dict[Lang, str]] = {
     "reasons": {"fa": "علت", "en": "Reasons"},
     "for": {"fa": "مدت", "en": "For"},
     "owner": {"fa": "مسئول / اقدام باز", "en": "Owner / open action"},
+    "due": {"fa": "مهلت", "en": "due"},
+    "overdue": {"fa": "دیرکرد", "en": "overdue"},
     "all_ready": {"fa": "همه‌ی حوزه‌ها آماده‌اند.", "en": "Every site is ready."},
     "more": {"fa": "و {n} مورد دیگر", "en": "and {n} more"},
     "burnup": {"fa": "روند آمادگی تا مهلت", "en": "Readiness over time"},

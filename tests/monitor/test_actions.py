@@ -75,6 +75,18 @@ def test_due_dates_in_both_calendars() -> None:
         due_time("next friday", TEHRAN)
 
 
+def test_due_times_to_the_second_in_both_calendars() -> None:
+    """A full timestamp is due at that very second: Jalali or Gregorian, local or with an offset, Persian digits."""
+    from datetime import datetime
+
+    expected = datetime(2026, 12, 1, 8, 30, 15, tzinfo=TEHRAN).timestamp()
+    for text in ("1405-09-10 08:30:15", "1405/09/10T08:30:15+03:30", "۱۴۰۵-۰۹-۱۰ ۰۸:۳۰:۱۵", "2026-12-01 08:30:15",
+                 "2026-12-01T08:30:15+03:30", "2026-12-01T05:00:15Z", "2026-12-01T08:30:15.250+0330"):
+        assert due_time(text, TEHRAN) == expected, text
+    with pytest.raises(ActionError, match="cannot read"):
+        due_time("1405-09-10 8:30:1", TEHRAN)
+
+
 def test_unowned_and_ready_since() -> None:
     actions = fold([open_record({}, site="S2", county="Ilam", owner="A", due=10.0, due_text="x", note="", by="b",
                                 at=0.0)])

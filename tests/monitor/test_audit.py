@@ -589,9 +589,10 @@ def test_keygen_writes_safe_permissions(tmp_path: Path, capsys: pytest.CaptureFi
 # -- the spreadsheet and the printed report -------------------------------------------------------
 
 def test_workbook_layout(bundle: Path) -> None:
-    """A summary sheet and one per county; frozen header; Persian right to left; widths that fit; CSV's numbers."""
+    """A summary sheet, one per county, then the period's remediation actions; frozen header; Persian right to
+    left; widths that fit; CSV's numbers."""
     wb = openpyxl.load_workbook(bundle / "readiness.xlsx")
-    assert wb.sheetnames == ["Summary", "Eyvan", "Ilam", "Mehran"]
+    assert wb.sheetnames == ["Summary", "Eyvan", "Ilam", "Mehran", "اقدام‌ها Actions"]
     rows = read_csv(bundle / "readiness.csv")
     summary = wb["Summary"]
     assert summary.freeze_panes == "A2"

@@ -81,6 +81,33 @@ def test_a_county_view_lists_only_its_sites(snap: Snapshot) -> None:
     assert View.of({"county": "mehran", "lang": "en"}, ["Mehran"]) == View("en", True, "Mehran")
 
 
+def test_owner_column_shows_owners_and_overdue_actions(snap: Snapshot) -> None:
+    """Every listed site names its owner (the county's, from the config); an open action on it shows with its id,
+    owner and due date, marked overdue once past due at the snapshot's time; a closed one is gone."""
+    import dataclasses
+
+    from monitor.core.actions import close_record, fold, open_record
+
+    mehran = [s for s in snap.config.reported_sites() if s.county == "Mehran" and s.kind == "polling"]
+    late, later, done = mehran[0].id, mehran[1].id, mehran[2].id
+    records = [open_record({}, site=late, county="Mehran", owner="Mehran ICT team", due=snap.at - 60,
+                           due_text="x", note="", by="op", at=snap.at - 3600)]
+    records.append(open_record(fold(records), site=later, county="Mehran", owner="Sara Ahmadi", due=snap.at + 86400,
+                               due_text="y", note="", by="op", at=snap.at - 3600))
+    records.append(open_record(fold(records), site=done, county="Mehran", owner="Ali", due=snap.at - 60,
+                               due_text="z", note="", by="op", at=snap.at - 3600))
+    records.append(close_record(fold(records)["A3"], result="fixed", by="op", at=snap.at - 30))
+    with_actions = dataclasses.replace(snap, actions=tuple(fold(records).values()))
+    for view, overdue in ((View("en", True, "Mehran"), "overdue"), (View("fa", False, "Mehran"), "دیرکرد")):
+        page = render_board(with_actions, view)
+        cells = dict(re.findall(r'data-owner-for="([^"]+)">(.*?)</td>', page))
+        assert set(cells) == {s.id for s in snap.config.reported_sites() if s.county == "Mehran"}
+        assert all("Mehran ICT team" in c for c in cells.values())
+        assert 'data-action="A1"' in cells[late] and overdue in cells[late] and "late" in cells[late]
+        assert 'data-action="A2"' in cells[later] and "Sara Ahmadi" in cells[later] and overdue not in cells[later]
+        assert "data-action" not in cells[done]
+
+
 def test_not_enough_history_says_so(tmp_path: Path) -> None:
     snap = sample_snapshot(history_days=0.5, now=time.time())
     assert not snap.forecasts[("province", "")].enough_history

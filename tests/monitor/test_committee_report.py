@@ -123,6 +123,54 @@ def test_audit_export_sheets_are_right_to_left(run: Run, tmp_path: Path, capsys:
     assert wb.worksheets and all(ws.sheet_view.rightToLeft for ws in wb.worksheets)
 
 
+def test_audit_bundle_with_the_committee_report_and_owners(run: Run, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`audit export --with-report`: the committee's PDF for the bundle's period is listed in the signed manifest
+    and checked by verify (one changed byte is named); report.html and readiness.xlsx name each site's owner and
+    list the period's actions with their owners, results and who is overdue."""
+    require_tool("chromium")
+    pdftotext = require_tool("pdftotext")
+    from monitor.audit.signing import generate_keypair
+
+    key, pub = tmp_path / "k.key", tmp_path / "k.pub"
+    generate_keypair(key, pub)
+    out = tmp_path / "bundle"
+    code = main(["audit", "export", "--config", str(report_config(run, 2527)), "--data-dir", str(run.data_dir),
+                 "--to", "2026-02-21", "--force", "--with-report", "--sign", str(key), "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "committee-report.pdf" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "committee-report.pdf" in manifest["files"] and manifest["committee_report"]["scope"] == "province"
+    assert main(["audit", "verify", str(out), "--pubkey", str(pub)]) == 0
+    assert "OK" in capsys.readouterr().out
+    text = flat(subprocess.run([pdftotext, str(out / "committee-report.pdf"), "-"], capture_output=True, text=True,
+                               check=True).stdout)
+    for words in ("Committee report", "Overdue actions by owner", "Sara Ahmadi", "مودم عوض شد",
+                  "the audit bundle's period"):
+        assert words in text, words
+
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.count("Ilam ICT") >= 2, "Ilam's sites name the county's owner"
+    actions = html[html.index('id="actions"'):]
+    for words in ("A1", "علی رضایی", "مودم عوض شد", "A2", "Sara Ahmadi", "overdue", "county:Mehran", "Mehran ICT"):
+        assert words in actions, words
+    wb = openpyxl.load_workbook(out / "readiness.xlsx")
+    header = [c.value for c in wb["Ilam"][1]]
+    owners = {row[header.index("مسئول / Owner")] for row in wb["Ilam"].iter_rows(min_row=2, values_only=True)}
+    assert owners == {"Ilam ICT"}
+    rows = {r[0]: r for r in wb["اقدام‌ها Actions"].iter_rows(min_row=2, values_only=True)}
+    assert rows["A1"][3] == "علی رضایی" and rows["A1"][6] == "done" and rows["A1"][10] == "مودم عوض شد"
+    assert rows["A2"][3] == "Sara Ahmadi" and rows["A2"][7] == "yes"
+    assert all(ws.sheet_view.rightToLeft for ws in wb.worksheets)
+
+    pdf = out / "committee-report.pdf"
+    data = bytearray(pdf.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    pdf.write_bytes(bytes(data))
+    assert main(["audit", "verify", str(out), "--pubkey", str(pub)]) == 1
+    assert "FAIL committee-report.pdf: SHA-256" in capsys.readouterr().out
+
+
 class Inbox:
     """An aiosmtpd handler that keeps every message it receives."""
 
@@ -190,6 +238,33 @@ def test_scheduled_report_is_mailed_and_recorded(run: Run, tmp_path: Path, capsy
     assert committee.previous_report(run.data_dir, "weekly") == rows[-1].payload["period_end"]
     assert main(["audit", "verify", "--data-dir", str(run.data_dir)]) == 0
     capsys.readouterr()
+
+
+def test_a_scheduled_report_that_cannot_be_mailed_is_logged_and_counted(
+        run: Run, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The mail server refuses the connection: the report is written and on the record, the job logs why it was
+    not mailed, counts readiness_task_failures_total{task="report"}, and returns (the service goes on)."""
+    import shutil
+
+    from monitor.cli.reports import report_jobs
+    from monitor.runtime import tasks
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(run.data_dir, data_dir)  # the module's store stays as it is for the other tests
+    port = free_port()  # nothing listens there
+    path = report_config(run, port, reports=[{"name": "daily", "schedule": "0 7 * * *", "formats": ["html"],
+                                              "recipients": ["committee@ilam.example"]}])
+    config = load_config(path)
+    before = tasks.failures()["report"]
+    with EventStore(data_dir) as store:
+        (_, job), = report_jobs(str(data_dir), store)(config).values()
+        asyncio.run(job())
+    assert tasks.failures()["report"] == before + 1
+    (written,) = (data_dir / "reports" / "daily").iterdir()
+    assert (written / "report-daily.html").is_file()
+    assert committee.previous_report(data_dir, "daily") is not None
+    assert any("report daily failed" in r.getMessage() and f"127.0.0.1:{port}" in r.exc_text for r in caplog.records
+               if r.exc_text), [r.getMessage() for r in caplog.records]
 
 
 async def _fire_scheduled(config: Config, data_dir: str, store: EventStore, done: Callable[[], bool]) -> None:

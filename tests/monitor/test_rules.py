@@ -288,6 +288,16 @@ ROUTES = [
     ({"alertname": "MonitorBlind", "severity": "critical", "instance": "127.0.0.1:9108"}, "monitoring-oncall"),
     ({"alertname": "DeadlineAtRisk", "severity": "warning", "scope": "county", "county": "Ilam"}, "committee"),
     ({"alertname": "DeadlineAtRisk", "severity": "warning", "scope": "province"}, "committee"),
+    # Overdue remediation work goes to the county's owner (the `owner` label ActionOverdue joins in); an owner
+    # without a route of their own, or no owner, falls through to the county's NOC.
+    ({"alertname": "ActionOverdue", "severity": "warning", "county": "Ilam", "owner": "Ilam ICT team"},
+     "owner-ilam-ict"),
+    ({"alertname": "ActionOverdue", "severity": "warning", "county": "Mehran", "owner": "Mehran ICT team"},
+     "owner-mehran-ict"),
+    ({"alertname": "ActionOverdue", "severity": "warning", "county": "Ilam", "owner": "Someone Else"}, "ilam-noc"),
+    ({"alertname": "ActionOverdue", "severity": "warning", "county": "Dehloran"}, "province-noc"),
+    ({"alertname": "PrimaryLinkDown", "severity": "warning", "county": "Ilam", "owner": "Ilam ICT team"},
+     "ilam-noc"),
     ({"severity": "none"}, "province-noc"),
 ]
 

@@ -105,3 +105,67 @@ def test_sighup_reloads_and_sigterm_stops(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _report_config(tmp_path: Path, reports: list[dict[str, object]]) -> Path:
+    return write_config(tmp_path, [site("S1")], programme={"name": "t", "deadline": "2026-12-31T23:59:59+03:30",
+                                                           "timezone": "Asia/Tehran"},
+                        probes={"tcp": {"interval_seconds": 60}}, reports=reports)
+
+
+def _report_jobs(runner: Runner) -> dict[str, tuple[str, str]]:
+    """Report job id -> (its cron fields as APScheduler prints them, its timezone)."""
+    return {j.id: (str(j.trigger), str(j.trigger.timezone)) for j in runner.scheduler.get_jobs()
+            if j.id.startswith("report:")}
+
+
+async def test_reload_replaces_the_report_jobs_all_or_nothing(tmp_path: Path) -> None:
+    """A reload that changes `reports:` reschedules them (changed, added, removed) beside the probe jobs; a reload
+    whose report jobs cannot be built keeps every old job, probes and reports alike, and the old config."""
+    from monitor.cli.reports import report_jobs
+    from monitor.store.events import EventStore
+
+    path = _report_config(tmp_path, [{"name": "weekly", "schedule": "0 8 * * sat"}])
+    service = Service(load_config(path))
+    built = report_jobs(str(tmp_path / "data"), EventStore(tmp_path / "data"))  # the store is used only by a run
+
+    def jobs(config):  # type: ignore[no-untyped-def]
+        if any(r.name == "boom" for r in config.reports):  # a job the runner cannot build: all or nothing
+            raise ValueError("report boom cannot be scheduled")
+        return built(config)
+
+    runner = Runner(service, path, make_app=make_app, config_jobs=jobs)
+    runner._schedule()
+    runner.scheduler.start()
+    try:
+        assert _report_jobs(runner) == {"report:weekly": ("cron[month='*', day='*', day_of_week='sat', hour='8', "
+                                                          "minute='0']", "Asia/Tehran")}
+        assert runner.scheduler.get_job("probe:tcp") is not None
+
+        _report_config(tmp_path, [{"name": "weekly", "schedule": "30 9 * * sun"},
+                                  {"name": "daily", "schedule": "0 7 * * *"}])
+        ok, msg = await runner.reload()
+        assert ok, msg
+        assert "report:daily next " in msg and "T07:00+03:30" in msg and "report:weekly next " in msg
+        assert _report_jobs(runner) == {
+            "report:weekly": ("cron[month='*', day='*', day_of_week='sun', hour='9', minute='30']", "Asia/Tehran"),
+            "report:daily": ("cron[month='*', day='*', day_of_week='*', hour='7', minute='0']", "Asia/Tehran")}
+        weekly = runner.scheduler.get_job("report:weekly").next_run_time
+        assert (weekly.weekday(), weekly.hour, weekly.minute) == (6, 9, 30)  # Sunday 09:30 in Tehran
+
+        before = _report_jobs(runner)
+        version = service.config.version
+        _report_config(tmp_path, [{"name": "weekly", "schedule": "0 8 * * sat"},
+                                  {"name": "boom", "schedule": "* * * * *"}])
+        ok, msg = await runner.reload()
+        assert not ok and "report boom cannot be scheduled" in msg
+        assert _report_jobs(runner) == before and service.config.version == version
+        assert runner.scheduler.get_job("probe:tcp") is not None
+
+        _report_config(tmp_path, [])
+        ok, msg = await runner.reload()
+        assert ok, msg
+        assert _report_jobs(runner) == {} and runner.scheduler.get_job("probe:tcp") is not None
+    finally:
+        runner.scheduler.shutdown(wait=False)
+        await service.close()

@@ -1,4 +1,4 @@
-// The board, live: "updated N s ago", a new board when a new evaluation is published, owners when present.
+// The board, live: "updated N s ago", a new board when a new evaluation is published.
 // Nothing here asks anything of anyone but this service.
 (function () {
   "use strict";
@@ -42,7 +42,7 @@
       if (!fresh) return;
       document.getElementById("board").replaceWith(fresh);
       body.dataset.evaluated = doc.body.dataset.evaluated;
-      owners(); tick();
+      tick();
     }).catch(function () {});
   }
   function poll() {
@@ -53,28 +53,7 @@
         if (Math.abs(at - parseFloat(body.dataset.evaluated || "0")) > 0.5) swap();
       }).catch(function () {});
   }
-  // The accountability work exposes GET /api/v1/actions; until it does this column stays hidden.
-  function owners() {
-    fetch("/api/v1/actions", {cache: "no-store"}).then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (doc) {
-        var list = doc && (Array.isArray(doc) ? doc : doc.actions);
-        if (!Array.isArray(list)) return;
-        var open = {};
-        list.forEach(function (a) {
-          if (!a || !a.site || (a.state && /^(closed|done|resolved)$/.test(a.state))) return;
-          var text = [a.owner, a.title || a.action || a.summary].filter(Boolean).join(" — ");
-          if (text) (open[a.site] = open[a.site] || []).push(text);
-        });
-        var any = false;
-        document.querySelectorAll("[data-owner-for]").forEach(function (td) {
-          var got = open[td.dataset.ownerFor];
-          td.textContent = got ? got.join("; ") : "–";
-          any = any || !!got;
-        });
-        if (any) document.querySelectorAll("table.sites").forEach(function (t) { t.classList.add("has-owner"); });
-      }).catch(function () {});
-  }
-  tick(); owners();
+  tick();
   setInterval(tick, 1000);
   setInterval(poll, refresh);
 })();
