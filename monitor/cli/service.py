@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from monitor.cli.exits import EXIT_OK
 from monitor.errors import Problem
@@ -77,6 +78,17 @@ def listener_access(config, args: argparse.Namespace):  # type: ignore[no-untype
     return web
 
 
+def store_readers(service, data_dir) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Return what the app reads from the event store in ``data_dir``: availability over a period (the audit's
+    figures) and the board's history (the ready share over time, a site's timeline). The web layer imports
+    neither the audit nor the store (docs/architecture.md): this command builds them and hands them in."""
+    from monitor.audit.availability import StoreAvailability
+    from monitor.runtime.readback import StoreHistory
+
+    return {"availability": StoreAvailability(lambda: service.config, data_dir),
+            "history": StoreHistory(lambda: service.config, data_dir)}
+
+
 async def _run(config, args: argparse.Namespace, web=None) -> int:  # type: ignore[no-untyped-def]
     from monitor.runtime.recorder import attach_store
     from monitor.runtime.scheduler import Runner
@@ -99,12 +111,9 @@ async def _run(config, args: argparse.Namespace, web=None) -> int:  # type: igno
     if web is not None and web.config.basic_auth_users:
         from monitor.web.access import Access
         access = Access(web.users, web.admins)
-    reader = None
-    if store is not None:
-        from monitor.audit.availability import StoreAvailability
-        reader = StoreAvailability(lambda: service.config, store.data_dir)
+    readers = store_readers(service, store.data_dir) if store is not None else {}
     runner = Runner(service, args.config, make_app=functools.partial(make_app, desk=service.desk, access=access,
-                                                                     availability=reader))
+                                                                     **readers))
     host = args.listen_host or config.listen.host
     port = config.listen.port if args.listen_port is None else args.listen_port
     reports = None
@@ -134,7 +143,8 @@ def _report(snap, as_json: bool) -> None:  # type: ignore[no-untyped-def]
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo.run import run_demo
 
-    return run_demo(once=args.once, as_json=args.json, port=args.port, report=_report, data_dir=args.data_dir)
+    return run_demo(once=args.once, as_json=args.json, port=args.port, report=_report, data_dir=args.data_dir,
+                    readers=store_readers)
 
 
 def cmd_inventory_import(args: argparse.Namespace) -> int:

@@ -53,28 +53,31 @@
         if (Math.abs(at - parseFloat(body.dataset.evaluated || "0")) > 0.5) swap();
       }).catch(function () {});
   }
-  // The accountability work exposes GET /api/v1/actions; until it does this column stays hidden.
+  // Open remediation actions (GET /api/v1/actions), by site; a county's action shows on each of its sites.
   function owners() {
-    fetch("/api/v1/actions", {cache: "no-store"}).then(function (r) { return r.ok ? r.json() : null; })
+    var cells = document.querySelectorAll("[data-owner-for]");
+    if (!cells.length) return;
+    fetch("/api/v1/actions?state=open", {cache: "no-store"}).then(function (r) { return r.ok ? r.json() : null; })
       .then(function (doc) {
-        var list = doc && (Array.isArray(doc) ? doc : doc.actions);
+        var list = doc && doc.actions;
         if (!Array.isArray(list)) return;
-        var open = {};
+        var bySite = {}, byCounty = {};
         list.forEach(function (a) {
-          if (!a || !a.site || (a.state && /^(closed|done|resolved)$/.test(a.state))) return;
-          var text = [a.owner, a.title || a.action || a.summary].filter(Boolean).join(" — ");
-          if (text) (open[a.site] = open[a.site] || []).push(text);
+          if (!a || a.state !== "open") return;
+          var text = a.owner + " — " + (a.note || a.id) + " (" + a.due_text + ")";
+          if (a.site) (bySite[a.site] = bySite[a.site] || []).push(text);
+          else if (a.county) (byCounty[a.county] = byCounty[a.county] || []).push(text);
         });
-        var any = false;
-        document.querySelectorAll("[data-owner-for]").forEach(function (td) {
-          var got = open[td.dataset.ownerFor];
-          td.textContent = got ? got.join("; ") : "–";
-          any = any || !!got;
+        cells.forEach(function (cell) {
+          var row = cell.closest("[data-county]");
+          var county = row ? row.dataset.county : "";
+          var got = (bySite[cell.dataset.ownerFor] || []).concat(byCounty[county] || []);
+          cell.textContent = got.join("; ");
         });
-        if (any) document.querySelectorAll("table.sites").forEach(function (t) { t.classList.add("has-owner"); });
       }).catch(function () {});
   }
   tick(); owners();
   setInterval(tick, 1000);
   setInterval(poll, refresh);
+  setInterval(owners, refresh);  // an action opened or closed shows without waiting for an evaluation
 })();
