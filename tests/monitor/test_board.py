@@ -240,3 +240,58 @@ def test_board_at_400_px_has_no_horizontal_scroll(served: str, tmp_path: Path) -
         full_screenshot(driver, str(tmp_path / "board-400.png"), 400)
     finally:
         driver.quit()
+
+
+def test_burnup_from_the_store_ends_at_the_headline(snap: Snapshot) -> None:
+    """With the store's samples the burn-up draws them (a gap where points are missing) and ends on the snapshot's
+    own figure; without a store it falls back to the forecast's memory and says so."""
+    from monitor.core.figures import PROVINCE
+
+    fig = snap.figures().province
+    hours = [snap.at - h * 3600 for h in range(48, 0, -1) if not 20 <= h < 26]  # six hours missing
+    recorded = {PROVINCE: tuple((t, fig.ready - 5, fig.total) for t in hours)}
+    points, source = board.burnup_points(snap, PROVINCE, fig, recorded)
+    assert source == "store" and points[-1] == (snap.at, fig.ready, fig.total) and len(points) == len(hours) + 1
+    page = render_board(snap, View("en", True), recorded=recorded)
+    assert 'data-source="store"' in page and page.count('class="share-line"') == 2  # the gap splits the line
+    assert 'data-source="memory"' in render_board(snap, View("en", True))
+
+
+def test_map_tiles_only_when_configured(snap: Snapshot) -> None:
+    """No tile server by default: nothing on the page points anywhere; with board.tile_url the map lays tiles."""
+    from dataclasses import replace
+
+    from monitor.config.loader import BoardSettings
+
+    assert "<image" not in render_board(snap, View("en", True))
+    url = "https://tiles.example.org/{z}/{x}/{y}.png"
+    tiled = replace(snap, config=snap.config.model_copy(update={"board": BoardSettings(
+        tile_url=url, tile_attribution="© OpenStreetMap contributors")}))
+    page = render_board(tiled, View("en", True))
+    tiles = re.findall(r'<image href="https://tiles\.example\.org/(\d+)/(\d+)/(\d+)\.png"', page)
+    assert 1 <= len(tiles) <= board.MAX_TILES and len({z for z, _, _ in tiles}) == 1
+    assert "© OpenStreetMap contributors" in page
+    for bad in ("ftp://x/{z}/{x}/{y}", "https://x/{z}/{x}.png", "https://x/{z}/{x}/{y}/{s}.png",
+                'https://x/{z}/{x}/{y}.png"onload="'):
+        with pytest.raises(ValueError, match="tile_url"):
+            BoardSettings(tile_url=bad)
+
+
+def test_site_page(snap: Snapshot) -> None:
+    """A site's page: links against their medium's thresholds, terminals, reasons in words, owner; its timeline
+    from what the store holds; a 404 page of its own for an unknown id."""
+    from monitor.runtime.readback import Change, SiteTimeline
+    from monitor.web.site_page import render_missing, render_site
+
+    bad = next(s for s in snap.config.reported_sites() if snap.sites[s.id].state == "not_ready" and s.links)
+    line = SiteTimeline(snap.at - 3 * 86400, snap.at, {f"site:{bad.id}": [
+        Change(snap.at - 3 * 86400, "ready", ()), Change(snap.at - 3600, "not_ready", ("primary.down",))]}, [])
+    page = render_site(snap, View("en", True), bad, timeline=line)
+    assert f'data-site="{bad.id}"' in page and 'data-state="not_ready"' in page
+    assert "limit ≤ 1.0%" in page  # fiber loss threshold
+    assert page.count(f'data-entity="site:{bad.id}"') == 2 and "primary link: is down" in page
+    assert all(f'data-terminal="{t.id}"' in page for t in bad.terminals)
+    fa = render_site(snap, View(), bad, timeline=None)
+    assert 'dir="rtl"' in fa and 'data-recorded="0"' in fa and "آذر" in fa
+    missing = render_missing(snap, View("en", True), "<nope>")
+    assert "&lt;nope&gt;" in missing and "<nope>" not in missing
