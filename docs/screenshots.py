@@ -2,14 +2,14 @@
 
 Starts ``readiness demo`` itself (a subprocess on a free loopback port, its store in a temporary dir), waits for its
 first evaluation, then drives Debian's headless Chromium (chromium + chromium-driver, Selenium; nothing is
-downloaded) over the board at 1400 px and 400 px, in Persian and English, and over one site's page; writes
-PNGs (default ``docs/img/``), each cut to at most ``MAX_HEIGHT`` CSS pixels so the repository stays small. Run it
+downloaded) over the board at 1400 px and 400 px, in Persian and English, and over the page of one site that is
+not ready (after opening a remediation action for it through the API, so the owner column has something); writes
+PNGs (default ``docs/img/``), most cut to their first ``MAX_HEIGHT`` CSS pixels so the repository stays small. Run it
 as root for the demo's real link faults (nftables); without root every link answers. Stops the demo when done.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import socket
@@ -19,20 +19,21 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.monitor.browser import available, browser  # noqa: E402  (the harness the browser tests use)
 
-MAX_HEIGHT = 2200  # CSS pixels: the first screens of a page, where the committee looks
-SHOTS = (  # name, width, path
-    ("board-fa-1400", 1400, "/"),
-    ("board-en-1400", 1400, "/?lang=en"),
-    ("board-fa-400", 400, "/"),
-    ("board-en-400", 400, "/?lang=en"),
-    ("site-en-1400", 1400, "/sites/{site}?lang=en"),
-    ("site-fa-400", 400, "/sites/{site}"),
+MAX_HEIGHT = 1800  # CSS pixels: the first screens of a page, where the committee looks
+SHOTS = (  # name, width, path, height cap (the English board whole: burn-up and map included)
+    ("board-fa-1400", 1400, "/", MAX_HEIGHT),
+    ("board-en-1400", 1400, "/?lang=en", 4200),
+    ("board-fa-400", 400, "/", MAX_HEIGHT),
+    ("board-en-400", 400, "/?lang=en", MAX_HEIGHT),
+    ("site-en-1400", 1400, "/sites/{site}?lang=en", MAX_HEIGHT),
+    ("site-fa-400", 400, "/sites/{site}", MAX_HEIGHT),
 )
 
 
@@ -66,19 +67,28 @@ def _worst_site(url: str) -> str:
     return sites[0]["id"] if sites else "ILM-001"
 
 
-def shoot(driver: object, url: str, path: Path, width: int) -> None:
-    """Save the page at ``url`` as a PNG ``width`` CSS pixels wide and at most MAX_HEIGHT tall."""
-    d: object = driver
-    d.get(url)  # type: ignore[attr-defined]
+def _open_action(url: str, site: str) -> None:
+    """Open one remediation action through the API, as a county's ICT team would: the owner column shows it."""
+    import json
+
+    body = json.dumps({"site": site, "owner": "Ilam ICT team", "due": "1405-09-25",
+                       "note": "replace the terminals' switch", "by": "screenshots"}).encode()
+    request = urllib.request.Request(url + "/api/v1/actions", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def shoot(driver: Any, url: str, path: Path, width: int, cap: int = MAX_HEIGHT) -> None:
+    """Save the page at ``url`` as a PNG ``width`` CSS pixels wide and at most ``cap`` tall."""
+    driver.get(url)
     time.sleep(1.0)  # the font and the owners column
-    height = min(MAX_HEIGHT, int(d.execute_script("return document.documentElement.scrollHeight")))  # type: ignore[attr-defined]
-    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",  # type: ignore[attr-defined]
-                      {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
-    shot = d.execute_cdp_cmd("Page.captureScreenshot",  # type: ignore[attr-defined]
-                             {"format": "png", "clip": {"x": 0, "y": 0, "width": width, "height": height,
-                                                        "scale": 1}, "captureBeyondViewport": True})
-    d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # type: ignore[attr-defined]
-    path.write_bytes(base64.b64decode(shot["data"]))
+    height = min(cap, int(driver.execute_script("return document.documentElement.scrollHeight")))
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+    try:
+        driver.save_screenshot(str(path))  # the viewport, now the page's first ``cap`` pixels (right to left too)
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def main(out: Path) -> int:
@@ -96,13 +106,14 @@ def main(out: Path) -> int:
         try:
             _wait_evaluated(url, time.monotonic() + 120)
             site = _worst_site(url)
+            _open_action(url, site)
             for width in (1400, 400):
                 driver = browser(width, 1000)
                 try:
-                    for name, w, path in SHOTS:
+                    for name, w, path, cap in SHOTS:
                         if w == width:
                             target = out / f"{name}.png"
-                            shoot(driver, url + path.format(site=site), target, width)
+                            shoot(driver, url + path.format(site=site), target, width, cap)
                             print(f"{target} ({target.stat().st_size // 1024} KiB)")
                 finally:
                     driver.quit()

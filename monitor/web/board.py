@@ -361,6 +361,7 @@ def _mercator(lat: float, lon: float) -> tuple[float, float]:
 
 
 MAP_WIDTH, MAP_PAD, TILE_PIXELS, MAX_TILES = 720.0, 24.0, 256, 64
+MAP_MARKERS_MAX = 2000  # more located sites than this: neighbours share a marker (a cluster of the worst state)
 
 
 def _tiles(url: str, x0: float, y0: float, scale: float, w: float, h: float) -> str:
@@ -404,11 +405,14 @@ def _map(t: _Text, snap: Snapshot, sites: list[Site]) -> str:
 
     settings = snap.config.board
     tiles = _tiles(settings.tile_url, ox, oy, scale, w, h) if settings.tile_url else ""
-    cell = 14.0  # sites closer than this are drawn as one cluster when three or more share a cell
+    # Every site its own marker, a link to its page, the worst drawn last (on top). Only a very large map groups
+    # sites that share a cell into one marker of the worst state among them, so the page stays light.
+    cell = 14.0 if len(located) > MAP_MARKERS_MAX else 0.0
     cells: dict[tuple[int, int], list[tuple[Site, str, float, float]]] = {}
-    for s, state in located:
+    for s, state in sorted(located, key=lambda item: -WORST_ORDER[item[1]]):
         x, y = xy(s)
-        cells.setdefault((int(x // cell), int(y // cell)), []).append((s, state, x, y))
+        key = (int(x // cell), int(y // cell)) if cell else (len(cells), 0)
+        cells.setdefault(key, []).append((s, state, x, y))
     shapes = []
     for group in cells.values():
         if len(group) >= 3:
@@ -424,8 +428,9 @@ def _map(t: _Text, snap: Snapshot, sites: list[Site]) -> str:
                           f'<title>{_e(t.d(tip))}</title></g>')
             continue
         for s, state, x, y in group:
-            shapes.append(f'<g class="pt" data-site="{_e(s.id)}" data-state="{state}">{_marker(state, x, y)}'
-                          f'<title>{_e(s.id)} {_e(s.name)}: {_e(state_words(state, t.view.lang))}</title></g>')
+            shapes.append(f'<a href="{_e(site_href(t.view, s.id))}"><g class="pt" data-site="{_e(s.id)}" '
+                          f'data-state="{state}" data-colour="{STATE_COLOURS[state]}">{_marker(state, x, y)}'
+                          f'<title>{_e(s.id)} {_e(s.name)}: {_e(state_words(state, t.view.lang))}</title></g></a>')
     labels = []
     by_county: dict[str, list[tuple[float, float]]] = {}
     for s, _ in located:

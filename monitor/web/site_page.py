@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from monitor.core.actions import Action
 from monitor.core.figures import is_polling_place, site_state, site_terminals
 from monitor.core.model import MediumPolicy, Site
 from monitor.core.readiness import LinkHealth, SiteReadiness
@@ -66,11 +67,16 @@ def _summary(t: Text, snap: Snapshot, site: Site, r: SiteReadiness | None) -> st
     owner, contact = snap.config.owner_of(site)
     who = (f'{esc(owner)}' + (f' · {t.w("contact")}: <span dir="ltr">{esc(contact)}</span>' if contact else "")
            if owner else f'<span class="muted">{t.w("no_owner")}</span>')
+    # The open actions as of the snapshot; the page's script keeps them current from GET /api/v1/actions.
+    acts = "; ".join(f"{a.owner} — {a.note or a.id} ({a.due_text})" for a in _open_actions(snap, site))
+    who += f'<div class="act" dir="auto" data-owner-for="{esc(site.id)}">{esc(acts)}</div>'
+    who += f'<div class="muted no-act">{t.w("no_actions")}</div>'
     terms = site_terminals(site, r)
     where = (f' · {t.w("location")}: <span dir="ltr">{t.d(f"{site.location.lat:.4f}, {site.location.lon:.4f}")}</span>'
              if site.location is not None else "")
     return f"""
-<section class="headline site-head" id="site" data-site="{esc(site.id)}" data-state="{state}">
+<section class="headline site-head" id="site" data-site="{esc(site.id)}" data-state="{state}"
+ data-county="{esc(site.county)}">
  <div class="card big">
   <div class="label">{t.w("state")}</div>
   <div class="value">{t.state(state)}{since}</div>
@@ -132,8 +138,8 @@ def _links(t: Text, snap: Snapshot, site: Site, r: SiteReadiness | None) -> str:
         rows.append(
             f'<tr data-link="{esc(link.role)}" data-state="{state}">'
             f'<td data-label="{t.w("role")}">{esc(ROLE_WORDS[link.role][t.view.lang])}</td>'
-            f'<td data-label="{t.w("medium")}" dir="ltr">{esc(link.medium)}</td>'
-            f'<td data-label="{t.w("address")}" dir="ltr">{esc(link.address)}</td>'
+            f'<td data-label="{t.w("medium")}"><span dir="ltr">{esc(link.medium)}</span></td>'
+            f'<td data-label="{t.w("address")}"><span dir="ltr">{esc(link.address)}</span></td>'
             f'<td data-label="{t.w("state")}"><span class="state st-{PART_STATE_CLASS.get(state, "unknown")}">'
             f'{esc(part_state_words(state, t.view.lang))}</span></td>'
             f'<td data-label="{t.w("loss")}" data-measure="loss">'
@@ -165,11 +171,12 @@ def _terminals(t: Text, site: Site, r: SiteReadiness | None) -> str:
         address = term.address + (f":{term.port}" if term.port else "")
         rows.append(
             f'<tr data-terminal="{esc(term.id)}" data-state="{state}">'
-            f'<td data-label="{t.w("terminal")}" dir="ltr">{esc(term.id)}</td>'
-            f'<td data-label="{t.w("address")}" dir="ltr">{esc(address)}</td>'
+            f'<td data-label="{t.w("terminal")}"><span dir="ltr">{esc(term.id)}</span></td>'
+            f'<td data-label="{t.w("address")}"><span dir="ltr">{esc(address)}</span></td>'
             f'<td data-label="{t.w("state")}"><span class="state st-{PART_STATE_CLASS.get(state, "unknown")}">'
             f'{esc(part_state_words(state, t.view.lang))}</span></td>'
-            f'<td data-label="{t.w("reasons")}" dir="ltr">{esc(h.reason) if h is not None and h.reason else "–"}</td>'
+            f'<td data-label="{t.w("reasons")}"><span dir="ltr">{esc(h.reason) if h is not None and h.reason else "–"}'
+            f'</span></td>'
             f'<td data-label="{t.w("observed")}">{t.date(h.observed_at) if h is not None and h.observed_at else "–"}'
             f'</td></tr>')
     heads = "".join(f"<th>{t.w(k)}</th>" for k in ("terminal", "address", "state", "reasons", "observed"))
@@ -208,11 +215,16 @@ def _schedule(t: Text, snap: Snapshot, site: Site, r: SiteReadiness | None) -> s
     return f'<section id="schedule"><h2>{t.w("schedule")}</h2>{body}</section>'
 
 
+def _open_actions(snap: Snapshot, site: Site) -> list[Action]:
+    """Return the open actions for the site, or for its whole county, soonest due first."""
+    return sorted((a for a in snap.actions or () if a.is_open() and (a.site == site.id or (
+        a.site is None and a.county == site.county))), key=lambda a: a.due)
+
+
 def _actions(t: Text, snap: Snapshot, site: Site) -> str:
-    mine = [a for a in snap.actions or () if a.is_open() and (a.site == site.id or (a.site is None
-                                                                                  and a.county == site.county))]
+    """The open actions in detail (as of the snapshot: who, due, overdue, what); the headline keeps them live."""
     rows = []
-    for a in sorted(mine, key=lambda a: a.due):
+    for a in _open_actions(snap, site):
         overdue = f' <b class="st-not_ready">{t.w("overdue")}</b>' if a.overdue(snap.at) else ""
         rows.append(f'<li data-action="{esc(a.id)}"><b dir="ltr">{esc(a.id)}</b> · <span dir="auto">{esc(a.owner)}'
                     f'</span> · {t.w("due")} {t.date(a.due, with_time=False)}{overdue}'
@@ -234,17 +246,11 @@ def _segments(changes: list[Change], start: float, end: float) -> list[tuple[flo
     return out
 
 
-def _timeline(t: Text, snap: Snapshot, site: Site, timeline: SiteTimeline | None) -> str:
-    title = f'<h2>{t.w("timeline", days=TIMELINE_DAYS)}</h2>'
-    if timeline is None or not timeline.recorded:
-        return f'<section id="timeline" data-recorded="0">{title}<p class="muted">{t.w("timeline_none")}</p></section>'
-    rows: list[tuple[str, str]] = [(f"site:{site.id}", t.w("site"))]
-    rows += [(f"link:{site.id}/{link.role}", esc(ROLE_WORDS[link.role][t.view.lang])) for link in site.links]
-    if len(site.terminals) <= TERMINALS_IN_STRIP:
-        rows += [(f"target:{site.id}/terminal/{term.id}", esc(term.id)) for term in site.terminals]
+def _strip(t: Text, timeline: SiteTimeline, rows: list[tuple[str, str]], w: float, label_w: float, kind: str
+           ) -> str:
+    """Return the state strip: one row per entity, a segment per recorded state, the monitor's dark time over all."""
     start, end = timeline.start, timeline.end
-    w, label_w, row_h, top = 1000.0, 110.0, 22.0, 8.0
-    axis_h = 22.0
+    row_h, top, axis_h = 22.0, 8.0, 22.0
     h = top + row_h * len(rows) + axis_h
     rtl = t.view.lang == "fa"
     x_lo, x_hi = (8.0, w - label_w) if rtl else (label_w, w - 8.0)
@@ -259,18 +265,16 @@ def _timeline(t: Text, snap: Snapshot, site: Site, timeline: SiteTimeline | None
     while day.timestamp() < end:
         x = X(day.timestamp())
         label = t.d(jalali_text(day, t.view.lang, with_time=False).rsplit(" ", 1)[0])
-        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top:.1f}" y2="{h - axis_h + 4:.1f}" class="grid"/>'
-                     f'<text x="{x:.1f}" y="{h - 6:.1f}" class="axis" text-anchor="middle">{esc(label)}</text>')
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top:.1f}" y2="{h - axis_h + 4:.1f}" class="grid"/>')
+        if x_lo + 24 < x < x_hi - 24:  # a label at the very edge would be cut off
+            parts.append(f'<text x="{x:.1f}" y="{h - 6:.1f}" class="axis" text-anchor="middle">{esc(label)}</text>')
         day += timedelta(days=1)
-    recorded_any = False
     for k, (entity, name) in enumerate(rows):
         y = top + k * row_h
         lx = w - 4 if rtl else 4
         parts.append(f'<text x="{lx:.1f}" y="{y + row_h * 0.68:.1f}" class="axis row-label" '
                      f'text-anchor="{"end" if rtl else "start"}">{name}</text>')
-        changes = timeline.entities.get(entity, [])
-        recorded_any = recorded_any or bool(changes)
-        for s, e, state in _segments(changes, start, end):
+        for s, e, state in _segments(timeline.entities.get(entity, []), start, end):
             a, b = sorted((X(s), X(e)))
             parts.append(f'<rect x="{a:.1f}" y="{y + 3:.1f}" width="{max(b - a, 0.8):.1f}" height="{row_h - 6:.1f}" '
                          f'fill="{_colour(state)}" data-entity="{esc(entity)}" data-state="{esc(state)}">'
@@ -279,12 +283,28 @@ def _timeline(t: Text, snap: Snapshot, site: Site, timeline: SiteTimeline | None
         a, b = sorted((X(max(s, start)), X(min(e, end))))
         parts.append(f'<rect x="{a:.1f}" y="{top:.1f}" width="{max(b - a, 0.8):.1f}" height="{row_h * len(rows):.1f}" '
                      f'class="dark"><title>{t.w("monitor_dark")}</title></rect>')
+    return (f'<svg viewBox="0 0 {w:.0f} {h:.0f}" class="chart strip {kind}" role="img" '
+            f'aria-label="{t.w("timeline", days=TIMELINE_DAYS)}">{"".join(parts)}</svg>')
+
+
+def _timeline(t: Text, snap: Snapshot, site: Site, timeline: SiteTimeline | None) -> str:
+    title = f'<h2>{t.w("timeline", days=TIMELINE_DAYS)}</h2>'
+    if timeline is None or not timeline.recorded:
+        return f'<section id="timeline" data-recorded="0">{title}<p class="muted">{t.w("timeline_none")}</p></section>'
+    rows: list[tuple[str, str]] = [(f"site:{site.id}", t.w("site"))]
+    rows += [(f"link:{site.id}/{link.role}", esc(ROLE_WORDS[link.role][t.view.lang])) for link in site.links]
+    if len(site.terminals) <= TERMINALS_IN_STRIP:
+        rows += [(f"target:{site.id}/terminal/{term.id}", esc(term.id)) for term in site.terminals]
+    recorded_any = any(timeline.entities.get(entity) for entity, _ in rows)
+    # Two drawings of the same strip: one for wide screens, one for phones (the page shows one by its width), so
+    # the labels stay readable at 400 px without scrolling sideways.
+    strip = _strip(t, timeline, rows, 1000.0, 110.0, "strip-wide") + _strip(t, timeline, rows, 400.0, 84.0,
+                                                                              "strip-narrow")
     legend = " ".join(f'<span class="legend"><i style="background:{c}"></i> {t.state(s)}</span>'
                       for s, c in COLOURS.items())
-    strip = (f'<svg viewBox="0 0 {w:.0f} {h:.0f}" class="chart strip" role="img" '
-             f'aria-label="{t.w("timeline", days=TIMELINE_DAYS)}">'
-             f'{"".join(parts)}</svg><div class="legends">{legend} <span class="legend"><i class="dark"></i> '
-             f'{t.w("monitor_dark")}</span></div>')
+    strip += (f'<div class="legends">{legend} <span class="legend"><i class="dark"></i> '
+              f'{t.w("monitor_dark")}</span></div>')
+    start = timeline.start
     changes = [c for c in timeline.entities.get(f"site:{site.id}", []) if c.at >= start]
     if not recorded_any:
         strip += f'<p class="muted">{t.w("timeline_empty")}</p>'

@@ -36,6 +36,16 @@ def snap() -> Snapshot:
     return sample_snapshot(now=time.time())
 
 
+def site_state_of(snap: Snapshot, site_id: str) -> str:
+    r = snap.sites.get(site_id)
+    return r.state if r is not None else "unknown"
+
+
+def _rgb(hex_colour: str) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
 def test_every_reason_code_has_words_in_both_languages() -> None:
     """Every code of monitor/core/reasons.py reads in Persian and English, and nothing else is in the tables."""
     assert set(LINK_WORDS) == set(LINK_CODES) and set(SITE_WORDS) == set(SITE_CODES)
@@ -213,14 +223,18 @@ def test_board_in_a_browser(served: str, snap: Snapshot, wide: Any, tmp_path: Pa
     assert {r.get_attribute("data-site") for r in rows} == wanted
     assert wide.find_element(By.ID, "share").text == fig.counties["Mehran"].share_text()
     full_screenshot(wide, str(tmp_path / "board-county-1400.png"), 1400)
-    # Every located site is on the map, alone or in a cluster
+    # Every located site has one marker on the map, of its state's colour (as the browser paints it) and shape
     wide.get(served + "/?lang=en")
-    marked = set(wide.execute_script(
-        "return [...document.querySelectorAll('#map [data-site]')].map(e => e.dataset.site)"))
-    for ids in wide.execute_script(
-            "return [...document.querySelectorAll('#map [data-sites]')].map(e => e.dataset.sites)"):
-        marked |= set(ids.split())
-    assert marked == {s.id for s in snap.config.reported_sites() if s.location is not None}
+    markers = wide.execute_script(
+        "return [...document.querySelectorAll('#map g.pt')].map(g => {const m = g.firstElementChild;"
+        " const s = getComputedStyle(m); return [g.dataset.site, g.dataset.state, m.tagName,"
+        " m.getAttribute('stroke') ? s.stroke : s.fill]})")
+    located = {s.id: site_state_of(snap, s.id) for s in snap.config.reported_sites() if s.location is not None}
+    assert sorted(m[0] for m in markers) == sorted(located) and not wide.find_elements(By.CSS_SELECTOR, "#map .cluster")
+    shape = {"ready": "circle", "degraded": "path", "not_ready": "path", "unknown": "path"}
+    for site_id, state, tag, colour in markers:
+        assert state == located[site_id] and tag == shape[state], (site_id, state, tag)
+        assert colour == _rgb(board.STATE_COLOURS[state]), (site_id, state, colour)
     # Nothing was asked of anyone but the service, on any page visited since the start
     events = " ".join(e["message"] for e in wide.get_log("performance"))
     asked = re.findall(r'"Network.requestWillBeSent".*?"url":"([^"]+)"', events)
@@ -229,11 +243,13 @@ def test_board_in_a_browser(served: str, snap: Snapshot, wide: Any, tmp_path: Pa
 
 @needs_browser
 @pytest.mark.slow
-def test_board_at_400_px_has_no_horizontal_scroll(served: str, tmp_path: Path) -> None:
+def test_board_at_400_px_has_no_horizontal_scroll(served: str, snap: Snapshot, tmp_path: Path) -> None:
     driver = browser(400, 900)
     try:
-        for query in ("", "?lang=en", "?county=Holeylan"):
-            driver.get(served + "/" + query)
+        site = next(s.id for s in snap.config.reported_sites() if s.terminals and s.links)
+        for path in ("/", "/?lang=en", "/?county=Holeylan", f"/sites/{site}", f"/sites/{site}?lang=en"):
+            driver.get(served + path)
+            query = path
             width = driver.execute_script("return window.innerWidth")
             scroll = driver.execute_script("return document.documentElement.scrollWidth")
             assert width <= 420 and scroll <= width, (query, scroll, width)
@@ -289,7 +305,8 @@ def test_site_page(snap: Snapshot) -> None:
     page = render_site(snap, View("en", True), bad, timeline=line)
     assert f'data-site="{bad.id}"' in page and 'data-state="not_ready"' in page
     assert "limit ≤ 1.0%" in page  # fiber loss threshold
-    assert page.count(f'data-entity="site:{bad.id}"') == 2 and "primary link: is down" in page
+    assert page.count(f'data-entity="site:{bad.id}"') == 2 * 2  # drawn wide and narrow
+    assert "primary link: is down" in page
     assert all(f'data-terminal="{t.id}"' in page for t in bad.terminals)
     fa = render_site(snap, View(), bad, timeline=None)
     assert 'dir="rtl"' in fa and 'data-recorded="0"' in fa and "آذر" in fa

@@ -123,11 +123,11 @@ def test_site_page_shows_its_timeline(served: Served, driver: Any, tmp_path: Pat
     driver.get(f"{served.url}/sites/{served.site}?lang=en")
     full_screenshot(driver, str(tmp_path / "site-en-1400.png"), 1400)
     assert driver.find_element(By.TAG_NAME, "h1").text.startswith(served.site)
-    strip = driver.find_elements(By.CSS_SELECTOR, f'#timeline rect[data-entity="site:{served.site}"]')
+    strip = driver.find_elements(By.CSS_SELECTOR, f'#timeline .strip-wide rect[data-entity="site:{served.site}"]')
     states = [r.get_attribute("data-state") for r in strip]
     assert states[:4] == ["ready", "not_ready", "degraded", "ready"], states
-    link = {r.get_attribute("data-state") for r in
-            driver.find_elements(By.CSS_SELECTOR, f'#timeline rect[data-entity="link:{served.site}/primary"]')}
+    link_rects = f'#timeline .strip-wide rect[data-entity="link:{served.site}/primary"]'
+    link = {r.get_attribute("data-state") for r in driver.find_elements(By.CSS_SELECTOR, link_rects)}
     assert {"up", "down"} <= link
     changes = driver.find_element(By.CSS_SELECTOR, "table.changes").text
     assert "primary link: is down" in changes and "backup link: is down" in changes
@@ -137,7 +137,7 @@ def test_site_page_shows_its_timeline(served: Served, driver: Any, tmp_path: Pat
     # Persian first, same page
     driver.get(f"{served.url}/sites/{served.site}")
     assert driver.find_element(By.TAG_NAME, "html").get_attribute("dir") == "rtl"
-    assert driver.find_elements(By.CSS_SELECTOR, f'#timeline rect[data-entity="site:{served.site}"]')
+    assert driver.find_elements(By.CSS_SELECTOR, f'#timeline .strip-wide rect[data-entity="site:{served.site}"]')
     with urllib.request.urlopen(f"{served.url}/sites/{served.site}") as r:
         assert r.status == 200
     try:
@@ -191,6 +191,9 @@ def test_an_action_opened_through_the_api_shows_in_the_owner_column(served: Serv
     assert _until(lambda: "Reza Karimi — replace the ONT" in driver.find_element(By.CSS_SELECTOR, cell).text)
     assert driver.find_element(By.CSS_SELECTOR, cell).is_displayed()
     full_screenshot(driver, str(tmp_path / "board-with-action.png"), 1400)
+    driver.get(f"{served.url}/sites/{site}?lang=en")  # the site's own page, before any new evaluation
+    assert _until(lambda: "Reza Karimi" in driver.find_element(By.CSS_SELECTOR, "#owner .act").text)
+    assert not driver.find_element(By.CSS_SELECTOR, "#owner .no-act").is_displayed()
 
 
 # -- access control, from the browser ------------------------------------------------------------------------------
