@@ -276,7 +276,8 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app = web.Application(middlewares=[access.middleware()] if access is not None and access.enabled else [])
+    # With a web config the middleware is in place even without users yet: a reload may add them.
+    app = web.Application(middlewares=[access.middleware()] if access is not None else [])
     app.add_routes(routes)
     app.cleanup_ctx.append(prerender)
     add_board(app, get, history=history)  # the committee's board at / and /sites/{id} (monitor/web/board.py)
