@@ -236,40 +236,36 @@ class StoreHistory:
 
     def timeline(self, site_id: str, start: float, end: float) -> SiteTimeline:
         """Return the recorded states of the site and its links and terminals over ``[start, end)``."""
-        prefixes = (f"site:{site_id}", f"link:{site_id}/", f"target:{site_id}/terminal/")
+        # Index ranges on the entity column: a page reads its own site's rows, never the whole store.
+        ranges = [(f"link:{site_id}/", f"link:{site_id}0"),  # "0" is the character after "/"
+                  (f"target:{site_id}/terminal/", f"target:{site_id}/terminal0")]
         entities: dict[str, list[Change]] = {}
-        outages: list[tuple[float, float]] = []
         try:
             conn = connect_readonly(self.data_dir)
         except StoreError:
             return SiteTimeline(start, end, {}, [], recorded=False)
         try:
-            for entity in conn.execute(
-                    "SELECT DISTINCT entity FROM events WHERE kind = 'transition' AND (entity = ? OR "
-                    "substr(entity, 1, ?) = ? OR substr(entity, 1, ?) = ?)",
-                    (prefixes[0], len(prefixes[1]), prefixes[1], len(prefixes[2]), prefixes[2])).fetchall():
-                name = entity[0]
-                before = conn.execute("SELECT at, new, reasons FROM events WHERE entity = ? AND kind = 'transition' "
-                                      "AND at < ? ORDER BY at DESC, seq DESC LIMIT 1", (name, start)).fetchone()
-                rows = conn.execute("SELECT at, new, reasons FROM events WHERE entity = ? AND kind = 'transition' "
-                                    "AND at >= ? AND at < ? ORDER BY at, seq", (name, start, end)).fetchall()
-                line = [Change(max(at, start), new, _reasons(reasons)) for at, new, reasons in
-                        ([before] if before else []) + rows]
-                entities[name] = line
-            marks = conn.execute("SELECT seq, at, kind, entity, new FROM events WHERE (kind = 'marker' OR "
-                                 "(kind = 'transition' AND entity = 'monitor')) AND at < ? ORDER BY seq",
+            rows = conn.execute(
+                "SELECT entity, at, new, reasons FROM events WHERE kind = 'transition' AND at < ? AND (entity = ? OR "
+                "(entity >= ? AND entity < ?) OR (entity >= ? AND entity < ?)) ORDER BY at, seq",
+                (end, f"site:{site_id}", *ranges[0], *ranges[1])).fetchall()
+            marks = conn.execute("SELECT seq, at, kind, entity, new FROM events WHERE entity IN ('store', 'monitor') "
+                                 "AND (kind = 'marker' OR kind = 'transition') AND at < ? ORDER BY seq",
                                  (end,)).fetchall()
             probe = _Shares("", {}, {})
             for seq, at, kind, entity, new in marks:
                 self._row(probe, conn, seq, at, kind, entity, new)
-            outages = [(s, e) for s, e in probe.outages if e > start]
-            for since in (probe.stopped_since, probe.blind_since):
-                if since is not None:
-                    outages.append((since, end))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.data_dir}: {exc}") from exc
         finally:
             conn.close()
+        for entity, at, new, reasons in rows:
+            line = entities.setdefault(entity, [])
+            if at < start and line:  # only the state in force at the start is kept from before it
+                line.pop()
+            line.append(Change(max(at, start), new, _reasons(reasons)))
+        outages = [(s, e) for s, e in probe.outages if e > start]
+        outages += [(since, end) for since in (probe.stopped_since, probe.blind_since) if since is not None]
         return SiteTimeline(start, end, entities, sorted(outages))
 
 

@@ -121,6 +121,8 @@ def test_a_site_timeline(tmp_path: Path) -> None:
     store = _store(tmp_path)
     store.append([_t(T0, "A1", "ready"), _t(T0 + 5 * H, "A1", "not_ready"), _t(T0 + 6 * H, "A10", "ready"),
                   Transition(T0 + 5 * H, "link:A1/primary", "up", "down", ("primary.down",), "v"),
+                  Transition(T0 + 5 * H, "link:A10/primary", "up", "down", ("primary.down",), "v"),
+                  Transition(T0 + 5 * H, "target:A1/terminal/T1", "up", "down", ("refused",), "v"),
                   _t(T0 + 8 * H, "A1", "ready"),
                   Transition(T0 + 8.5 * H, "monitor", "seeing", "blind", ("monitor.blind",), "v")])
     assert store.flush()
@@ -129,5 +131,5 @@ def test_a_site_timeline(tmp_path: Path) -> None:
     site_line = line.entities["site:A1"]
     assert [(c.at - T0, c.state) for c in site_line] == [(2 * H, "ready"), (5 * H, "not_ready"), (8 * H, "ready")]
     assert line.entities["link:A1/primary"][0].reasons == ("primary.down",)
-    assert set(line.entities) == {"site:A1", "link:A1/primary"}
+    assert set(line.entities) == {"site:A1", "link:A1/primary", "target:A1/terminal/T1"}
     assert line.outages == [(T0 + 8.5 * H, T0 + 9 * H)]  # blind since then
