@@ -97,17 +97,15 @@ def _summary(t: Text, snap: Snapshot, site: Site, r: SiteReadiness | None) -> st
 
 def _measure(t: Text, value: float | None, limit: float | None, text: Callable[[float], str], *, below: bool = False
              ) -> str:
-    """Return a value against its limit: ``0.3% / ≤ 1%``, marked over (or under, for light) the limit."""
+    """Return a value against its limit, ``0.3% (max 1.0%)``, marked when over (or, for light, under) the limit."""
     if value is None or not math.isfinite(value):
-        shown = "–"
-        bad = False
+        shown, bad = "–", False
     else:
         shown = text(value)
         bad = limit is not None and (value < limit if below else value > limit)
-    sign = "≥" if below else "≤"
-    bound = "" if limit is None else f' <small class="muted">({t.w("limit")} {sign} {text(limit)})</small>'
-    return (f'<span class="measure{" over" if bad else ""}" dir="ltr">{esc(t.d(shown))}</span>'
-            f'{t.d(bound) if bound else ""}')
+    bound = "" if limit is None else (f' <small class="muted">({t.w("at_least" if below else "at_most")} '
+                                      f'<bdi dir="ltr">{esc(t.d(text(limit)))}</bdi>)</small>')
+    return f'<bdi class="measure{" over" if bad else ""}" dir="ltr">{esc(t.d(shown))}</bdi>{bound}'
 
 
 def _percent(v: float) -> str:

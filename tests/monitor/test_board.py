@@ -304,7 +304,7 @@ def test_site_page(snap: Snapshot) -> None:
         Change(snap.at - 3 * 86400, "ready", ()), Change(snap.at - 3600, "not_ready", ("primary.down",))]}, [])
     page = render_site(snap, View("en", True), bad, timeline=line)
     assert f'data-site="{bad.id}"' in page and 'data-state="not_ready"' in page
-    assert "limit ≤ 1.0%" in page  # fiber loss threshold
+    assert '(max <bdi dir="ltr">1.0%</bdi>)' in page  # fiber loss threshold
     assert page.count(f'data-entity="site:{bad.id}"') == 2 * 2  # drawn wide and narrow
     assert "primary link: is down" in page
     assert all(f'data-terminal="{t.id}"' in page for t in bad.terminals)
