@@ -20,7 +20,7 @@ from monitor.web import board
 from monitor.web.app import make_app
 from monitor.web.board import BoardCache, View, monitor_health, render_board
 from monitor.web.i18n import LANGS, LINK_WORDS, SITE_WORDS, STATE_WORDS, reason_words
-from tests.helpers import free_port
+from tests.helpers import free_port, require
 from tests.monitor.board_sample import sample_snapshot
 from tests.monitor.browser import available, browser, full_screenshot
 
@@ -166,7 +166,10 @@ def test_static_files_are_package_data() -> None:
 
 # -- in a real browser -----------------------------------------------------------------------------------------
 
-needs_browser = pytest.mark.skipif(bool(available()), reason=available() or "browser available")
+@pytest.fixture(scope="module")
+def needs_browser() -> None:
+    """Skip without Chromium and its driver, except under CI=true, where these tests must run."""
+    require(not available(), available())
 
 
 @pytest.fixture(scope="module")
@@ -185,13 +188,12 @@ def served(snap: Snapshot) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def wide() -> Iterator[Any]:
+def wide(needs_browser: None) -> Iterator[Any]:
     driver = browser(1400)
     yield driver
     driver.quit()
 
 
-@needs_browser
 @pytest.mark.slow
 def test_board_in_a_browser(served: str, snap: Snapshot, wide: Any, tmp_path: Path) -> None:
     """Persian RTL with Persian digits; the numbers equal the figures; English by switch; a county by click."""
@@ -241,9 +243,9 @@ def test_board_in_a_browser(served: str, snap: Snapshot, wide: Any, tmp_path: Pa
     assert asked and all(u.startswith(served) or u.startswith("data:") for u in asked), asked
 
 
-@needs_browser
 @pytest.mark.slow
-def test_board_at_400_px_has_no_horizontal_scroll(served: str, snap: Snapshot, tmp_path: Path) -> None:
+def test_board_at_400_px_has_no_horizontal_scroll(needs_browser: None, served: str, snap: Snapshot,
+                                                   tmp_path: Path) -> None:
     driver = browser(400, 900)
     try:
         site = next(s.id for s in snap.config.reported_sites() if s.terminals and s.links)
