@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from monitor.cli.exits import EXIT_OK
 from monitor.errors import Problem
@@ -77,6 +78,55 @@ def listener_access(config, args: argparse.Namespace):  # type: ignore[no-untype
     return web
 
 
+def store_readers(service, data_dir) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Return what the app reads from the event store in ``data_dir``: availability over a period (the audit's
+    figures) and the board's history (the ready share over time, a site's timeline). The web layer imports
+    neither the audit nor the store (docs/architecture.md): this command builds them and hands them in."""
+    from monitor.audit.availability import StoreAvailability
+    from monitor.runtime.readback import StoreHistory
+
+    return {"availability": StoreAvailability(lambda: service.config, data_dir),
+            "history": StoreHistory(lambda: service.config, data_dir)}
+
+
+def web_config_reload(args: argparse.Namespace, host: str, access, started):  # type: ignore[no-untyped-def]
+    """Return the reload step for the web config (SIGHUP, POST /-/reload): read it again from the same place
+    (--web.config.file, else the new config's listen.web_config) and check it as at start-up, refusing the whole
+    reload on any problem; once the service has switched, put its users and admins in force and load its
+    certificate and key again (a renewed certificate is served from the next connection on). Turning TLS on or
+    off, or changing its other settings, takes effect at restart (the listener is bound), and says so."""
+    from monitor.config.webconfig import listen_refusal, load_web_config
+    from monitor.errors import ConfigError
+
+    serving = started.ssl_context if started is not None else None  # the listener's, bound at start
+    first_tls = started.config.tls_server_config if started is not None else None
+
+    def part(config):  # type: ignore[no-untyped-def]
+        path = args.web_config_file or (
+            config.listen.web_config and _web_config_path(args.config, config.listen.web_config))
+        fresh = load_web_config(path) if path else None
+        why = listen_refusal(host, fresh, args.web_insecure)
+        if why:
+            raise ConfigError([Problem(str(path or args.config), why, field="basic_auth_users")])
+        tls = fresh.config.tls_server_config if fresh is not None else None
+
+        def commit() -> None:
+            access.replace(fresh.users if fresh else {}, fresh.admins if fresh else frozenset())
+            if serving is not None and tls is not None and fresh is not None:
+                serving.load_cert_chain(fresh.path.parent / tls.cert_file, fresh.path.parent / tls.key_file)
+                keep = {"cert_file", "key_file"}
+                if first_tls is not None and tls.model_dump(exclude=keep) != first_tls.model_dump(exclude=keep):
+                    log.warning("web config %s: TLS versions and client certificate settings take effect at "
+                                "restart; its certificate and key are served from now on", path)
+            elif (serving is not None) != (tls is not None):
+                log.warning("web config %s: turning TLS %s takes effect at restart", path or "(none)",
+                            "on" if tls is not None else "off")
+            log.info("web config %s read again: %d users, %d admins", path or "(none)",
+                     len(fresh.users) if fresh else 0, len(fresh.admins) if fresh else 0)
+        return commit
+    return part
+
+
 async def _run(config, args: argparse.Namespace, web=None) -> int:  # type: ignore[no-untyped-def]
     from monitor.runtime.recorder import attach_store
     from monitor.runtime.scheduler import Runner
@@ -95,22 +145,20 @@ async def _run(config, args: argparse.Namespace, web=None) -> int:  # type: igno
         return EXIT_OK
     store = None if args.no_store else attach_store(service, args.data_dir or config.data_dir)
     await service.prepare()
-    access = None
-    if web is not None and web.config.basic_auth_users:
-        from monitor.web.access import Access
-        access = Access(web.users, web.admins)
-    reader = None
-    if store is not None:
-        from monitor.audit.availability import StoreAvailability
-        reader = StoreAvailability(lambda: service.config, store.data_dir)
+    from monitor.web.access import Access
+
+    # Always in place, so a reload can add users to a service that started without any.
+    access = Access(web.users, web.admins) if web is not None else Access({})
+    readers = store_readers(service, store.data_dir) if store is not None else {}
     jobs = None
     if store is not None:  # reports cover the store's history: without one there are none
         from monitor.cli.reports import report_jobs
         jobs = report_jobs(str(store.data_dir), store)
     runner = Runner(service, args.config, make_app=functools.partial(make_app, desk=service.desk, access=access,
-                                                                     availability=reader), config_jobs=jobs)
+                                                                     **readers), config_jobs=jobs)
     host = args.listen_host or config.listen.host
     port = config.listen.port if args.listen_port is None else args.listen_port
+    runner.also_reload.append(web_config_reload(args, host, access, web))
     try:
         await runner.run(host, port, web.ssl_context if web is not None else None)
     finally:
@@ -143,7 +191,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.smtp_ca_file:
         smtp["ca_file"] = str(Path(args.smtp_ca_file).resolve())
     return run_demo(once=args.once, as_json=args.json, port=args.port, report=_report, data_dir=args.data_dir,
-                    smtp=smtp, config_jobs=report_jobs)
+                    smtp=smtp, config_jobs=report_jobs, readers=store_readers)
 
 
 def cmd_inventory_import(args: argparse.Namespace) -> int:
@@ -166,7 +214,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from monitor.cli.status import render_status, status_from_url
 
-    doc = status_from_url(args.url.rstrip("/") + "/api/v1/sites")
+    headers = None
+    if args.web_user:
+        import os
+
+        from monitor.cli.status import basic_auth
+        from monitor.errors import ConfigError
+
+        password = os.environ.get(args.web_password_env)
+        if password is None:  # never on the command line: it would sit in the shell history and the process list
+            raise ConfigError([Problem(args.web_password_env, f"--web.user {args.web_user} needs the password in the "
+                                       f"environment variable {args.web_password_env}", field="--web.password-env")])
+        headers = basic_auth(args.web_user, password)
+    doc = status_from_url(args.url.rstrip("/") + "/api/v1/sites", headers=headers, ca_file=args.web_ca_file)
     render_status(doc, Console(), worst=args.worst)
     return EXIT_OK
 
@@ -207,6 +267,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("status", help="province, county and urban/rural summary and the worst sites")
     p.add_argument("--url", default="http://127.0.0.1:9108", help="a running readiness service")
     p.add_argument("--worst", type=int, default=20, help="how many of the worst sites to list")
+    p.add_argument("--web.user", dest="web_user", metavar="USER",
+                   help="Basic auth user of a service with a web config (the password from the environment)")
+    p.add_argument("--web.password-env", dest="web_password_env", metavar="NAME", default="READINESS_WEB_PASSWORD",
+                   help="the environment variable holding --web.user's password (default READINESS_WEB_PASSWORD)")
+    p.add_argument("--web.ca-file", dest="web_ca_file", metavar="FILE",
+                   help="trust this CA for an https:// --url (default: the system's)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("inventory", help="inventory tools")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import urllib.parse
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,31 @@ class MetricsSettings(Strict):
     detail: bool = False
 
 
+class BoardSettings(Strict):
+    """The committee's board at ``/`` (monitor/web/board.py)."""
+
+    # Map tiles for deployments that run a tile server, e.g. https://tiles.example/{z}/{x}/{y}.png. Default none:
+    # the map is drawn from the sites' coordinates alone and the page asks nothing of anyone but this service.
+    tile_url: str | None = None
+    tile_attribution: str = Field("", max_length=200)  # shown under the map (tile servers ask for it)
+
+    @field_validator("tile_url")
+    @classmethod
+    def _tile_template(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"tile_url must be an http:// or https:// URL, got {url!r}")
+        holes = re.findall(r"\{[^{}]*\}", url)
+        if sorted(holes) != ["{x}", "{y}", "{z}"] or url.count("{") != 3 or url.count("}") != 3:
+            raise ValueError("tile_url must hold {z}, {x} and {y} once each and no other braces, "
+                             "e.g. https://tiles.example/{z}/{x}/{y}.png")
+        if any(c.isspace() or c in "\"'<>" for c in url):
+            raise ValueError("tile_url must not contain spaces, quotes or angle brackets")
+        return url
+
+
 class Config(Strict):
     """The whole validated configuration, inventory included."""
 
@@ -50,6 +77,7 @@ class Config(Strict):
     # Addresses the monitor must reach to trust its own view; sites without an upstream hang off these.
     witnesses: tuple[Witness, ...] = ()
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    board: BoardSettings = Field(default_factory=BoardSettings)
     maintenance: tuple[MaintenanceWindow, ...] = ()
     waivers: tuple[Waiver, ...] = ()
     inventory: tuple[str, ...] = ()

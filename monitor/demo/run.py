@@ -199,18 +199,59 @@ def faults(sites: list[dict[str, Any]], tick: int) -> tuple[set[str], set[str], 
     return down, lossy, terms
 
 
-def seed_history(service: Any, sites: list[dict[str, Any]], now: float, days: int = 14) -> None:
-    """Give the demo a simulated past fortnight of the ready share (a climb from about a third to today),
-    so its deadline forecast has a trend to follow from the first minute."""
+def simulated_past(sites: list[dict[str, Any]], now: float, days: int = 14
+                   ) -> list[tuple[float, dict[str, tuple[str, tuple[str, ...]]]]]:
+    """Return a simulated past fortnight, hour by hour: each polling place's (state, reasons) — a climb of the ready
+    share from about a third to about 60%, the order in which sites got ready fixed, a little noise each hour."""
     rnd = random.Random(1405)
     polling = [s for s in sites if s.get("kind", "polling") == "polling"]
     order = sorted(polling, key=lambda s: rnd.random())  # the order in which sites got ready
+    # What keeps a site from being ready while it is not: the same cause all along, as in the field.
+    causes: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for s in polling:
+        causes[s["id"]] = rnd.choice([("degraded", ("backup.down",)), ("not_ready", ("primary.down",)),
+                                      ("not_ready", (f"terminals 0/{len(s['terminals'])}",))])
     hours = days * 24
+    out: list[tuple[float, dict[str, tuple[str, tuple[str, ...]]]]] = []
+    nothing: tuple[str, ...] = ()
     for h in range(hours, 0, -1):
         share = 0.62 - 0.3 * h / hours + rnd.uniform(-0.02, 0.02)
         ready = {s["id"] for s in order[: int(share * len(order))]}
-        service.timeline.shares.record(now - h * 3600.0, [(s["county"], s["area"], "ready" if s["id"] in ready
-                                                            else "not_ready") for s in polling])
+        out.append((now - h * 3600.0, {s["id"]: ("ready", nothing) if s["id"] in ready else causes[s["id"]]
+                                       for s in polling}))
+    return out
+
+
+def seed_history(service: Any, sites: list[dict[str, Any]], now: float, store: Any = None, days: int = 14) -> None:
+    """Give the demo a simulated past fortnight, so its deadline forecast has a trend to follow from the first
+    minute and its board a burn-up and site timelines: into the forecast's memory, and (``store``, a fresh demo
+    store) as the site and link transitions the recorder would have written, with the config in force."""
+    from monitor.store.events import Transition
+
+    past = simulated_past(sites, now, days)
+    county = {s["id"]: (s["county"], s["area"]) for s in sites}
+    roles = {s["id"]: [link["role"] for link in s["links"]] for s in sites}
+    for at, states in past:
+        service.timeline.shares.record(at, [(*county[sid], state) for sid, (state, _) in states.items()])
+    if store is None:
+        return
+    version = service.config.version
+    store.append_config(past[0][0], version, service.config.record())
+    last: dict[str, str] = {}
+    for at, states in past:
+        changes = []
+        for sid, (state, reasons) in states.items():
+            entity = f"site:{sid}"
+            if last.get(entity) != state:
+                changes.append(Transition(at, entity, last.get(entity), state, reasons, version))
+                last[entity] = state
+            for role in roles[sid]:
+                down = reasons == (f"{role}.down",)
+                link, link_state = f"link:{sid}/{role}", "down" if down else "up"
+                if last.get(link) != link_state:
+                    changes.append(Transition(at, link, last.get(link), link_state, reasons if down else (), version))
+                    last[link] = link_state
+        store.append(changes)
 
 
 def _start_agent(workdir: Path, sites: list[dict[str, Any]]) -> Any:
@@ -226,20 +267,36 @@ def _start_agent(workdir: Path, sites: list[dict[str, Any]]) -> Any:
     return None
 
 
+# Given the service and its data dir, what the app reads from the store (``make_app``'s ``availability`` and
+# ``history``): built by the command (monitor/cli/service.py `store_readers`), as the demo may not import the audit.
+Readers = Callable[[Any, Path], dict[str, Any]]
+
+
 def run_demo(*, once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None],
              data_dir: str | None = None, smtp: dict[str, Any] | None = None,
-             config_jobs: Callable[[str, Any], Any] | None = None) -> int:
+             config_jobs: Callable[[str, Any], Any] | None = None, readers: Readers | None = None) -> int:
     """Bring the province up, run the service on it (or one cycle with ``once``), tear it all down.
 
     ``smtp`` overrides the demo's mail server (host, port, ca_file); ``config_jobs(data_dir, store)`` gives the
-    runner the config's other jobs (the committee's reports: monitor.cli.reports.report_jobs).
+    runner the config's other jobs (the committee's reports: monitor.cli.reports.report_jobs); ``readers`` what
+    the app reads from the store.
     """
-    return asyncio.run(_demo(once, as_json, port, report, data_dir, smtp, config_jobs))
+    return asyncio.run(_demo(once, as_json, port, report, data_dir, smtp, config_jobs, readers))
+
+
+def _has_history(data_dir: Path) -> bool:
+    from monitor.errors import StoreError
+    from monitor.store.events import EventStore
+
+    try:
+        return EventStore(data_dir).last_at("transition") is not None
+    except StoreError:
+        return False
 
 
 async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, bool], None],
                 data_dir: str | None, smtp: dict[str, Any] | None = None,
-                config_jobs: Callable[[str, Any], Any] | None = None) -> int:
+                config_jobs: Callable[[str, Any], Any] | None = None, readers: Readers | None = None) -> int:
     from monitor.runtime.recorder import attach_store
     from monitor.runtime.scheduler import Runner
     from monitor.runtime.service import Service
@@ -273,12 +330,23 @@ async def _demo(once: bool, as_json: bool, port: int, report: Callable[[Any, boo
             snap = await service.run_once()
             report(snap, as_json)
             return 0
-        # The demo records like production; its history goes with it unless --data-dir keeps it.
+        # The demo records like production; its history goes with it unless --data-dir keeps it. A store with no
+        # history yet gets the simulated fortnight first, so the recorder resumes from it.
+        data = Path(store_dir)
+        seeded = False
+        if not _has_history(data):
+            from monitor.store.events import EventStore
+
+            with EventStore(data) as past:
+                seed_history(service, sites, service.clock(), past)
+            seeded = True
         store = attach_store(service, store_dir)
-        if not service.timeline.shares.keys():
+        if not seeded and not service.timeline.shares.keys():
             seed_history(service, sites, service.clock())
         await service.prepare()
-        runner = Runner(service, workdir / "demo.yaml", make_app=functools.partial(make_app, desk=service.desk),
+        served = readers(service, store.data_dir) if readers is not None else {}
+        runner = Runner(service, workdir / "demo.yaml", make_app=functools.partial(make_app, desk=service.desk,
+                                                                                   **served),
                         config_jobs=config_jobs(store_dir, store) if config_jobs is not None else None)
         url = await runner.start_http(config.listen.host, port)
         print(f"readiness demo: {len(sites)} sites in {len(dp.COUNTIES)} counties", flush=True)

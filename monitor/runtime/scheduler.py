@@ -39,6 +39,9 @@ AppFactory = Callable[[Callable[[], Snapshot], Callable[[], Awaitable[tuple[bool
 # given a config, job id -> (its trigger, the coroutine to run). Raises ValueError for a config it cannot schedule.
 ConfigJobs = Callable[[Config], dict[str, tuple[BaseTrigger, Callable[[], Awaitable[None]]]]]
 PROBE_PREFIX = "probe:"
+# More to read again at a reload (the web config): given the new config, check it all (ConfigError refuses the
+# reload, nothing changed) and return what puts it in force, called only once the service has switched.
+ReloadPart = Callable[[Config], Callable[[], None]]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,7 @@ class Runner:
         self._running: set[str] = set()  # kinds with a cycle under way
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self.also_reload: list[ReloadPart] = []  # read again with the config, all or nothing (the web config)
         self.site: web.TCPSite | None = None
         self._app_runner: web.AppRunner | None = None
         self.url = ""
@@ -248,6 +252,7 @@ class Runner:
                 k, n = self.service.config.shard
                 if n > 1:  # a sharded instance stays the same shard across reloads
                     config = select_shard(config, f"{k}/{n}")
+                commits = [await asyncio.to_thread(part, config) for part in self.also_reload]
             except ConfigError as exc:
                 msg = f"reload rejected, keeping the running config: {len(exc.problems)} problem(s)\n{exc}"
                 log.error("%s", msg)
@@ -277,6 +282,8 @@ class Runner:
                 return False, msg
             if (config.listen.host, config.listen.port) != (old.listen.host, old.listen.port):
                 log.warning("listen address changes take effect at restart")
+            for commit in commits:
+                commit()
             self.service.note_reload(True)
             if not self._holding():
                 await self.service.evaluate_soon()

@@ -49,6 +49,14 @@ class Access:
     def __repr__(self) -> str:
         return f"Access(users={sorted(self._users)}, admins={sorted(self.admins)})"
 
+    def replace(self, users: dict[str, bytes], admins: frozenset[str]) -> None:
+        """Put a re-read web config's users and admins in force (a reload): remembered checks are forgotten, so a
+        removed user or a changed password is refused from the next request on."""
+        self._users = dict(users)
+        self.admins = admins
+        self._ok = {}
+        self._dummy = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=self._cost()))
+
     def _cost(self) -> int:
         costs = [int(h.split(b"$")[2]) for h in self._users.values()]
         return max(costs, default=4)

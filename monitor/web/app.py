@@ -39,6 +39,7 @@ from monitor.web.openapi import openapi_document
 
 if TYPE_CHECKING:
     from monitor.runtime.actions import ActionDesk
+    from monitor.runtime.readback import StoreHistory
 
 log = logging.getLogger(__name__)
 PRERENDER_SECONDS = 0.25  # how often the app looks for a new snapshot to render ahead of the scrape
@@ -96,10 +97,12 @@ AvailabilityReader = Callable[[list[tuple[str, str]]], tuple[int, dict[str, Any]
 
 def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None,
              desk: ActionDesk | None = None, access: Access | None = None,
-             availability: AvailabilityReader | None = None) -> web.Application:
+             availability: AvailabilityReader | None = None, history: StoreHistory | None = None
+             ) -> web.Application:
     """Build the aiohttp application over the snapshot getter ``get``; ``desk`` keeps remediation actions;
     ``access`` (from the web config) says who may read and who may POST; ``availability`` answers
-    /api/v1/availability from the event store (None: run without a store, 503)."""
+    /api/v1/availability from the event store (None: run without a store, 503); ``history`` reads the store back
+    for the board's burn-up and each site's timeline (None: the burn-up from the forecast's memory, no timeline)."""
     # /metrics says whether probing stalled, which changes with time even when the snapshot does not.
     cache = RenderCache(get, lambda snap: SnapshotCollector(lambda: snap).collect(),
                         key=lambda snap: (id(snap), snap.at, tuple(snap.stalled(time.time()))))
@@ -273,10 +276,11 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app = web.Application(middlewares=[access.middleware()] if access is not None and access.enabled else [])
+    # With a web config the middleware is in place even without users yet: a reload may add them.
+    app = web.Application(middlewares=[access.middleware()] if access is not None else [])
     app.add_routes(routes)
     app.cleanup_ctx.append(prerender)
-    add_board(app, get)  # the committee's board at / (monitor/web/board.py)
+    add_board(app, get, history=history)  # the committee's board at / and /sites/{id} (monitor/web/board.py)
     return app
 
 

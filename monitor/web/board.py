@@ -2,97 +2,48 @@
 
 Everything is rendered on the server from one snapshot (figures from monitor/core/figures.py, the forecast from
 monitor/core/forecast.py, reasons in words from monitor/web/i18n.py): no script or style leaves the machine, the
-charts and the map are inline SVG. A page is rendered once per snapshot and view, off the event loop
-(`BoardCache`). A small script (static/board.js) polls /api/v1/summary, swaps in the new board when a new
-evaluation is published and keeps "updated N s ago" ticking. The owner column (the site's owner, its open
-remediation actions, those past due marked overdue) comes from the same snapshot.
+charts and the map are inline SVG (map tiles only when ``board.tile_url`` names a tile server). Each site has a
+page of its own at ``/sites/{id}`` (monitor/web/site_page.py). The burn-up and a site's timeline are read from
+the event store (monitor/runtime/readback.py) when the service has one. A page is rendered once per snapshot and
+view, off the event loop (`BoardCache`). A small script (static/board.js) polls /api/v1/summary, swaps in the new
+page when a new evaluation is published and keeps "updated N s ago" ticking. The owner column (the site's owner,
+its open remediation actions, those past due marked overdue) comes from the same snapshot; the script keeps the
+actions current from ``GET /api/v1/actions`` between evaluations.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
+import itertools
 import math
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from monitor.core.figures import AREAS, Figures, Tally, is_polling_place, site_state, site_terminals
+from monitor.core.figures import AREAS, Figures, Scope, Tally, is_polling_place, site_state, site_terminals
 from monitor.core.figures import compute as compute_figures
 from monitor.core.forecast import DAY_SECONDS, PROVINCE, Forecast, min_samples
 from monitor.core.model import Site
 from monitor.core.readiness import SiteReadiness
 from monitor.core.reasons import SITE_STATES
+from monitor.runtime.readback import Sample, StoreHistory
 from monitor.runtime.snapshot import Snapshot
-from monitor.web.i18n import (
-    STATE_ICON,
-    Lang,
-    digits,
-    duration,
-    gregorian_text,
-    jalali_text,
-    local,
-    reason_words,
-    share_text,
-    state_words,
-    words,
-)
+from monitor.web.chrome import Text as _Text
+from monitor.web.chrome import View, frame
+from monitor.web.chrome import esc as _e
+from monitor.web.i18n import jalali_text, local, reason_words, share_text, state_words
 
 STATIC = Path(__file__).with_name("board_static")
 STATE_COLOURS = {"ready": "#2e7d32", "degraded": "#b26a00", "not_ready": "#c62828", "unknown": "#616161"}
 WORST_ORDER = {"not_ready": 0, "unknown": 1, "degraded": 2, "ready": 3}
 WORST_SITES = 25  # on the province board; a county view lists all of its sites
-REFRESH_SECONDS = 15  # how often the page asks /api/v1/summary whether there is a new evaluation
 HEALTH = ("fresh", "stale", "blind")
-
-
-# -- the view a request asks for ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class View:
-    """What one request asks to see: language, digits, a county (or the province)."""
-
-    lang: Lang = "fa"
-    latin: bool = False
-    county: str = ""
-
-    @staticmethod
-    def of(query: Mapping[str, str], counties: Iterable[str]) -> View:
-        """Return the view ``query`` asks for; ValueError names what is allowed (the page answers 400)."""
-        unknown = sorted(set(query) - {"lang", "digits", "county"})
-        if unknown:
-            raise ValueError(f"unknown parameter {unknown[0]!r}; allowed: lang, digits, county")
-        lang_name = query.get("lang", "fa").strip().lower() or "fa"
-        if lang_name not in ("fa", "en"):
-            raise ValueError(f"unknown lang {lang_name!r}; allowed: fa, en")
-        lang: Lang = "en" if lang_name == "en" else "fa"
-        digits_name = query.get("digits", "").strip().lower()
-        if digits_name not in ("", "latin", "fa"):
-            raise ValueError(f"unknown digits {digits_name!r}; allowed: latin, fa")
-        wanted = query.get("county", "").strip()
-        county = ""
-        if wanted:
-            names = sorted(counties)
-            match = next((c for c in names if c.casefold() == wanted.casefold()), None)
-            if match is None:
-                raise ValueError(f"unknown county {wanted!r}; allowed: {', '.join(names)}")
-            county = match
-        return View(lang, lang == "en" or digits_name == "latin", county)
-
-    def href(self, **change: str) -> str:
-        params = {"lang": "en" if self.lang == "en" else "", "digits": "latin" if self.latin and self.lang == "fa"
-                  else "", "county": self.county}
-        params.update(change)
-        query = urllib.parse.urlencode({k: v for k, v in params.items() if v})
-        return "/" + (f"?{query}" if query else "")
 
 
 # -- the monitor's own health -----------------------------------------------------------------------------
@@ -134,41 +85,9 @@ def monitor_health(snap: Snapshot, now: float) -> tuple[str, list[str]]:
     return state, notes
 
 
-# -- small helpers ---------------------------------------------------------------------------------------
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-class _Text:
-    """Localised text of one view: words, digits, dates."""
-
-    def __init__(self, view: View, zone: ZoneInfo) -> None:
-        self.view, self.zone = view, zone
-
-    def w(self, key: str, **values: object) -> str:
-        return _e(self.d(words(key, self.view.lang, **values)))
-
-    def d(self, text: object) -> str:
-        return digits(str(text), self.view.lang, self.view.latin)
-
-    def share(self, share: float | None) -> str:
-        return self.d(share_text(share))
-
-    def date(self, ts: float, *, with_time: bool = True) -> str:
-        when = local(ts, self.zone)
-        jal = self.d(jalali_text(when, self.view.lang, with_time=with_time))
-        greg = self.d(gregorian_text(when))
-        return (f'<span class="date"><span class="jalali">{_e(jal)}</span> '
-                f'<span class="greg" dir="ltr">({_e(greg)})</span></span>')
-
-    def state(self, state: str) -> str:
-        return (f'<span class="state st-{state}" data-state="{state}"><span class="icon" aria-hidden="true">'
-                f'{STATE_ICON.get(state, "?")}</span> {_e(state_words(state, self.view.lang))}</span>')
-
-    def dur(self, seconds: float) -> str:
-        return _e(self.d(duration(seconds, self.view.lang)))
+def site_href(view: View, site_id: str) -> str:
+    """Return the link to a site's page in ``view``'s language and digits."""
+    return view.href("/sites/" + urllib.parse.quote(site_id, safe=""), county="")
 
 
 def _worst_key(item: tuple[Site, SiteReadiness | None]) -> tuple[int, float, str]:
@@ -322,14 +241,16 @@ def _sites_table(t: _Text, snap: Snapshot, sites: list[Site], heading: str, limi
         rows.append(
             f'<tr data-site="{_e(s.id)}" data-state="{state}" data-county="{_e(s.county)}">'
             f'<td data-label="{t.w("state")}">{t.state(state)}</td>'
-            f'<td data-label="{t.w("site")}"><b dir="ltr">{_e(s.id)}</b> <span dir="auto">{_e(s.name)}</span>'
+            f'<td data-label="{t.w("site")}"><a class="site-link" href="{_e(site_href(t.view, s.id))}" dir="ltr">'
+            f'<b>{_e(s.id)}</b></a> <span dir="auto">{_e(s.name)}</span>'
             f'{"" if is_polling_place(s) else " <small>(" + t.w("nodes").split(" (")[0] + ")</small>"}</td>'
             f'<td data-label="{t.w("county")}" dir="auto">{_e(s.county)} · {t.w(s.area)}</td>'
             f'<td data-label="{t.w("reasons")}" class="reasons">'
             f'{"<br>".join(_e(t.d(x)) for x in reasons) or "–"}</td>'
             f'<td data-label="{t.w("for")}">{t.dur(since) if since is not None else "–"}</td>'
             f'<td data-label="{t.w("terminals")}" dir="ltr">{_e(t.d(terms))}</td>'
-            f'<td data-label="{t.w("owner")}" class="owner" data-owner-for="{_e(s.id)}">{_owner(t, snap, s)}</td></tr>')
+            f'<td data-label="{t.w("owner")}" class="owner" data-late="{t.w("overdue")}" '
+            f'data-owner-for="{_e(s.id)}">{_owner(t, snap, s)}</td></tr>')
     more = len(chosen) - len(shown)
     heads = "".join(f"<th>{t.w(k)}</th>" for k in ("state", "site", "county", "reasons", "for", "terminals"))
     tail = f'<p class="muted">{t.w("more", n=more)}</p>' if more > 0 else ""
@@ -339,24 +260,55 @@ def _sites_table(t: _Text, snap: Snapshot, sites: list[Site], heading: str, limi
 
 
 def _owner(t: _Text, snap: Snapshot, site: Site) -> str:
-    """Return the owner cell: who answers for the site, then each open action on it (or its county)."""
+    """Return the owner cell: who answers for the site, then each open action on it (or its county), those past
+    due marked; the page's script keeps the actions current from GET /api/v1/actions between evaluations."""
     owner = snap.config.owner_of(site)[0]
-    parts = [f'<span dir="auto">{_e(owner)}</span>' if owner else "–"]
+    parts = []
     for a in snap.actions or ():
         if a.is_open() and a.covers(site.id, site.county):
             late = a.overdue(snap.at)
             flag = f' <b class="overdue">{t.w("overdue")}</b>' if late else ""
-            parts.append(f'<br><span class="action{" late" if late else ""}" data-action="{_e(a.id)}">'
-                         f'<b dir="ltr">{_e(a.id)}</b> <span dir="auto">{_e(a.owner)}</span> · {t.w("due")} '
+            note = f' — <span dir="auto">{_e(a.note)}</span>' if a.note else ""
+            parts.append(f'<span class="action{" late" if late else ""}" data-action="{_e(a.id)}">'
+                         f'<b dir="ltr">{_e(a.id)}</b> <span dir="auto">{_e(a.owner)}</span>{note} · {t.w("due")} '
                          f'{t.date(a.due)}{flag}</span>')
-    return "".join(parts)
+    return (f'<span class="who" dir="auto">{_e(owner) if owner else "–"}</span>'
+            f'<span class="acts">{"".join(parts)}</span>')
 
 
-def _burnup(t: _Text, snap: Snapshot, scope: tuple[str, str], f: Forecast | None) -> str:
-    samples = [(x, r / n) for x, r, n in snap.shares.get(scope, ()) if n]
+def burnup_points(snap: Snapshot, scope: Scope, tally: Tally,
+                  recorded: Mapping[Scope, tuple[Sample, ...]] | None) -> tuple[list[Sample], str]:
+    """Return the burn-up's (time, ready, total) points of ``scope`` and where they come from (``store`` or
+    ``memory``): the event store's samples when the service has one, else the forecast's own; either way ending
+    with the snapshot's own figure, so the line ends where the headline stands."""
+    source = "memory" if recorded is None else "store"
+    points = [p for p in (snap.shares if recorded is None else recorded).get(scope, ()) if p[0] < snap.at]
+    if snap.evaluated and tally.total:
+        points.append((snap.at, tally.ready, tally.total))
+    return points, source
+
+
+def _runs(points: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
+    """Split the line where points are missing (the monitor was stopped or blind): a gap, not a made-up share."""
+    if len(points) < 3:
+        return [points]
+    steps = sorted(b[0] - a[0] for a, b in itertools.pairwise(points))
+    usual = steps[len(steps) // 2]
+    runs: list[list[tuple[float, float]]] = [[points[0]]]
+    for a, b in itertools.pairwise(points):
+        if b[0] - a[0] > 2.5 * usual:
+            runs.append([])
+        runs[-1].append(b)
+    return runs
+
+
+def _burnup(t: _Text, snap: Snapshot, scope: tuple[str, str], f: Forecast | None, tally: Tally,
+            recorded: Mapping[Scope, tuple[Sample, ...]] | None) -> str:
+    raw, source = burnup_points(snap, scope, tally, recorded)
+    samples = [(x, r / n) for x, r, n in raw if n]
     title = f'<h2>{t.w("burnup")}</h2>'
-    if not samples:
-        return f'<section id="burnup">{title}<p class="muted">{t.w("burnup_none")}</p></section>'
+    if len(samples) < 2:
+        return f'<section id="burnup" data-source="{source}">{title}<p class="muted">{t.w("burnup_none")}</p></section>'
     deadline = snap.config.programme.deadline.timestamp()
     target = snap.config.policy.forecast_target_ratio
     x0 = samples[0][0]
@@ -379,7 +331,7 @@ def _burnup(t: _Text, snap: Snapshot, scope: tuple[str, str], f: Forecast | None
                      f'<text x="{4 if t.view.lang == "en" else w - 4}" y="{y + 4:.1f}" class="axis" '
                      f'text-anchor="{"start" if t.view.lang == "en" else "end"}">{_e(t.d(f"{pct}%"))}</text>')
     ticks = 5
-    for i in range(ticks + 1):
+    for i in range(ticks):  # not at the far end: its label would run off the chart
         x = x0 + (x1 - x0) * i / ticks
         when = local(x, t.zone)
         label = t.d(jalali_text(when, t.view.lang, with_time=False).rsplit(" ", 1)[0])
@@ -387,8 +339,8 @@ def _burnup(t: _Text, snap: Snapshot, scope: tuple[str, str], f: Forecast | None
     parts.append(f'<line x1="{X(x0):.1f}" x2="{X(x1):.1f}" y1="{Y(target):.1f}" y2="{Y(target):.1f}" '
                  f'class="target"><title>{t.w("target")}</title></line>')
     parts.append(f'<line x1="{X(deadline):.1f}" x2="{X(deadline):.1f}" y1="{top}" y2="{h - bottom}" class="deadline"/>'
-                 f'<text x="{X(deadline) + (-4 if t.view.lang == "en" else 4):.1f}" y="{top + 10}" '
-                 f'class="axis deadline-label" text-anchor="end">'
+                 f'<text x="{X(deadline) + (-4 if t.view.lang == "en" else 4):.1f}" y="{top + 24}" '
+                 f'class="axis deadline-label" text-anchor="{"end" if t.view.lang == "en" else "start"}">'
                  f'{t.w("deadline")}</text>')
     if f is not None and f.enough_history and f.share_now is not None:
         assert f.share_at_deadline is not None and f.share_at_deadline_low is not None
@@ -399,37 +351,76 @@ def _burnup(t: _Text, snap: Snapshot, scope: tuple[str, str], f: Forecast | None
         parts.append(f'<polygon points="{band}" class="band"><title>{t.w("forecast")}</title></polygon>'
                      f'<line x1="{X(xn):.1f}" y1="{Y(f.share_now):.1f}" x2="{X(xd):.1f}" '
                      f'y2="{Y(f.share_at_deadline):.1f}" class="projection"/>')
-    line = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in samples)
-    parts.append(f'<polyline points="{line}" class="share-line"/>')
+    for run in _runs(samples):
+        line = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in run)
+        parts.append(f'<polyline points="{line}" class="share-line"/>')
     parts.append(f'<circle cx="{X(samples[-1][0]):.1f}" cy="{Y(samples[-1][1]):.1f}" r="3.5" class="now"/>')
-    return (f'<section id="burnup">{title}<svg viewBox="0 0 {w:.0f} {h:.0f}" class="chart" role="img" '
-            f'aria-label="{t.w("burnup")}">{"".join(parts)}</svg></section>')
+    note = t.w("burnup_store" if source == "store" else "burnup_memory")
+    return (f'<section id="burnup" data-source="{source}" data-points="{len(samples)}">{title}'
+            f'<svg viewBox="0 0 {w:.0f} {h:.0f}" class="chart" role="img" '
+            f'aria-label="{t.w("burnup")}">{"".join(parts)}</svg><p class="muted">{note}</p></section>')
 
 
-def _map(t: _Text, snap: Snapshot, sites: list[Site], tile_url: str = "") -> str:
+def _mercator(lat: float, lon: float) -> tuple[float, float]:
+    """Return Web Mercator world coordinates in [0, 1) (the tile grid's, EPSG:3857), y growing southwards."""
+    lat = max(-85.05, min(85.05, lat))
+    y = (1 - math.log(math.tan(math.radians(lat)) + 1 / math.cos(math.radians(lat))) / math.pi) / 2
+    return (lon + 180) / 360, y
+
+
+MAP_WIDTH, MAP_PAD, TILE_PIXELS, MAX_TILES = 720.0, 24.0, 256, 64
+MAP_MARKERS_MAX = 2000  # more located sites than this: neighbours share a marker (a cluster of the worst state)
+
+
+def _tiles(url: str, x0: float, y0: float, scale: float, w: float, h: float) -> str:
+    """Return the configured tile server's tiles under the map: <image> elements in the SVG, at the zoom whose
+    tiles are drawn closest to their own size, and at most MAX_TILES of them."""
+    zoom = max(0, min(19, round(math.log2(scale / TILE_PIXELS))))
+    while True:
+        n = 2 ** zoom
+        size = scale / n  # one tile, in map units
+        first_x, first_y = math.floor(x0 * n), math.floor(y0 * n)
+        last_x, last_y = math.floor((x0 + w / scale) * n), math.floor((y0 + h / scale) * n)
+        if (last_x - first_x + 1) * (last_y - first_y + 1) <= MAX_TILES or zoom == 0:
+            break
+        zoom -= 1
+    out = []
+    for ty in range(max(0, first_y), min(n - 1, last_y) + 1):
+        for tx in range(first_x, last_x + 1):
+            href = url.replace("{z}", str(zoom)).replace("{x}", str(tx % n)).replace("{y}", str(ty))
+            out.append(f'<image href="{_e(href)}" x="{(tx / n - x0) * scale:.1f}" y="{(ty / n - y0) * scale:.1f}" '
+                       f'width="{size + 0.5:.1f}" height="{size + 0.5:.1f}" preserveAspectRatio="none"/>')
+    return f'<g class="tiles" data-zoom="{zoom}">{"".join(out)}</g>'
+
+
+def _map(t: _Text, snap: Snapshot, sites: list[Site]) -> str:
     located = [(s, site_state(snap.sites.get(s.id))) for s in sites if s.location is not None]
     title = f'<h2>{t.w("map")}</h2>'
     if not located:
         return f'<section id="map">{title}<p class="muted">{t.w("map_none")}</p></section>'
-    lats = [s.location.lat for s, _ in located if s.location]
-    lons = [s.location.lon for s, _ in located if s.location]
-    kx = math.cos(math.radians(sum(lats) / len(lats)))
-    span_x = max((max(lons) - min(lons)) * kx, 1e-3)
-    span_y = max(max(lats) - min(lats), 1e-3)
-    w = 720.0
-    pad = 24.0
-    scale = (w - 2 * pad) / max(span_x, span_y * 1.2)
+    world = {s.id: _mercator(s.location.lat, s.location.lon) for s, _ in located if s.location}
+    xs, ys = [p[0] for p in world.values()], [p[1] for p in world.values()]
+    span_x, span_y = max(max(xs) - min(xs), 1e-6), max(max(ys) - min(ys), 1e-6)
+    w, pad = MAP_WIDTH, MAP_PAD
+    scale = min((w - 2 * pad) / span_x, (w * 0.75 - 2 * pad) / span_y)  # no taller than three quarters of its width
     h = span_y * scale + 2 * pad
+    # the world point at the map's top-left corner, the sites centred across
+    ox, oy = min(xs) - (w / scale - span_x) / 2, min(ys) - pad / scale
 
     def xy(s: Site) -> tuple[float, float]:
-        assert s.location is not None
-        return pad + (s.location.lon - min(lons)) * kx * scale, pad + (max(lats) - s.location.lat) * scale
+        wx, wy = world[s.id]
+        return (wx - ox) * scale, (wy - oy) * scale
 
-    cell = 14.0  # sites closer than this are drawn as one cluster when three or more share a cell
+    settings = snap.config.board
+    tiles = _tiles(settings.tile_url, ox, oy, scale, w, h) if settings.tile_url else ""
+    # Every site its own marker, a link to its page, the worst drawn last (on top). Only a very large map groups
+    # sites that share a cell into one marker of the worst state among them, so the page stays light.
+    cell = 14.0 if len(located) > MAP_MARKERS_MAX else 0.0
     cells: dict[tuple[int, int], list[tuple[Site, str, float, float]]] = {}
-    for s, state in located:
+    for s, state in sorted(located, key=lambda item: -WORST_ORDER[item[1]]):
         x, y = xy(s)
-        cells.setdefault((int(x // cell), int(y // cell)), []).append((s, state, x, y))
+        key = (int(x // cell), int(y // cell)) if cell else (len(cells), 0)
+        cells.setdefault(key, []).append((s, state, x, y))
     shapes = []
     for group in cells.values():
         if len(group) >= 3:
@@ -445,8 +436,9 @@ def _map(t: _Text, snap: Snapshot, sites: list[Site], tile_url: str = "") -> str
                           f'<title>{_e(t.d(tip))}</title></g>')
             continue
         for s, state, x, y in group:
-            shapes.append(f'<g class="pt" data-site="{_e(s.id)}" data-state="{state}">{_marker(state, x, y)}'
-                          f'<title>{_e(s.id)} {_e(s.name)}: {_e(state_words(state, t.view.lang))}</title></g>')
+            shapes.append(f'<a href="{_e(site_href(t.view, s.id))}"><g class="pt" data-site="{_e(s.id)}" '
+                          f'data-state="{state}" data-colour="{STATE_COLOURS[state]}">{_marker(state, x, y)}'
+                          f'<title>{_e(s.id)} {_e(s.name)}: {_e(state_words(state, t.view.lang))}</title></g></a>')
     labels = []
     by_county: dict[str, list[tuple[float, float]]] = {}
     for s, _ in located:
@@ -456,10 +448,11 @@ def _map(t: _Text, snap: Snapshot, sites: list[Site], tile_url: str = "") -> str
         labels.append(f'<text x="{cx:.1f}" y="{max(12.0, cy):.1f}" class="county-label" text-anchor="middle" '
                       f'dir="auto">{_e(county)}</text>')
     legend = " ".join(f'<span class="legend">{t.state(st)}</span>' for st in SITE_STATES)
-    tiles = (f'<p class="muted">tiles: <span dir="ltr">{_e(tile_url)}</span> (configured)</p>' if tile_url else "")
+    credit = (f'<p class="muted attribution" dir="auto">{_e(settings.tile_attribution)}</p>'
+              if settings.tile_url and settings.tile_attribution else "")
     return (f'<section id="map">{title}<svg viewBox="0 0 {w:.0f} {h:.0f}" class="map" role="img" '
-            f'aria-label="{t.w("map")}">{"".join(shapes)}{"".join(labels)}</svg>'
-            f'<div class="legends">{legend}</div>{tiles}</section>')
+            f'aria-label="{t.w("map")}">{tiles}{"".join(shapes)}{"".join(labels)}</svg>'
+            f'<div class="legends">{legend}</div>{credit}</section>')
 
 
 def _marker(state: str, x: float, y: float) -> str:
@@ -480,11 +473,10 @@ def _marker(state: str, x: float, y: float) -> str:
 
 
 def render_board(snap: Snapshot, view: View, health: tuple[str, list[str]] = ("fresh", []),
-                 tile_url: str = "") -> str:
-    """Return the board's HTML for ``view`` of ``snap``: every figure from monitor/core/figures.py."""
-    zone = ZoneInfo(snap.config.programme.timezone)
-    t = _Text(view, zone)
-    lang = view.lang
+                 recorded: Mapping[Scope, tuple[Sample, ...]] | None = None) -> str:
+    """Return the board's HTML for ``view`` of ``snap``: every figure from monitor/core/figures.py; the burn-up from
+    ``recorded`` (the event store's ready share over time) when given, else from the forecast's samples."""
+    t = _Text(view, ZoneInfo(snap.config.programme.timezone))
     reported = snap.config.reported_sites()
     counties = sorted({s.county for s in reported})
     county = view.county if view.county in counties else ""
@@ -494,21 +486,6 @@ def render_board(snap: Snapshot, view: View, health: tuple[str, list[str]] = ("f
     f = snap.forecasts.get(scope)
     programme = snap.config.programme.name
     title = f"{programme} — {county}" if county else programme
-    state, notes = health
-    banner = ""
-    if state != "fresh" or notes:
-        key = {"stale": "health_stale", "blind": "health_blind"}.get(state, "health_note")
-        banner = (f'<div class="banner health-{state}" role="alert" id="health" data-health="{state}">'
-                  f'<b>⚠ {t.w(key)}</b> <small dir="ltr">{_e("; ".join(notes))}</small></div>')
-    updated = (f'{t.w("updated")}: {t.date(snap.at)} · <span id="ago" data-at="{snap.at:.3f}"></span>'
-               if snap.evaluated else t.w("not_yet"))
-    other_lang = "" if lang == "en" else "en"
-    nav = [f'<a id="lang-switch" href="{_e(view.href(lang=other_lang))}" hreflang="{other_lang or "fa"}">'
-           f'{t.w("switch_lang")}</a>']
-    if lang == "fa":
-        nav.append(f'<a id="digits-switch" href="{_e(view.href(digits="" if view.latin else "latin"))}">'
-                   f'{t.w("digits_fa" if view.latin else "digits_latin")}</a>')
-    nav.append(f'<a href="/api/v1/summary">{t.w("api")}</a>')
     back = f'<p><a id="back" href="{_e(view.href(county=""))}">{t.w("back")}</a></p>' if county else ""
     polling = [s for s in chosen if is_polling_place(s)]
     body = [
@@ -516,77 +493,107 @@ def render_board(snap: Snapshot, view: View, health: tuple[str, list[str]] = ("f
         "" if county else _counties(t, snap, fig, polling),
         _sites_table(t, snap, chosen, t.w("sites_of", county=county) if county else t.w("worst"),
                      None if county else WORST_SITES),
-        _burnup(t, snap, scope, f),
-        _map(t, snap, chosen, tile_url),
+        _burnup(t, snap, scope, f, fig.province, recorded),
+        _map(t, snap, chosen),
     ]
-    stale_after = max(REFRESH_SECONDS * 4.0, max(
-        (snap.config.policy.stale_after_intervals * c.interval_seconds for c in snap.cycles.values()), default=0.0))
-    return f"""<!doctype html>
-<html lang="{lang}" dir="{'rtl' if lang == 'fa' else 'ltr'}">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)} · {t.w("title")}</title>
-<link rel="stylesheet" href="/static/board/board.css">
-<noscript><meta http-equiv="refresh" content="60"></noscript>
-</head>
-<body data-lang="{lang}" data-latin="{int(view.latin)}" data-evaluated="{snap.at if snap.evaluated else ''}"
- data-refresh="{REFRESH_SECONDS}" data-stale-after="{stale_after:.0f}" data-county="{_e(county)}">
-<main id="board">
-<header><h1 dir="auto">{_e(title)}</h1><nav>{" · ".join(nav)}</nav>
-<p class="updated">{updated}</p></header>
-{banner}{back}
-{"".join(body)}
-</main>
-<script src="/static/board/board.js" defer></script>
-</body></html>"""
+    return frame(t, snap, title=title, health=health, body="".join(body), back=back,
+                 data=f' data-county="{_e(county)}"')
 
 
 # -- serving: cached per snapshot and view, rendered off the event loop ---------------------------------------
 
 
 class BoardCache:
-    """The rendered page per (snapshot, view, health): one render per snapshot, in a worker thread."""
+    """The rendered pages per (snapshot, page, view, health): one render per snapshot, in a worker thread.
+
+    ``history`` (monitor/runtime/readback.py, handed in by the command that runs the service) reads the event
+    store for the burn-up and a site's timeline; without it the burn-up takes the forecast's samples.
+    """
 
     def __init__(self, get: Callable[[], Snapshot], render: Callable[..., str] = render_board,
-                 clock: Callable[[], float] = time.time, tile_url: str = "") -> None:
-        self.get, self.render, self.clock, self.tile_url = get, render, clock, tile_url
+                 clock: Callable[[], float] = time.time, history: StoreHistory | None = None) -> None:
+        self.get, self.render, self.clock, self.history = get, render, clock, history
         self._snap: Snapshot | None = None
-        self._pages: dict[tuple[View, str, tuple[str, ...]], str] = {}
+        self._pages: dict[tuple[str, View, str, tuple[str, ...]], tuple[int, str]] = {}
         self._lock = threading.Lock()
         self.renders = 0
 
-    def page(self, query: Mapping[str, str]) -> str:
-        """Return the page ``query`` asks for; ValueError for a query the board does not understand."""
-        snap = self.get()
-        view = View.of(query, {s.county for s in snap.config.reported_sites()})
-        health = monitor_health(snap, self.clock())
-        key = (view, health[0], tuple(health[1]) if health[0] != "fresh" else ())
+    def _cached(self, snap: Snapshot, key: tuple[str, View, str, tuple[str, ...]],
+                build: Callable[[], tuple[int, str]]) -> tuple[int, str]:
         with self._lock:
             if self._snap is not snap:
                 self._snap, self._pages = snap, {}
             page = self._pages.get(key)
         if page is None:
-            page = self.render(snap, view, (health[0], list(key[2])), self.tile_url)
+            page = build()
             with self._lock:
                 if self._snap is snap and len(self._pages) < 256:
                     self._pages[key] = page
                 self.renders += 1
         return page
 
+    def page(self, query: Mapping[str, str]) -> str:
+        """Return the board ``query`` asks for; ValueError for a query the board does not understand."""
+        snap = self.get()
+        view = View.of(query, {s.county for s in snap.config.reported_sites()})
+        health = monitor_health(snap, self.clock())
+        notes = tuple(health[1]) if health[0] != "fresh" else ()
 
-def add_board(app: web.Application, get: Callable[[], Snapshot], *, tile_url: str = "") -> BoardCache:
-    """Serve the board at ``/`` and its static files (styles, script, font) at ``/static/board/``."""
-    cache = BoardCache(get, tile_url=tile_url)
+        def build() -> tuple[int, str]:
+            recorded = self.history.shares() if self.history is not None else None
+            return 200, self.render(snap, view, (health[0], list(notes)), recorded)
+        return self._cached(snap, ("/", view, health[0], notes), build)[1]
+
+    def site(self, site_id: str, query: Mapping[str, str]) -> tuple[int, str]:
+        """Return (status, page) of ``/sites/{site_id}``: 404 with a page of its own for a site not in the inventory."""
+        from monitor.web.site_page import TIMELINE_DAYS, render_missing, render_site
+
+        snap = self.get()
+        view = View.of(query, (), allowed=("lang", "digits"))
+        now = self.clock()
+        health = monitor_health(snap, now)
+        notes = tuple(health[1]) if health[0] != "fresh" else ()
+
+        def build() -> tuple[int, str]:
+            site = snap.config.site_map().get(site_id)
+            if site is None:
+                return 404, render_missing(snap, view, site_id)
+            end = max(snap.at, now)
+            timeline = (self.history.timeline(site.id, end - TIMELINE_DAYS * DAY_SECONDS, end)
+                        if self.history is not None else None)
+            return 200, render_site(snap, view, site, (health[0], list(notes)), timeline)
+        return self._cached(snap, (f"/sites/{site_id}", view, health[0], notes), build)
+
+
+def _bad_query(exc: Exception) -> web.Response:
+    return web.Response(text=f'<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" '
+                        f'content="width=device-width, initial-scale=1"><p>{_e(exc)}</p>'
+                        f'<p><a href="/">/</a></p></html>', status=400, content_type="text/html", charset="utf-8")
+
+
+def add_board(app: web.Application, get: Callable[[], Snapshot], *,
+              history: StoreHistory | None = None) -> BoardCache:
+    """Serve the board at ``/``, each site at ``/sites/{id}``, and their static files (styles, script, font) at
+    ``/static/board/``."""
+    cache = BoardCache(get, history=history)
 
     async def index(request: web.Request) -> web.Response:
         query = dict(request.query)
         try:
             body = await asyncio.get_running_loop().run_in_executor(None, cache.page, query)
         except ValueError as exc:
-            return web.Response(text=f'<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" '
-                                f'content="width=device-width, initial-scale=1"><p>{_e(exc)}</p>'
-                                f'<p><a href="/">/</a></p></html>', status=400, content_type="text/html",
-                                charset="utf-8")
+            return _bad_query(exc)
         return web.Response(text=body, content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-cache"})
+
+    async def site(request: web.Request) -> web.Response:
+        query = dict(request.query)
+        try:
+            status, body = await asyncio.get_running_loop().run_in_executor(
+                None, cache.site, request.match_info["site"], query)
+        except ValueError as exc:
+            return _bad_query(exc)
+        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8",
                             headers={"Cache-Control": "no-cache"})
 
     files = {p.relative_to(STATIC).as_posix(): p for p in STATIC.rglob("*") if p.is_file()}
@@ -598,6 +605,7 @@ def add_board(app: web.Application, get: Callable[[], Snapshot], *, tile_url: st
         return web.FileResponse(path, headers={"Cache-Control": "max-age=3600"})
 
     app.router.add_get("/", index)
+    app.router.add_get("/sites/{site}", site)
     app.router.add_get("/static/board/{path:.+}", static)
     return cache
 

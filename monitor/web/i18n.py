@@ -27,6 +27,16 @@ STATE_WORDS: dict[str, dict[Lang, str]] = {
     "not_ready": {"fa": "ناآماده", "en": "not ready"},
     "unknown": {"fa": "نامعلوم", "en": "unknown"},
 }
+# A link's and a terminal's state (monitor/core/reasons.py LinkState; terminals are up, down or unknown).
+PART_STATE_WORDS: dict[str, dict[Lang, str]] = {
+    "up": {"fa": "وصل", "en": "up"},
+    "impaired": {"fa": "ضعیف", "en": "impaired"},
+    "flapping": {"fa": "ناپایدار", "en": "flapping"},
+    "down": {"fa": "قطع", "en": "down"},
+    "unknown": {"fa": "نامعلوم", "en": "unknown"},
+}
+PART_STATE_CLASS = {"up": "ready", "impaired": "degraded", "flapping": "degraded", "down": "not_ready",
+                    "unknown": "unknown"}
 ROLE_WORDS: dict[str, dict[Lang, str]] = {
     "primary": {"fa": "لینک اصلی", "en": "primary link"},
     "backup": {"fa": "لینک پشتیبان", "en": "backup link"},
@@ -142,6 +152,57 @@ LABELS: dict[str, dict[Lang, str]] = {
     "health_note": {"fa": "سلامت پایشگر", "en": "Monitor health"},
     "unknown_county": {"fa": "شهرستان ناشناخته", "en": "unknown county"},
     "api": {"fa": "رابط برنامه‌نویسی", "en": "API"},
+    "burnup_store": {"fa": "از دفتر رویدادها، یک نقطه در هر ساعت؛ جای خالی یعنی پایشگر خاموش یا کور بود.",
+                     "en": "From the event store, one point an hour; a gap is time the monitor was stopped or blind."},
+    "burnup_memory": {"fa": "از حافظه‌ی پیش‌بینی (این سرویس دفتر رویداد ندارد).",
+                      "en": "From the forecast's memory (this service keeps no event store)."},
+    "site_title": {"fa": "محل {id}", "en": "Site {id}"},
+    "no_site": {"fa": "محلی با شناسه‌ی {id} در فهرست نیست.", "en": "There is no site {id} in the inventory."},
+    "since": {"fa": "از", "en": "since"},
+    "for_time": {"fa": "به مدت", "en": "for"},
+    "kind_polling": {"fa": "حوزه‌ی رأی‌گیری", "en": "polling place"},
+    "kind_node": {"fa": "گره‌ی شبکه", "en": "network node"},
+    "upstream_node": {"fa": "وابسته به گره", "en": "depends on node"},
+    "contact": {"fa": "تماس", "en": "contact"},
+    "warnings": {"fa": "هشدارها", "en": "Warnings"},
+    "links": {"fa": "لینک‌ها", "en": "Links"},
+    "role": {"fa": "نقش", "en": "Role"},
+    "medium": {"fa": "رسانه", "en": "Medium"},
+    "address": {"fa": "نشانی", "en": "Address"},
+    "loss": {"fa": "اتلاف بسته", "en": "Loss"},
+    "rtt": {"fa": "تأخیر رفت‌وبرگشت", "en": "RTT"},
+    "jitter": {"fa": "لرزش", "en": "Jitter"},
+    "rx_power": {"fa": "توان نوری دریافتی", "en": "Optical rx power"},
+    "at_most": {"fa": "حداکثر", "en": "max"},
+    "at_least": {"fa": "حداقل", "en": "min"},
+    "observed": {"fa": "آخرین سنجش", "en": "Observed"},
+    "no_links": {"fa": "این محل لینکی ندارد.", "en": "This site has no links."},
+    "terminals_list": {"fa": "پایانه‌ها", "en": "Terminals"},
+    "terminal": {"fa": "پایانه", "en": "Terminal"},
+    "no_terminals": {"fa": "این محل پایانه‌ای ندارد.", "en": "This site has no terminals."},
+    "schedule": {"fa": "تعمیر و نگهداری و معافیت‌ها", "en": "Maintenance and waivers"},
+    "in_maintenance_now": {"fa": "اکنون در تعمیر و نگهداری: {why}", "en": "In maintenance now: {why}"},
+    "window": {"fa": "پنجره‌ی تعمیر", "en": "Maintenance window"},
+    "waiver": {"fa": "معافیت", "en": "Waiver"},
+    "until": {"fa": "تا", "en": "until"},
+    "approved_by": {"fa": "تأییدکننده", "en": "approved by"},
+    "expired": {"fa": "منقضی", "en": "expired"},
+    "open_now": {"fa": "باز", "en": "open now"},
+    "no_schedule": {"fa": "هیچ پنجره‌ی تعمیر یا معافیتی برای این محل نیست.",
+                    "en": "No maintenance window or waiver covers this site."},
+    "actions": {"fa": "مسئول و اقدام‌های باز", "en": "Owner and open actions"},
+    "no_owner": {"fa": "مسئولی ثبت نشده", "en": "no owner on record"},
+    "no_actions": {"fa": "اقدام بازی ثبت نشده است.", "en": "No open action."},
+    "timeline": {"fa": "وضعیت در {days} روز گذشته", "en": "State over the last {days} days"},
+    "timeline_none": {"fa": "این سرویس دفتر رویداد ندارد: سابقه‌ای برای نشان دادن نیست.",
+                      "en": "This service keeps no event store: there is no history to show."},
+    "timeline_empty": {"fa": "در این بازه چیزی ثبت نشده است.", "en": "Nothing was recorded in this period."},
+    "changes": {"fa": "تغییرها", "en": "Changes"},
+    "when": {"fa": "زمان", "en": "When"},
+    "monitor_dark": {"fa": "پایشگر خاموش یا کور", "en": "monitor stopped or blind"},
+    "site_of_node": {"fa": "محل", "en": "site"},
+    "back_board": {"fa": "بازگشت به تابلو", "en": "Back to the board"},
+    "location": {"fa": "مختصات", "en": "Location"},
 }
 
 _AGO_UNITS: dict[Lang, tuple[str, str, str, str]] = {"fa": ("ثانیه", "دقیقه", "ساعت", "روز"),
@@ -151,6 +212,11 @@ _AGO_UNITS: dict[Lang, tuple[str, str, str, str]] = {"fa": ("ثانیه", "دق�
 def words(key: str, lang: Lang, **values: object) -> str:
     """Return the label ``key`` in ``lang`` with ``values`` filled in (not yet localised in digits)."""
     return LABELS[key][lang].format(**values)
+
+
+def part_state_words(state: str, lang: Lang) -> str:
+    """Return a link's or terminal's state in ``lang``."""
+    return PART_STATE_WORDS.get(state, PART_STATE_WORDS["unknown"])[lang]
 
 
 def state_words(state: str, lang: Lang) -> str:

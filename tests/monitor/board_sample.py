@@ -1,7 +1,6 @@
 """A sample province for the board: the demo's inventory, evaluated once with faults and days of history.
 
-Used by the board's tests and by `python -m tests.monitor.board_sample OUT_DIR` (screenshots of the board at
-1400 px and 400 px, in Persian and English, with headless Chromium).
+Used by the board's tests. The README's screenshots come from the demo itself: `docs/screenshots.py`.
 """
 
 from __future__ import annotations
@@ -62,53 +61,3 @@ def sample_snapshot(*, seed: int = 7, history_days: float = 6.0, now: float = NO
     snap = service.evaluate(force=True, now=now)
     assert PROVINCE in snap.forecasts
     return snap
-
-
-def screenshots(out: Path) -> list[Path]:
-    """Serve the sample on loopback and save the board at 1400 px and 400 px, Persian and English."""
-    import asyncio
-    import threading
-    import time
-
-    from aiohttp import web
-
-    from monitor.web.app import make_app
-    from tests.helpers import free_port
-    from tests.monitor.browser import browser, full_screenshot
-
-    snap = sample_snapshot(now=time.time())  # evaluated just now: the board is fresh
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(make_app(lambda: snap))
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    saved = []
-    try:
-        for width in (1400, 400):
-            driver = browser(width)
-            try:
-                for name, query in (("fa", ""), ("en", "?lang=en"), ("county", "?county=Holeylan")):
-                    driver.get(f"http://127.0.0.1:{port}/{query}")
-                    top = out / f"board-{name}-{width}-top.png"
-                    driver.save_screenshot(str(top))  # the first screen, as the committee sees it
-                    saved.append(top)
-                    path = out / f"board-{name}-{width}.png"
-                    full_screenshot(driver, str(path), width)
-                    saved.append(path)
-            finally:
-                driver.quit()
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-    return saved
-
-
-if __name__ == "__main__":
-    import sys
-
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots")
-    target.mkdir(parents=True, exist_ok=True)
-    for p in screenshots(target):
-        print(p)

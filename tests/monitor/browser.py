@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
+from pathlib import Path
 from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
@@ -25,8 +27,9 @@ def available() -> str:
     return ""
 
 
-def browser(width: int = 1400, height: int = 1000) -> Any:
-    """Return a headless Chromium WebDriver at ``width`` CSS pixels (close it with ``.quit()``)."""
+def browser(width: int = 1400, height: int = 1000, home: Path | None = None) -> Any:
+    """Return a headless Chromium WebDriver at ``width`` CSS pixels (close it with ``.quit()``); ``home`` is the
+    HOME it runs with (its ``.pki/nssdb`` holds the certificate authorities it trusts: see `trusting_home`)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -36,7 +39,8 @@ def browser(width: int = 1400, height: int = 1000) -> Any:
     for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    env = None if home is None else {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=env), options=options)
     driver.set_page_load_timeout(60)
     driver.set_window_size(width, height)
     return driver
@@ -49,3 +53,17 @@ def full_screenshot(driver: Any, path: str, width: int) -> None:
                            {"width": width, "height": int(height), "deviceScaleFactor": 1, "mobile": width < 600})
     driver.save_screenshot(path)
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def trusting_home(home: Path, ca_file: Path) -> Path:
+    """Make ``home`` a HOME whose NSS database (the one Chromium reads on Linux) trusts ``ca_file`` to issue
+    server certificates, and nothing else of ours: the browser then checks a test certificate's chain for real."""
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        raise RuntimeError("certutil is not installed (Debian: libnss3-tools)")
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True, exist_ok=True)
+    subprocess.run([certutil, "-N", "-d", f"sql:{db}", "--empty-password"], check=True, capture_output=True)
+    subprocess.run([certutil, "-A", "-d", f"sql:{db}", "-t", "C,,", "-n", "readiness test CA", "-i", str(ca_file)],
+                   check=True, capture_output=True)
+    return home

@@ -197,3 +197,90 @@ async def test_hashes_and_passwords_are_not_logged(guarded: str, caplog: pytest.
         assert r.status == 403
     assert PASSWORDS["viewer"] not in caplog.text and "$2b$" not in caplog.text
     assert basic("viewer", PASSWORDS["viewer"])["Authorization"].split()[1] not in caplog.text
+
+
+async def test_a_reload_reads_the_web_config_again(tmp_path: Path) -> None:
+    """SIGHUP / POST /-/reload read the web config again, all or nothing: a user taken out is refused at once, a new
+    one admitted; a broken file refuses the whole reload and keeps the users in force; a renewed certificate is
+    served from the next connection on."""
+    import argparse
+    import asyncio
+
+    from monitor.cli.service import web_config_reload
+
+    ca = TestCA(tmp_path / "pki")
+    first = ca.issue("board", ["127.0.0.1"])
+    tls = {"tls_server_config": {"cert_file": "pki/board.pem", "key_file": "pki/board.key"}}
+    web_path = write_web_config(tmp_path, **tls)
+    path = write_config(tmp_path, [site("S1")], probes={"tcp": {"interval_seconds": 5}})
+    web = load_web_config(web_path)
+    access = Access(web.users, web.admins)
+    runner = Runner(Service(load_config(path), probes={"tcp": TCP}), path,
+                    make_app=lambda get, reload: make_app(get, reload, access=access))
+    args = argparse.Namespace(web_config_file=str(web_path), config=str(path), web_insecure=False)
+    runner.also_reload.append(web_config_reload(args, "127.0.0.1", access, web))
+    url = await runner.start_http("127.0.0.1", 0, web.ssl_context)
+    trusting = ssl.create_default_context(cafile=str(ca.ca_file))
+
+    async def status(user: str, password: str, method: str = "GET", path: str = "/api/v1/summary") -> int:
+        async with aiohttp.ClientSession(headers=basic(user, password)) as http, \
+                http.request(method, url + path, ssl=trusting) as r:
+            return r.status
+
+    def serial() -> int:
+        import socket
+
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as raw, \
+                trusting.wrap_socket(raw, server_hostname="127.0.0.1") as tls_sock:
+            cert = tls_sock.getpeercert()
+        return int(cert["serialNumber"], 16)
+
+    try:
+        assert await status("viewer", PASSWORDS["viewer"]) == 200
+        before = await asyncio.to_thread(serial)
+        doc = yaml.safe_load(web_path.read_text())
+        doc["basic_auth_users"] = {"auditor": hashed("reads-all-789"), "chair": doc["basic_auth_users"]["chair"]}
+        web_path.write_text(yaml.safe_dump(doc))
+        renewed = ca.issue("board", ["127.0.0.1"])  # the same files, a new certificate
+        assert await status("chair", PASSWORDS["chair"], "POST", "/-/reload") == 200
+        assert await status("viewer", PASSWORDS["viewer"]) == 401  # taken out: refused at once
+        assert await status("auditor", "reads-all-789") == 200
+        assert await status("auditor", "reads-all-789", "POST", "/-/reload") == 403
+        assert await asyncio.to_thread(serial) != before and first.cert_file == renewed.cert_file
+        doc["admins"] = ["nobody"]  # an admin who is not a user: the whole reload is refused
+        web_path.write_text(yaml.safe_dump(doc))
+        async with aiohttp.ClientSession(headers=basic("chair", PASSWORDS["chair"])) as http, \
+                http.post(url + "/-/reload", ssl=trusting) as r:
+            assert r.status == 400 and "web.yml" in await r.text() and "nobody" in await r.text()
+        assert await status("auditor", "reads-all-789") == 200  # the users in force stay
+    finally:
+        await runner._app_runner.cleanup()  # type: ignore[union-attr]
+
+
+async def test_status_with_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`readiness status --url https://… --web.user U` with the password from the environment and the test CA
+    trusted; without a user it says the service asks for one; without the variable it is bad input."""
+    import asyncio
+
+    ca = TestCA(tmp_path / "pki")
+    ca.issue("board", ["127.0.0.1"])
+    web_path = write_web_config(tmp_path, tls_server_config={"cert_file": "pki/board.pem", "key_file": "pki/board.key"})
+    runner, url = await serve(tmp_path, web_path)
+    runner.service.evaluate(force=True)
+    common = ["status", "--url", url, "--web.ca-file", str(ca.ca_file)]
+    try:
+        monkeypatch.setenv("READINESS_WEB_PASSWORD", PASSWORDS["viewer"])
+        assert await asyncio.to_thread(main, [*common, "--web.user", "viewer"]) == 0
+        assert "S1" in capsys.readouterr().out
+        assert await asyncio.to_thread(main, common) == 1
+        assert "--web.user" in capsys.readouterr().err
+        monkeypatch.setenv("READINESS_WEB_PASSWORD", "wrong")
+        assert await asyncio.to_thread(main, [*common, "--web.user", "viewer"]) == 1
+        assert "wrong user or password" in capsys.readouterr().err
+        monkeypatch.delenv("READINESS_WEB_PASSWORD")
+        assert await asyncio.to_thread(main, [*common, "--web.user", "viewer"]) == 2
+        err = capsys.readouterr().err
+        assert "READINESS_WEB_PASSWORD" in err and PASSWORDS["viewer"] not in err
+    finally:
+        await runner._app_runner.cleanup()  # type: ignore[union-attr]

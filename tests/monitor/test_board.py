@@ -20,7 +20,7 @@ from monitor.web import board
 from monitor.web.app import make_app
 from monitor.web.board import BoardCache, View, monitor_health, render_board
 from monitor.web.i18n import LANGS, LINK_WORDS, SITE_WORDS, STATE_WORDS, reason_words
-from tests.helpers import free_port
+from tests.helpers import free_port, require
 from tests.monitor.board_sample import sample_snapshot
 from tests.monitor.browser import available, browser, full_screenshot
 
@@ -34,6 +34,16 @@ def ascii_digits(text: str) -> str:
 @pytest.fixture(scope="module")
 def snap() -> Snapshot:
     return sample_snapshot(now=time.time())
+
+
+def site_state_of(snap: Snapshot, site_id: str) -> str:
+    r = snap.sites.get(site_id)
+    return r.state if r is not None else "unknown"
+
+
+def _rgb(hex_colour: str) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
 
 
 def test_every_reason_code_has_words_in_both_languages() -> None:
@@ -183,7 +193,10 @@ def test_static_files_are_package_data() -> None:
 
 # -- in a real browser -----------------------------------------------------------------------------------------
 
-needs_browser = pytest.mark.skipif(bool(available()), reason=available() or "browser available")
+@pytest.fixture(scope="module")
+def needs_browser() -> None:
+    """Skip without Chromium and its driver, except under CI=true, where these tests must run."""
+    require(not available(), available())
 
 
 @pytest.fixture(scope="module")
@@ -202,13 +215,12 @@ def served(snap: Snapshot) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def wide() -> Iterator[Any]:
+def wide(needs_browser: None) -> Iterator[Any]:
     driver = browser(1400)
     yield driver
     driver.quit()
 
 
-@needs_browser
 @pytest.mark.slow
 def test_board_in_a_browser(served: str, snap: Snapshot, wide: Any, tmp_path: Path) -> None:
     """Persian RTL with Persian digits; the numbers equal the figures; English by switch; a county by click."""
@@ -240,30 +252,92 @@ def test_board_in_a_browser(served: str, snap: Snapshot, wide: Any, tmp_path: Pa
     assert {r.get_attribute("data-site") for r in rows} == wanted
     assert wide.find_element(By.ID, "share").text == fig.counties["Mehran"].share_text()
     full_screenshot(wide, str(tmp_path / "board-county-1400.png"), 1400)
-    # Every located site is on the map, alone or in a cluster
+    # Every located site has one marker on the map, of its state's colour (as the browser paints it) and shape
     wide.get(served + "/?lang=en")
-    marked = set(wide.execute_script(
-        "return [...document.querySelectorAll('#map [data-site]')].map(e => e.dataset.site)"))
-    for ids in wide.execute_script(
-            "return [...document.querySelectorAll('#map [data-sites]')].map(e => e.dataset.sites)"):
-        marked |= set(ids.split())
-    assert marked == {s.id for s in snap.config.reported_sites() if s.location is not None}
+    markers = wide.execute_script(
+        "return [...document.querySelectorAll('#map g.pt')].map(g => {const m = g.firstElementChild;"
+        " const s = getComputedStyle(m); return [g.dataset.site, g.dataset.state, m.tagName,"
+        " m.getAttribute('stroke') ? s.stroke : s.fill]})")
+    located = {s.id: site_state_of(snap, s.id) for s in snap.config.reported_sites() if s.location is not None}
+    assert sorted(m[0] for m in markers) == sorted(located) and not wide.find_elements(By.CSS_SELECTOR, "#map .cluster")
+    shape = {"ready": "circle", "degraded": "path", "not_ready": "path", "unknown": "path"}
+    for site_id, state, tag, colour in markers:
+        assert state == located[site_id] and tag == shape[state], (site_id, state, tag)
+        assert colour == _rgb(board.STATE_COLOURS[state]), (site_id, state, colour)
     # Nothing was asked of anyone but the service, on any page visited since the start
     events = " ".join(e["message"] for e in wide.get_log("performance"))
     asked = re.findall(r'"Network.requestWillBeSent".*?"url":"([^"]+)"', events)
     assert asked and all(u.startswith(served) or u.startswith("data:") for u in asked), asked
 
 
-@needs_browser
 @pytest.mark.slow
-def test_board_at_400_px_has_no_horizontal_scroll(served: str, tmp_path: Path) -> None:
+def test_board_at_400_px_has_no_horizontal_scroll(needs_browser: None, served: str, snap: Snapshot,
+                                                   tmp_path: Path) -> None:
     driver = browser(400, 900)
     try:
-        for query in ("", "?lang=en", "?county=Holeylan"):
-            driver.get(served + "/" + query)
+        site = next(s.id for s in snap.config.reported_sites() if s.terminals and s.links)
+        for path in ("/", "/?lang=en", "/?county=Holeylan", f"/sites/{site}", f"/sites/{site}?lang=en"):
+            driver.get(served + path)
+            query = path
             width = driver.execute_script("return window.innerWidth")
             scroll = driver.execute_script("return document.documentElement.scrollWidth")
             assert width <= 420 and scroll <= width, (query, scroll, width)
         full_screenshot(driver, str(tmp_path / "board-400.png"), 400)
     finally:
         driver.quit()
+
+
+def test_burnup_from_the_store_ends_at_the_headline(snap: Snapshot) -> None:
+    """With the store's samples the burn-up draws them (a gap where points are missing) and ends on the snapshot's
+    own figure; without a store it falls back to the forecast's memory and says so."""
+    from monitor.core.figures import PROVINCE
+
+    fig = snap.figures().province
+    hours = [snap.at - h * 3600 for h in range(48, 0, -1) if not 20 <= h < 26]  # six hours missing
+    recorded = {PROVINCE: tuple((t, fig.ready - 5, fig.total) for t in hours)}
+    points, source = board.burnup_points(snap, PROVINCE, fig, recorded)
+    assert source == "store" and points[-1] == (snap.at, fig.ready, fig.total) and len(points) == len(hours) + 1
+    page = render_board(snap, View("en", True), recorded=recorded)
+    assert 'data-source="store"' in page and page.count('class="share-line"') == 2  # the gap splits the line
+    assert 'data-source="memory"' in render_board(snap, View("en", True))
+
+
+def test_map_tiles_only_when_configured(snap: Snapshot) -> None:
+    """No tile server by default: nothing on the page points anywhere; with board.tile_url the map lays tiles."""
+    from dataclasses import replace
+
+    from monitor.config.loader import BoardSettings
+
+    assert "<image" not in render_board(snap, View("en", True))
+    url = "https://tiles.example.org/{z}/{x}/{y}.png"
+    tiled = replace(snap, config=snap.config.model_copy(update={"board": BoardSettings(
+        tile_url=url, tile_attribution="© OpenStreetMap contributors")}))
+    page = render_board(tiled, View("en", True))
+    tiles = re.findall(r'<image href="https://tiles\.example\.org/(\d+)/(\d+)/(\d+)\.png"', page)
+    assert 1 <= len(tiles) <= board.MAX_TILES and len({z for z, _, _ in tiles}) == 1
+    assert "© OpenStreetMap contributors" in page
+    for bad in ("ftp://x/{z}/{x}/{y}", "https://x/{z}/{x}.png", "https://x/{z}/{x}/{y}/{s}.png",
+                'https://x/{z}/{x}/{y}.png"onload="'):
+        with pytest.raises(ValueError, match="tile_url"):
+            BoardSettings(tile_url=bad)
+
+
+def test_site_page(snap: Snapshot) -> None:
+    """A site's page: links against their medium's thresholds, terminals, reasons in words, owner; its timeline
+    from what the store holds; a 404 page of its own for an unknown id."""
+    from monitor.runtime.readback import Change, SiteTimeline
+    from monitor.web.site_page import render_missing, render_site
+
+    bad = next(s for s in snap.config.reported_sites() if snap.sites[s.id].state == "not_ready" and s.links)
+    line = SiteTimeline(snap.at - 3 * 86400, snap.at, {f"site:{bad.id}": [
+        Change(snap.at - 3 * 86400, "ready", ()), Change(snap.at - 3600, "not_ready", ("primary.down",))]}, [])
+    page = render_site(snap, View("en", True), bad, timeline=line)
+    assert f'data-site="{bad.id}"' in page and 'data-state="not_ready"' in page
+    assert '(max <bdi dir="ltr">1.0%</bdi>)' in page  # fiber loss threshold
+    assert page.count(f'data-entity="site:{bad.id}"') == 2 * 2  # drawn wide and narrow
+    assert "primary link: is down" in page
+    assert all(f'data-terminal="{t.id}"' in page for t in bad.terminals)
+    fa = render_site(snap, View(), bad, timeline=None)
+    assert 'dir="rtl"' in fa and 'data-recorded="0"' in fa and "آذر" in fa
+    missing = render_missing(snap, View("en", True), "<nope>")
+    assert "&lt;nope&gt;" in missing and "<nope>" not in missing

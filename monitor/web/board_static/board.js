@@ -53,7 +53,53 @@
         if (Math.abs(at - parseFloat(body.dataset.evaluated || "0")) > 0.5) swap();
       }).catch(function () {});
   }
-  tick();
+  // Open remediation actions (GET /api/v1/actions), by site; a county's action shows on each of its sites. Text
+  // from the API is set as text, never as markup.
+  function actionLine(a, lateWord) {
+    var span = document.createElement("span");
+    span.className = a.overdue ? "action late" : "action";
+    span.dataset.action = a.id;
+    var id = document.createElement("b");
+    id.dir = "ltr"; id.textContent = a.id;
+    span.appendChild(id);
+    span.appendChild(document.createTextNode(" " + a.owner + " — " + (a.note || a.id) + " (" + a.due_text + ")"));
+    if (a.overdue && lateWord) {
+      var late = document.createElement("b");
+      late.className = "overdue"; late.textContent = lateWord;
+      span.appendChild(document.createTextNode(" ")); span.appendChild(late);
+    }
+    return span;
+  }
+  function owners() {
+    var cells = document.querySelectorAll("[data-owner-for]");
+    if (!cells.length) return;
+    fetch("/api/v1/actions?state=open", {cache: "no-store"}).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (doc) {
+        var list = doc && doc.actions;
+        if (!Array.isArray(list)) return;
+        var bySite = {}, byCounty = {};
+        list.forEach(function (a) {
+          if (!a || a.state !== "open") return;
+          if (a.site) (bySite[a.site] = bySite[a.site] || []).push(a);
+          else if (a.county) (byCounty[a.county] = byCounty[a.county] || []).push(a);
+        });
+        cells.forEach(function (cell) {
+          var row = cell.closest("[data-county]");
+          var county = row ? row.dataset.county : "";
+          var got = (bySite[cell.dataset.ownerFor] || []).concat(byCounty[county] || []);
+          var target = cell.querySelector(".acts");
+          if (!target) {  // the site page: one line of text
+            cell.textContent = got.map(function (a) {
+              return a.owner + " — " + (a.note || a.id) + " (" + a.due_text + ")";
+            }).join("; ");
+            return;
+          }
+          target.replaceChildren.apply(target, got.map(function (a) { return actionLine(a, cell.dataset.late); }));
+        });
+      }).catch(function () {});
+  }
+  tick(); owners();
   setInterval(tick, 1000);
   setInterval(poll, refresh);
+  setInterval(owners, refresh);  // an action opened or closed shows without waiting for an evaluation
 })();
