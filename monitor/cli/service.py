@@ -78,6 +78,7 @@ def listener_access(config, args: argparse.Namespace):  # type: ignore[no-untype
 
 
 async def _run(config, args: argparse.Namespace, web=None) -> int:  # type: ignore[no-untyped-def]
+    from monitor.runtime.heap import settle
     from monitor.runtime.recorder import attach_store
     from monitor.runtime.scheduler import Runner
     from monitor.runtime.service import Service
@@ -111,6 +112,7 @@ async def _run(config, args: argparse.Namespace, web=None) -> int:  # type: igno
     if store is not None:
         from monitor.cli.reports import schedule_reports
         reports = schedule_reports(config, str(store.data_dir), store)
+    settle()  # the config and what it built live until a reload: out of the garbage collector's sight
     try:
         await runner.run(host, port, web.ssl_context if web is not None else None)
     finally:
