@@ -40,6 +40,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor.config.hostcheck import check_host
     from monitor.config.loader import load_config
     from monitor.errors import ConfigError
+    from monitor.runtime.heap import release_large_buffers
+
+    release_large_buffers()  # before the inventory's text is read: see monitor/runtime/heap.py
 
     config = load_config(args.config)
     if args.shard:
