@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -23,9 +22,20 @@ FAILURES = ("timeout", "refused", "unreachable", "no_route", "bind_failed", "loc
             "tls_invalid", "tls_expired", "status_mismatch", "body_mismatch", "dns")
 LOCAL_FAILURES = frozenset({"no_route", "bind_failed", "local_error"})  # local_error: out of fds, buffers
 
+class _Empty(dict):  # type: ignore[type-arg]
+    """A dict that stays empty. A dict, not a MappingProxyType: dataclasses.asdict, copy and pickle take it."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("the shared empty mapping cannot change")
+
+    __setitem__ = __delitem__ = __ior__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+
+
 # What a target or observation without extras, values or details holds: one shared empty mapping, not an
 # empty dict per object (issue 13: 40,000 targets, as many observations a cycle).
-EMPTY: Mapping[str, Any] = MappingProxyType({})
+EMPTY: Mapping[str, Any] = _Empty()
 
 
 def empty() -> Mapping[str, Any]:
