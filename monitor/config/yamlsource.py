@@ -316,14 +316,14 @@ def _check_aliases(text: str) -> None:
 def _compose(text: str, lines: bool = True) -> tuple[Any, dict[Path_, int] | None, list[tuple[Path_, int]], int]:
     """Return the data, the line map (None: not kept, ``lines`` false), the duplicate keys and the number of
     nodes of a YAML text, the fast way when it can."""
-    if not lines:
-        reader = _EventReader(text, lines=False)
-        try:
-            data, _, _ = reader.read()
-            return data, None, [], reader.nodes
-        except (_NotPlain, _Redo):
-            pass  # the composer, or the reader with the map, says what is wrong and where
     try:
+        if not lines:
+            reader = _EventReader(text, lines=False)
+            try:
+                data, _, _ = reader.read()
+                return data, None, [], reader.nodes
+            except _Redo:
+                pass  # the reader with the map says what is wrong and where
         reader = _EventReader(text)
         data, found, dupes = reader.read()
         return data, found, dupes, reader.nodes

@@ -2,10 +2,11 @@
 
 A province's config and inventory are half a million objects that live until the next reload, and every full
 collection walked them all again: at 10,000 sites, 0.2-0.5 s a time, a few times a cycle, more CPU than
-evaluating readiness. Once the config is loaded, `settle` moves everything alive into the permanent
-generation (``gc.freeze``), where collections do not look, and lets ten times more young collections pass
-between two full ones. Objects still go as soon as nothing refers to them (reference counting); only
-reference cycles wait for a full collection, which still comes every few cycles.
+evaluating readiness (1.8 s of the 3.1 s two evaluations and two /metrics renders took; 0.5 s now). Once the
+config is loaded, `settle` moves everything alive into the permanent generation (``gc.freeze``), where
+collections do not look, and lets ten times as many younger collections pass between two full ones. Objects
+still go as soon as nothing refers to them (reference counting); only reference cycles wait for a full
+collection, which still comes every few cycles.
 
 The service's big buffers (a /metrics body of 14 MB, its text before encoding, the inventory's text) are
 allocated by glibc's malloc, which after freeing one raises its mmap threshold to that size (up to 32 MB): the
