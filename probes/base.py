@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -21,6 +21,26 @@ FAILURES = ("timeout", "refused", "unreachable", "no_route", "bind_failed", "loc
             "no_such_object", "bad_response", "malformed", "skipped", "not_probed", "error",
             "tls_invalid", "tls_expired", "status_mismatch", "body_mismatch", "dns")
 LOCAL_FAILURES = frozenset({"no_route", "bind_failed", "local_error"})  # local_error: out of fds, buffers
+
+class _Empty(dict):  # type: ignore[type-arg]
+    """A dict that stays empty. A dict, not a MappingProxyType: dataclasses.asdict, copy and pickle take it."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("the shared empty mapping cannot change")
+
+    __setitem__ = __delitem__ = __ior__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+
+
+# What a target or observation without extras, values or details holds: one shared empty mapping, not an
+# empty dict per object (issue 13: 40,000 targets, as many observations a cycle).
+EMPTY: Mapping[str, Any] = _Empty()
+
+
+def empty() -> Mapping[str, Any]:
+    """Return the shared empty mapping (a dataclass field's default)."""
+    return EMPTY
 
 # The longest interval, timeout or jitter a config may set: a day. Longer is a mistake, and past
 # about 10^14 s datetime and APScheduler overflow (a reload of `.inf` used to stop every probe job).
@@ -96,7 +116,7 @@ class Target:
     address: str
     port: int | None = None
     source: str | None = None  # address or interface to send from (proves the backup path)
-    extra: Mapping[str, Any] = field(default_factory=dict)  # kind-specific, never secrets
+    extra: Mapping[str, Any] = field(default_factory=empty)  # kind-specific, never secrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +127,10 @@ class Observation:
     kind: str
     ok: bool
     at: float  # unix seconds when the measurement finished (wall clock: for display and the store)
-    values: Mapping[str, float] = field(default_factory=dict)  # unit in the name: rtt_avg_seconds
+    values: Mapping[str, float] = field(default_factory=empty)  # unit in the name: rtt_avg_seconds
     failure: str = ""  # short machine word: timeout, refused, unreachable, no_such_object, error
     reason: str = ""  # one short human line, never a secret
-    details: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. {"missing": ("T3",)}
+    details: Mapping[str, tuple[str, ...]] = field(default_factory=empty)  # e.g. {"missing": ("T3",)}
     # time.monotonic() when the measurement finished: freshness is judged on it, so a wall-clock step
     # changes nothing. None: not stamped (built by hand), judged on ``at``.
     mono: float | None = None
@@ -119,6 +139,16 @@ class Observation:
     def failed(cls, target: Target, kind: str, failure: str, reason: str, **values: float) -> Observation:
         """Build a failed observation for ``target``."""
         return cls(target.key, kind, False, time.time(), values, failure, reason, mono=time.monotonic())
+
+
+class Dropped(NamedTuple):
+    """Datagrams a probe kind that listens on shared sockets dropped unanswered, since it was made (SNMP)."""
+
+    malformed: int = 0  # from polled peers, but no answer to a request: garbage, a wrong request id, ...
+    unsolicited: int = 0  # from peers that were never polled
+
+
+NOTHING_DROPPED = Dropped()
 
 
 class Probe(Protocol):
@@ -145,19 +175,8 @@ class Probe(Protocol):
         """Return how many requests (echoes, connects, PDUs) the cycle that made ``observations`` sent."""
         ...
 
-
-@runtime_checkable
-class CountsDrops(Protocol):
-    """A probe kind that listens on shared sockets and counts what it drops there unanswered (SNMP)."""
-
-    @property
-    def malformed_total(self) -> int:
-        """Datagrams from polled peers that were no answer to a request: garbage, a wrong request id, ..."""
-        ...
-
-    @property
-    def unsolicited_total(self) -> int:
-        """Datagrams from peers that were never polled."""
+    def dropped(self) -> Dropped:
+        """Return what the probe dropped unanswered on its shared sockets since it was made (zeros: none)."""
         ...
 
 

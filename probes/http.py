@@ -37,7 +37,7 @@ import aiohttp
 from cryptography import x509
 from pydantic import Field
 
-from probes.base import CredentialedSettings, Observation, ProbeSettings, Target, requests_in
+from probes.base import NOTHING_DROPPED, CredentialedSettings, Dropped, Observation, ProbeSettings, Target, requests_in
 from probes.credentials import HttpAuth
 
 KIND = "http"
@@ -288,6 +288,10 @@ class HttpProbe:
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         """Return the requests the cycle sent: one per check, plus each redirect followed."""
         return requests_in(observations) + sum(int(o.values.get("redirects", 0)) for o in observations)
+
+    def dropped(self) -> Dropped:
+        """Return zeros: each request has a connection of its own, nothing shared to drop on."""
+        return NOTHING_DROPPED
 
 
 async def _read(stream: aiohttp.StreamReader, limit: int) -> bytes:

@@ -35,7 +35,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import Field
 
-from probes.base import MAX_INTERVAL_SECONDS, Observation, ProbeSettings, Target, requests_in
+from probes.base import MAX_INTERVAL_SECONDS, NOTHING_DROPPED, Dropped, Observation, ProbeSettings, Target, requests_in
 from probes.errors import ProbeUnavailable
 from probes.route import is_address, output_interface
 
@@ -296,6 +296,10 @@ class IcmpProbe:
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         """Return the echo requests sent, as each observation counts them."""
         return requests_in(observations)
+
+    def dropped(self) -> Dropped:
+        """Return zeros: replies are matched to this cycle's requests, the rest is not counted as dropped."""
+        return NOTHING_DROPPED
 
     # ---- paths ---------------------------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ from probes._snmp_entities import (
     _sensor_type_oids,
 )
 from probes._snmp_entities import _inet_address as _inet_address  # re-exported: tests parse index tails with it
-from probes.base import MAX_INTERVAL_SECONDS, CredentialedSettings, Observation, ProbeSettings, Target
+from probes.base import MAX_INTERVAL_SECONDS, CredentialedSettings, Dropped, Observation, ProbeSettings, Target
 from probes.credentials import SnmpAuth
 
 log = logging.getLogger(__name__)
@@ -235,6 +235,10 @@ class SnmpProbe:
         """Return the PDUs sent since the last call: the engine counts them, walks included."""
         sent, self._reported = self._engine.pdus_sent - self._reported, self._engine.pdus_sent
         return sent
+
+    def dropped(self) -> Dropped:
+        """Return the datagrams the shared engine dropped unanswered: malformed, unsolicited."""
+        return Dropped(self.malformed_total, self.unsolicited_total)
 
     def _configure(self, targets: Sequence[Target], auths: Mapping[str, SnmpAuth]) -> None:
         """Take the credentials the settings carry; forget devices and ports no target names any more."""

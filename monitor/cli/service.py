@@ -41,6 +41,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor.config.hostcheck import check_host
     from monitor.config.loader import load_config
     from monitor.errors import ConfigError
+    from monitor.runtime.heap import release_large_buffers
+
+    release_large_buffers()  # before the inventory's text is read: see monitor/runtime/heap.py
 
     config = load_config(args.config)
     if args.shard:
@@ -128,6 +131,7 @@ def web_config_reload(args: argparse.Namespace, host: str, access, started):  # 
 
 
 async def _run(config, args: argparse.Namespace, web=None) -> int:  # type: ignore[no-untyped-def]
+    from monitor.runtime.heap import settle
     from monitor.runtime.recorder import attach_store
     from monitor.runtime.scheduler import Runner
     from monitor.runtime.service import Service
@@ -159,6 +163,7 @@ async def _run(config, args: argparse.Namespace, web=None) -> int:  # type: igno
     host = args.listen_host or config.listen.host
     port = config.listen.port if args.listen_port is None else args.listen_port
     runner.also_reload.append(web_config_reload(args, host, access, web))
+    settle()  # the config and what it built live until a reload: out of the garbage collector's sight
     try:
         await runner.run(host, port, web.ssl_context if web is not None else None)
     finally:

@@ -6,7 +6,7 @@ import csv
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,12 +54,17 @@ class RawSite:
 
     data: Any
     file: str
-    line: int | None
-    lines: dict[Path_, int] = field(default_factory=dict)  # YAML: the whole file's path -> line map, shared
+    row: int | None  # CSV: the row; YAML: None, the line is looked up in ``lines`` when someone asks
+    lines: Mapping[Path_, int] = field(default_factory=dict)  # YAML: the whole file's path -> line map, shared
     base: Path_ = ()  # YAML: the site's path in that map
     columns: dict[Path_, str] | None = None  # CSV: path inside the site -> column; None for YAML
     cells: dict[Path_, str] = field(default_factory=dict)  # CSV: path -> the cell text it came from
     problems: list[Problem] = field(default_factory=list)  # found while reading, before validation
+
+    @property
+    def line(self) -> int | None:
+        """Return the line (YAML) or row (CSV) where the site starts."""
+        return self.row if self.row is not None or self.columns is not None else self.lines.get(self.base)
 
     @property
     def site_id(self) -> str | None:
@@ -102,11 +107,11 @@ def read_inventory(path: Path, warnings: list[Problem] | None = None,
     return sites_from_yaml(items, file, lines, ("sites",))
 
 
-def sites_from_yaml(items: list[Any], file: str, lines: dict[Path_, int], prefix: Path_) -> list[RawSite]:
+def sites_from_yaml(items: list[Any], file: str, lines: Mapping[Path_, int], prefix: Path_) -> list[RawSite]:
     """Wrap YAML site items with the file's line map and their place in it."""
     out = []
     for i, item in enumerate(items):
-        raw = RawSite(item, file, lines.get((*prefix, i)), lines, (*prefix, i))
+        raw = RawSite(item, file, None, lines, (*prefix, i))
         if not isinstance(item, dict):
             raw.problems.append(Problem(file, "a site must be a mapping", raw.line, field=field_name(raw.base)))
         out.append(raw)

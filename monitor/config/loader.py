@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_core import ErrorDetails
 
+from monitor.config.compact import compact
 from monitor.config.inventory import RawSite, read_inventory, sites_from_yaml
 from monitor.config.reports import ActionsPolicy, ReportSpec, Smtp
 from monitor.config.targets import BUILDERS
@@ -181,7 +182,7 @@ def _message(err: ErrorDetails) -> str:
     return err["msg"].removeprefix("Value error, ")
 
 
-def _config_problems(exc: ValidationError, file: str, lines: dict[Path_, int]) -> list[Problem]:
+def _config_problems(exc: ValidationError, file: str, lines: Mapping[Path_, int]) -> list[Problem]:
     problems = []
     for err in exc.errors():
         loc = _clean_loc(err["loc"])
@@ -254,7 +255,7 @@ def _validate_site(raw: RawSite, problems: list[Problem]) -> Site | None:
     if not isinstance(raw.data, dict):
         return None
     try:
-        return Site.model_validate(_anchored(raw.data, Path(raw.file).parent))
+        return compact(Site.model_validate(_anchored(raw.data, Path(raw.file).parent)))
     except ValidationError as exc:
         for err in exc.errors():
             loc = _clean_loc(err["loc"])
@@ -283,7 +284,7 @@ def cycle_allowance(settings: ProbeSettings) -> float:
     return max(settings.interval_seconds * 0.9, settings.cycle_budget_seconds() + 0.5)
 
 
-def _tcp_check(settings: ProbeSettings, n: int, file: str, lines: dict[Path_, int]) -> Problem | None:
+def _tcp_check(settings: ProbeSettings, n: int, file: str, lines: Mapping[Path_, int]) -> Problem | None:
     """TCP connects ``concurrency`` at a time, each up to its timeout: every terminal must get its turn
     within the cycle, or the ones beyond are never probed (unknown, every cycle)."""
     need, allowed = settings.cycle_seconds_for(n), cycle_allowance(settings)
@@ -299,7 +300,7 @@ def _tcp_check(settings: ProbeSettings, n: int, file: str, lines: dict[Path_, in
               "interval_seconds", line_of(lines, ("probes", "tcp", "concurrency")), None, "probes.tcp.concurrency")
 
 
-def _cycle_check(config: Config, file: str, lines: dict[Path_, int]) -> list[Problem]:
+def _cycle_check(config: Config, file: str, lines: Mapping[Path_, int]) -> list[Problem]:
     """A cycle over this many targets must fit its interval, for kinds whose cycle grows with the count
     (ICMP paces its sends, TCP connects so many at a time); the others were checked against their
     interval when the settings loaded."""
@@ -323,7 +324,7 @@ def _cycle_check(config: Config, file: str, lines: dict[Path_, int]) -> list[Pro
     return problems
 
 
-def _schedule_check(config: Config, sites: list[Site], file: str, lines: dict[Path_, int]) -> list[Problem]:
+def _schedule_check(config: Config, sites: list[Site], file: str, lines: Mapping[Path_, int]) -> list[Problem]:
     """Maintenance windows and waivers must name sites and counties that exist."""
     ids = {s.id for s in sites}
     counties = {s.county for s in sites}
@@ -443,7 +444,7 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
     data, lines = load_yaml(path, raw)
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, "the config must be a YAML mapping", 1)])
-    if len(lines) > MAX_CONFIG_NODES:  # inline sites may be many; the rest goes to pydantic in one piece
+    if lines.nodes > MAX_CONFIG_NODES:  # inline sites may be many; the rest goes to pydantic in one piece
         rest_nodes = sum(1 for p in lines if not p or p[0] != "sites")
         if rest_nodes > MAX_CONFIG_NODES:
             raise ConfigError([Problem(file, f"{rest_nodes:,} values besides the sites, more than the "

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from monitor.core.model import Site, Terminal, Witness
 from monitor.core.readiness import WITNESS_SITE, witness_key
-from probes.base import Target
+from probes.base import EMPTY, Target
 from probes.route import is_address
 
 
@@ -31,7 +31,7 @@ def icmp_targets(sites: Sequence[Site]) -> list[Target]:
         primary = next((x for x in site.links if x.role == "primary"), None)
         for link in site.links:
             extra = ({"primary_address": primary.address, "primary_source": primary.source or ""}
-                     if primary is not None and link is not primary and is_address(link.source) else {})
+                     if primary is not None and link is not primary and is_address(link.source) else EMPTY)
             out.append(Target(f"{site.id}/{link.role}", site.id, link.address, source=link.source, extra=extra))
         out += [Target(f"{site.id}/terminal/{t.id}", site.id, t.address) for t in site.terminals
                 if t.port is None and t.http is None]

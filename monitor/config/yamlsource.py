@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -127,17 +128,26 @@ class _NotPlain(Exception):
     """The document uses anchors, aliases, explicit tags or merge keys: PyYAML's composer reads it."""
 
 
+class _Redo(Exception):
+    """Read without a line map, the document turned out to need one (a duplicate key, too many entries)."""
+
+
 class _EventReader:
-    """Build the data and the line map straight from parser events, for plain documents.
+    """Build the data (and, with ``lines``, the line map) straight from parser events, for plain documents.
 
     PyYAML's composer makes a Python node object per scalar and resolves each through several Python
     calls: that, not parsing, is most of the time a 50,000-site inventory takes (about 35 s of CPU,
     as long as safe_load). The events alone take 2.5 s, this reader 7 s (over 4x faster; ``python
     bench/yaml_load.py``). Whatever this reader does not handle raises _NotPlain.
+
+    Without ``lines`` no line is kept (the map of a 10,000-site file holds 260,000 paths, 37 MB, more than
+    the sites it places), and what needs one raises _Redo: the caller reads again with the map.
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, lines: bool = True) -> None:
         self.loader = loader = _Loader(text)
+        self.keep = lines
+        self.nodes = 0
         self.lines: dict[Path_, int] = {}
         self.dupes: list[tuple[Path_, int]] = []
         self._scalars: dict[tuple[str, str], Any] = {}
@@ -166,7 +176,9 @@ class _EventReader:
 
     def _node(self, path: Path_) -> Any:
         event = self.loader.get_event()
-        self.lines.setdefault(path, event.start_mark.line + 1)
+        self.nodes += 1
+        if self.keep:
+            self.lines.setdefault(path, event.start_mark.line + 1)
         if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
             raise _NotPlain
         if isinstance(event, yaml.ScalarEvent):
@@ -178,6 +190,8 @@ class _EventReader:
             items: list[Any] = []
             while not self.loader.check_event(yaml.SequenceEndEvent):
                 if len(items) == limit:
+                    if not self.keep:
+                        raise _Redo
                     raise _TooMany(path, self.lines[path], limit, "list")
                 items.append(self._node((*path, len(items))))
             self.loader.get_event()
@@ -186,17 +200,21 @@ class _EventReader:
         seen: set[str] = set()
         while not self.loader.check_event(yaml.MappingEndEvent):
             if len(seen) == limit:
+                if not self.keep:
+                    raise _Redo
                 raise _TooMany(path, self.lines[path], limit, "mapping")
             key_event = self.loader.get_event()
             if not isinstance(key_event, yaml.ScalarEvent) or key_event.anchor is not None:
                 raise _NotPlain
             key = self._scalar(key_event)
             child = (*path, str(key_event.value))
-            line = key_event.start_mark.line + 1  # type: ignore[union-attr]  # the parser marks every event
             if key_event.value in seen:
-                self.dupes.append((child, line))
+                if not self.keep:
+                    raise _Redo
+                self.dupes.append((child, key_event.start_mark.line + 1))  # type: ignore[union-attr]
             seen.add(key_event.value)
-            self.lines[child] = line
+            if self.keep:
+                self.lines[child] = key_event.start_mark.line + 1  # type: ignore[union-attr]  # every event has one
             mapping[key] = self._node(child)
         self.loader.get_event()
         return mapping
@@ -295,17 +313,64 @@ def _check_aliases(text: str) -> None:
         loader.dispose()
 
 
-def _compose(text: str) -> tuple[Any, dict[Path_, int], list[tuple[Path_, int]]]:
-    """Return the data, the line map and the duplicate keys of a YAML text, the fast way when it can."""
+def _compose(text: str, lines: bool = True) -> tuple[Any, dict[Path_, int] | None, list[tuple[Path_, int]], int]:
+    """Return the data, the line map (None: not kept, ``lines`` false), the duplicate keys and the number of
+    nodes of a YAML text, the fast way when it can."""
     try:
-        return _EventReader(text).read()
+        if not lines:
+            reader = _EventReader(text, lines=False)
+            try:
+                data, _, _ = reader.read()
+                return data, None, [], reader.nodes
+            except _Redo:
+                pass  # the reader with the map says what is wrong and where
+        reader = _EventReader(text)
+        data, found, dupes = reader.read()
+        return data, found, dupes, reader.nodes
     except _NotPlain:
         _check_aliases(text)
-        return _read_nodes(text)
+        data, found, dupes = _read_nodes(text)
+        return data, found, dupes, len(found)
 
 
-def load_yaml(path: Path, content: bytes | None = None) -> tuple[Any, dict[Path_, int]]:
-    """Load a YAML file (its bytes ``content`` when already read); return its data and a map from key path to line."""
+class LineMap(MutableMapping[Path_, int]):
+    """The line of every key path of a YAML file, read from the file again the first time someone asks.
+
+    Only problems need lines, and a valid inventory has none: its map is never built. ``nodes`` is the
+    number of values the file holds, known without the map.
+    """
+
+    def __init__(self, text: str, nodes: int, built: dict[Path_, int] | None = None) -> None:
+        self._text: str | None = None if built is not None else text
+        self._map = built
+        self.nodes = nodes
+
+    def _lines(self) -> dict[Path_, int]:
+        if self._map is None:
+            assert self._text is not None
+            self._map = _compose(self._text)[1] or {}
+            self._text = None
+        return self._map
+
+    def __getitem__(self, key: Path_) -> int:
+        return self._lines()[key]
+
+    def __setitem__(self, key: Path_, line: int) -> None:
+        self._lines()[key] = line
+
+    def __delitem__(self, key: Path_) -> None:
+        del self._lines()[key]
+
+    def __iter__(self) -> Iterator[Path_]:
+        return iter(self._lines())
+
+    def __len__(self) -> int:
+        return len(self._lines())
+
+
+def load_yaml(path: Path, content: bytes | None = None) -> tuple[Any, LineMap]:
+    """Load a YAML file (its bytes ``content`` when already read); return its data and a map from key path to line
+    (built when first read: see `LineMap`)."""
     file = str(path)
     raw = read_input(path) if content is None else content
     try:
@@ -319,7 +384,7 @@ def load_yaml(path: Path, content: bytes | None = None) -> tuple[Any, dict[Path_
         raise ConfigError([Problem(file, f"invalid YAML: character {char!r} (U+{ord(char):04X}) at column {column} "
                                          "is not allowed in YAML", text.count("\n", 0, at) + 1)])
     try:
-        data, lines, dupes = _compose(text)
+        data, lines, dupes, nodes = _compose(text, lines=False)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -336,10 +401,10 @@ def load_yaml(path: Path, content: bytes | None = None) -> tuple[Any, dict[Path_
     if dupes:
         # PyYAML keeps the last of two equal keys without a word; a strict config must not.
         raise ConfigError([Problem(file, "duplicate key", line, field=field_name(key)) for key, line in dupes])
-    return data, lines
+    return data, LineMap(text, nodes, lines)
 
 
-def line_of(lines: dict[Path_, int], loc: Path_) -> int | None:
+def line_of(lines: Mapping[Path_, int], loc: Path_) -> int | None:
     """Return the line of the longest prefix of ``loc`` that the file has."""
     for end in range(len(loc), -1, -1):
         if loc[:end] in lines:

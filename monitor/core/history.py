@@ -24,7 +24,7 @@ With W = 0 the tracker passes states through and still keeps ``first_ready_at`` 
 
 from __future__ import annotations
 
-from collections import deque
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +49,9 @@ class Sustained:
 
 @dataclass(slots=True)
 class _Site:
-    changes: deque[tuple[float, str]]  # (at, raw state) at each change; the first may predate the window
+    # (at, raw state) at each change; the first may predate the window. A list, not a deque: a site's list
+    # is short (a window's changes), and a deque's first block costs 600 bytes a site (issue 13).
+    changes: list[tuple[float, str]]
     last_at: float
     streak_start: float | None = None
     first_ready_at: float | None = None
@@ -84,7 +86,7 @@ class SustainTracker:
         """Record ``raw_state`` for ``site_id`` at ``now`` and return the sustained verdict."""
         h = self._sites.get(site_id)
         if h is None:
-            h = self._sites[site_id] = _Site(deque([(now, raw_state)]), now)
+            h = self._sites[site_id] = _Site([(now, raw_state)], now)
         else:
             now = max(now, h.last_at)  # a clock stepping back must not rewrite history
             if self.max_gap_seconds is not None and now - h.last_at > self.max_gap_seconds:
@@ -127,12 +129,15 @@ class SustainTracker:
         if h.changes[-1][1] != state:
             h.changes.append((at, state))
             if len(h.changes) > self.max_changes:  # a pathological flapper: forget the oldest change
-                h.changes.popleft()
+                del h.changes[0]
 
     def _trim(self, h: _Site, now: float) -> None:
         # Keep the change in force at the window's start, drop everything older.
-        while len(h.changes) >= 2 and h.changes[1][0] <= now - self.window_seconds:
-            h.changes.popleft()
+        old = 0
+        while len(h.changes) - old >= 2 and h.changes[old + 1][0] <= now - self.window_seconds:
+            old += 1
+        if old:
+            del h.changes[:old]
 
     @staticmethod
     def _tally(h: _Site, start: float, end: float) -> tuple[float, float]:
@@ -175,7 +180,7 @@ class SustainTracker:
             raise ValueError(f"cannot restore sustain history version {data.get('version')!r}")
         sites: dict[str, _Site] = {}
         for site_id, d in data["sites"].items():
-            changes = deque((float(at), str(state)) for at, state in d["changes"])
+            changes = [(float(at), sys.intern(str(state))) for at, state in d["changes"]]
             if not changes:
                 raise ValueError(f"sustain history of {site_id} has no changes")
             sites[site_id] = _Site(changes, float(d["last_at"]), _opt(d["streak_start"]), _opt(d["first_ready_at"]),

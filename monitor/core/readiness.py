@@ -48,7 +48,7 @@ from monitor.core.reasons import (
     SiteState,
     worse,
 )
-from probes.base import LOCAL_FAILURES, Observation
+from probes.base import EMPTY, LOCAL_FAILURES, Observation, empty
 
 WITNESS_SITE = "monitor"  # the Target.site of the witnesses: sites without an upstream hang off the monitor
 WITNESS_PREFIX = f"{WITNESS_SITE}/witness/"
@@ -75,7 +75,7 @@ class LinkHealth:
     state: LinkState
     reasons: tuple[Reason, ...] = ()
     warnings: tuple[Reason, ...] = ()
-    values: Mapping[str, float] = field(default_factory=dict)  # icmp values, then snmp values
+    values: Mapping[str, float] = field(default_factory=empty)  # icmp values, then snmp values
     observed_at: float | None = None
     failure: str = ""  # the ICMP failure word (probes.base.FAILURES) when the echoes failed
     failed_at: float | None = None  # ICMP silent: when that observation was made (None: not silent)
@@ -88,7 +88,7 @@ class TerminalHealth:
     port: int | None
     state: Literal["up", "down", "unknown"]
     reason: str = ""
-    values: Mapping[str, float] = field(default_factory=dict)
+    values: Mapping[str, float] = field(default_factory=empty)
     observed_at: float | None = None
     failure: str = ""  # the probe's failure word (probes.base.FAILURES) when it failed
 
@@ -159,7 +159,7 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
     role = link.role
     reasons: tuple[Reason, ...] = ()
     warnings: tuple[Reason, ...] = ()
-    values: dict[str, float] = {}
+    values: Mapping[str, float] = EMPTY  # the ICMP observation's own; merged with SNMP's only when both are
     state: LinkState = "up"
     failed_at: float | None = None
     if not fresh.fresh(icmp, now):
@@ -167,7 +167,7 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
         reasons = (Reason(f"{role}.stale" if icmp else f"{role}.no_data"),)
     else:
         assert icmp is not None
-        values.update(icmp.values)
+        values = icmp.values
         if not_seen(icmp):  # the monitor did not look: nothing is known of the link
             state = "unknown"
             reasons = (Reason(f"{role}.not_probed"),)
@@ -192,7 +192,7 @@ def link_health(link: Link, icmp: Observation | None, snmp: Observation | None, 
         if not fresh.fresh(snmp, now) or snmp is None or not snmp.ok:
             warnings += (Reason(f"{role}.snmp_unavailable"),)
         else:
-            values.update(snmp.values)
+            values = {**values, **snmp.values}
             state, more, notes = _snmp_verdict(role, snmp.values, policy, state,
                                                  snmp.details.get("optics", ()))
             reasons, warnings = reasons + more, warnings + notes

@@ -29,6 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.config.loader import Config, load_config
 from monitor.config.shard import select_shard
 from monitor.errors import ConfigError, Problem
+from monitor.runtime.heap import resettle
 from monitor.runtime.service import Service
 from monitor.runtime.snapshot import Snapshot
 from monitor.runtime.tasks import count_failure, spawn
@@ -285,6 +286,7 @@ class Runner:
             for commit in commits:
                 commit()
             self.service.note_reload(True)
+            resettle()  # the new config, out of the garbage collector's sight (monitor/runtime/heap.py)
             if not self._holding():
                 await self.service.evaluate_soon()
             msg = f"reloaded: {len(config.sites)} sites, config version {config.version}"

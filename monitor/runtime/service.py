@@ -17,7 +17,7 @@ from monitor.runtime.snapshot import CycleStats, Snapshot
 from monitor.runtime.tasks import install_thread_hook
 from monitor.runtime.timeline import Timeline
 from probes import PROBES, Observation, Probe, Target
-from probes.base import FAILURES, CountsDrops
+from probes.base import FAILURES
 from probes.errors import ProbeUnavailable
 
 if TYPE_CHECKING:
@@ -156,12 +156,12 @@ class Service:
         for obs in observations:
             self.latest[obs.key] = obs
         requests = c.requests_total + probe.requests_sent(observations)
-        drops = (probe.malformed_total, probe.unsolicited_total) if isinstance(probe, CountsDrops) else (0, 0)
+        drops = probe.dropped()
         self.cycles[kind] = replace(
             c, targets=len(targets), failed=sum(not o.ok for o in observations), requests_total=requests,
             duration_seconds=time.monotonic() - start, finished_at=self.clock(),
             cycles_total=c.cycles_total + 1, last_error="", failures_total=self._note_failures(kind, observations, c),
-            malformed_total=drops[0], unsolicited_total=drops[1],
+            malformed_total=drops.malformed, unsolicited_total=drops.unsolicited,
         )
         if then_evaluate:
             await self.evaluate_soon()

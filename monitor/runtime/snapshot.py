@@ -36,7 +36,7 @@ class CycleStats:
     missed_total: int = 0  # due but not run because the loop was late by more than the grace time (a pause)
     errors_total: int = 0
     requests_total: int = 0  # echo requests, connects or SNMP PDUs sent since start
-    malformed_total: int = 0  # datagrams from polled peers dropped as no answer (probes.base.CountsDrops)
+    malformed_total: int = 0  # datagrams from polled peers dropped as no answer (Probe.dropped)
     unsolicited_total: int = 0  # datagrams from peers never polled, dropped unanswered
     last_error: str = ""
     failures_total: Mapping[str, int] = field(default_factory=dict)  # failed observations by failure word

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitor import __version__
@@ -18,6 +18,7 @@ from monitor.core.figures import blind, cells, site_state, site_terminals
 from monitor.core.reasons import SITE_STATES
 from monitor.runtime.snapshot import FAILURE_WORDS, Snapshot
 from monitor.runtime.tasks import failures as task_failures
+from monitor.web.exposition import Family, Labels
 
 SITE = ["site", "county", "area"]
 LINK = [*SITE, "role", "medium"]
@@ -53,8 +54,12 @@ LINK_COUNTERS: dict[str, tuple[str, str]] = {
 
 
 
-def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, labels=labels)
+def _gauge(name: str, doc: str, labels: list[str]) -> Family:
+    return Family(name, doc, labels)
+
+
+def _counter(name: str, doc: str, labels: list[str]) -> Family:
+    return Family(name, doc, labels, "counter")
 
 
 class SnapshotCollector(Collector):
@@ -95,44 +100,44 @@ class SnapshotCollector(Collector):
                        "(metrics.detail).", SITE)
         ever = _gauge("readiness_site_ever_ready", "The site has been (sustained) ready at least once (1); absent "
                       "until then.", SITE)
-        regressions = CounterMetricFamily("readiness_site_regressions", "Times a ready site slipped back "
-                                          "(metrics.detail).", labels=SITE)
+        regressions = _counter("readiness_site_regressions", "Times a ready site slipped back "
+                                                             "(metrics.detail).", SITE)
         maint = _gauge("readiness_site_maintenance", "The site is inside a maintenance window (1); absent outside.",
                        SITE)
         waiver = _gauge("readiness_site_waiver", "A waiver lifts a requirement of the site (1 per waiver).",
                         [*SITE, "requirement"])
         for site in snap.config.reported_sites():
-            labels = [site.id, site.county, site.area]
+            labels = Labels.of(SITE, (site.id, site.county, site.area))  # rendered once for all its samples
             loc = site.location
-            info.add_metric([*labels, site.name, site.kind, site.upstream or "",
+            info.add_metric([site.name, site.kind, site.upstream or "",
                              "" if loc is None else repr(float(loc.lat)), "" if loc is None else repr(float(loc.lon))],
-                            1)
+                            1, labels)
             r = snap.sites.get(site.id)
-            state.add_metric([*labels, r.state if r else "unknown"], 1.0)
+            state.add_metric([r.state if r else "unknown"], 1.0, labels)
             terms = site_terminals(site, r)
-            t_total.add_metric(labels, terms.total)
+            t_total.add_metric((), terms.total, labels)
             if terms.known_up is not None:  # unknown is not 0: absent while none of them can be seen
-                t_up.add_metric(labels, terms.known_up)
+                t_up.add_metric((), terms.known_up, labels)
             if r is None:
                 continue
-            since.add_metric(labels, r.since)
+            since.add_metric((), r.since, labels)
             if r.ever_ready:
-                ever.add_metric(labels, 1.0)
+                ever.add_metric((), 1.0, labels)
             if detail:
                 if r.first_ready_at is not None:
-                    first.add_metric(labels, r.first_ready_at)
-                regressions.add_metric(labels, r.regressions)
+                    first.add_metric((), r.first_ready_at, labels)
+                regressions.add_metric((), r.regressions, labels)
             if r.maintenance:
-                maint.add_metric(labels, 1.0)
+                maint.add_metric((), 1.0, labels)
             for w in r.waivers:  # the subject of a waived note is its requirement
-                waiver.add_metric([*labels, w.subject], 1)
+                waiver.add_metric([w.subject], 1, labels)
             for code in sorted({x.code for x in r.reasons}):
-                reason.add_metric([*labels, code], 1)
+                reason.add_metric([code], 1, labels)
             if r.neighbours is not None and r.neighbours.ok:
                 if "terminals_seen" in r.neighbours.values:
-                    seen.add_metric(labels, r.neighbours.values["terminals_seen"])
+                    seen.add_metric((), r.neighbours.values["terminals_seen"], labels)
                 if "unexpected_devices" in r.neighbours.values:
-                    unexpected.add_metric(labels, r.neighbours.values["unexpected_devices"])
+                    unexpected.add_metric((), r.neighbours.values["unexpected_devices"], labels)
         tally = cells(snap.config.reported_sites(), snap.sites)
         # Every state of every scope, zeros too: the per-site state family has the current state only, so the
         # roll-ups take their zeros from here.
@@ -156,14 +161,14 @@ class SnapshotCollector(Collector):
                           ["medium"])
         rtt_max = _gauge("readiness_medium_rtt_max_allowed_seconds", "Mean RTT above which a link of the medium is "
                          "impaired.", ["medium"])
-        values: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+        values: dict[str, Family] = {
             **{k: _gauge(name, doc, LINK) for k, (name, doc) in LINK_VALUES.items()},
-            **{k: CounterMetricFamily(name, doc, labels=LINK) for k, (name, doc) in LINK_COUNTERS.items()}}
+            **{k: _counter(name, doc, LINK) for k, (name, doc) in LINK_COUNTERS.items()}}
         if not detail:  # the families stay (empty): the catalogue is one list whatever the settings
             values = {k: f for k, f in values.items() if k in DEFAULT_LINK_VALUES}
             empty: list[Metric] = [
                 f for k, f in [*((k, _gauge(n, d, LINK)) for k, (n, d) in LINK_VALUES.items()),
-                               *((k, CounterMetricFamily(n, d, labels=LINK)) for k, (n, d) in LINK_COUNTERS.items())]
+                               *((k, _counter(n, d, LINK)) for k, (n, d) in LINK_COUNTERS.items())]
                 if k not in DEFAULT_LINK_VALUES]
         else:
             empty = []
@@ -184,19 +189,20 @@ class SnapshotCollector(Collector):
             site = sites.get(site_id)
             if site is None:
                 continue
+            of_site = Labels.of(SITE, (site.id, site.county, site.area))
             for h in r.links:
-                labels = [site.id, site.county, site.area, h.role, h.medium]
-                state.add_metric([*labels, h.state], 1.0)
+                labels = of_site.extend(("role", "medium"), (h.role, h.medium))
+                state.add_metric([h.state], 1.0, labels)
                 if h.state != "unknown":
-                    up.add_metric(labels, 0.0 if h.state == "down" else 1.0)
+                    up.add_metric((), 0.0 if h.state == "down" else 1.0, labels)
                 if h.role == "backup":
-                    proven.add_metric(labels, 1.0 if f"{site.id}/backup" in snap.proven else 0.0)
+                    proven.add_metric((), 1.0 if f"{site.id}/backup" in snap.proven else 0.0, labels)
                 for key, family in values.items():
                     if key in h.values:
-                        family.add_metric(labels, h.values[key])
+                        family.add_metric((), h.values[key], labels)
                 for w in h.warnings:  # primary.optics.no_light rx: warning no_light, direction rx
                     if w.name.startswith("optics."):
-                        optics.add_metric([*labels, w.name.removeprefix("optics."), w.detail], 1)
+                        optics.add_metric([w.name.removeprefix("optics."), w.detail], 1, labels)
         yield from (state, up, rx_min, rx_warn, loss_max, rtt_max, proven, optics, *values.values(), *empty)
 
     def _terminals(self, snap: Snapshot) -> Iterator[Metric]:
@@ -216,21 +222,22 @@ class SnapshotCollector(Collector):
             if site is None:
                 continue
             hidden = blind(r)  # behind a dead node the terminals are unknown, whatever their probes said
+            of_site = Labels.of(SITE, (site.id, site.county, site.area))
             for t in r.terminals:
-                labels = [site.id, site.county, site.area, t.id]
+                labels = of_site.extend(("terminal",), (t.id,))
                 if t.state != "unknown" and not hidden:
-                    up.add_metric(labels, 1.0 if t.state == "up" else 0.0)
+                    up.add_metric((), 1.0 if t.state == "up" else 0.0, labels)
                 # HTTP terminals only, and the certificate alert needs its date: in the default budget.
                 if "status_code" in t.values:
-                    status.add_metric(labels, t.values["status_code"])
+                    status.add_metric((), t.values["status_code"], labels)
                 if "tls_not_after_timestamp_seconds" in t.values:
-                    not_after.add_metric(labels, t.values["tls_not_after_timestamp_seconds"])
+                    not_after.add_metric((), t.values["tls_not_after_timestamp_seconds"], labels)
                 if not detail:
                     continue
                 if "connect_seconds" in t.values:
-                    connect.add_metric(labels, t.values["connect_seconds"])
+                    connect.add_metric((), t.values["connect_seconds"], labels)
                 if "rtt_avg_seconds" in t.values:
-                    rtt.add_metric(labels, t.values["rtt_avg_seconds"])
+                    rtt.add_metric((), t.values["rtt_avg_seconds"], labels)
         yield from (up, connect, rtt, status, not_after)
 
     def _programme(self, snap: Snapshot) -> Iterator[Metric]:

@@ -86,6 +86,7 @@ class ScriptedIcmp:
 
     warm = staticmethod(ICMP.warm)
     requests_sent = staticmethod(ICMP.requests_sent)
+    dropped = staticmethod(ICMP.dropped)
 
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:
         now = self.clock[0]
@@ -116,6 +117,7 @@ class CompressedTcp:
 
     warm = staticmethod(TCP.warm)
     requests_sent = staticmethod(TCP.requests_sent)
+    dropped = staticmethod(TCP.dropped)
 
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:
         return [replace(o, at=self.clock[0]) for o in await TCP.run(targets, settings, deadline)]

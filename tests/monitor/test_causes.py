@@ -18,7 +18,7 @@ from monitor.runtime.service import Service
 from monitor.web.api import sites_json
 from monitor.web.exposition import render
 from monitor.web.metrics import SnapshotCollector
-from probes.base import FAILURES, Observation, ProbeSettings, Target
+from probes.base import FAILURES, NOTHING_DROPPED, Dropped, Observation, ProbeSettings, Target
 from probes.tcp import PROBE as TCP
 from probes.tcp import _failure
 from tests.monitor.fixtures import obs, site, write_config
@@ -76,6 +76,9 @@ class Failing:
 
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         return len(observations)
+
+    def dropped(self) -> Dropped:
+        return NOTHING_DROPPED
 
 
 async def test_failures_are_logged_once_per_word_per_while(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -26,7 +26,7 @@ from monitor.runtime.scheduler import Runner
 from monitor.runtime.service import Service
 from monitor.store.events import EventStore, StoreStatus, verify_store
 from monitor.web.app import make_app
-from probes.base import Observation, ProbeSettings, Target
+from probes.base import NOTHING_DROPPED, Dropped, Observation, ProbeSettings, Target
 from probes.icmp import PROBE as ICMP
 from probes.tcp import PROBE as TCP
 from tests.helpers import free_port, require_root, require_tool
@@ -54,6 +54,9 @@ class Quick:
 
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         return len(observations)
+
+    def dropped(self) -> Dropped:
+        return NOTHING_DROPPED
 
     async def close(self) -> None:
         pass

@@ -9,7 +9,7 @@ from monitor.config.loader import load_config
 from monitor.core.model import Link, MediumPolicy
 from monitor.core.readiness import Freshness, link_health
 from monitor.runtime.service import Service
-from probes.base import Observation, ProbeSettings, Target
+from probes.base import NOTHING_DROPPED, Dropped, Observation, ProbeSettings, Target
 from tests.monitor.fixtures import ICMP_OK, SNMP_OK, site, write_config
 
 FIRST_POLL = {k: v for k, v in SNMP_OK.items() if not k.endswith("_per_second") and not k.endswith("_bps")}
@@ -49,6 +49,9 @@ class Counting:
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         return len(observations)
 
+    def dropped(self) -> Dropped:
+        return NOTHING_DROPPED
+
 
 class Answering:
     kind = "icmp"
@@ -62,6 +65,9 @@ class Answering:
 
     def requests_sent(self, observations: Sequence[Observation]) -> int:
         return len(observations)
+
+    def dropped(self) -> Dropped:
+        return NOTHING_DROPPED
 
 
 async def test_run_once_polls_snmp_twice_and_judges_the_rates(tmp_path: Path) -> None:

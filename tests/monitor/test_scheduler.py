@@ -31,6 +31,7 @@ class SlowTcp:
     settings_model = TCP.settings_model
     warm = staticmethod(TCP.warm)
     requests_sent = staticmethod(TCP.requests_sent)
+    dropped = staticmethod(TCP.dropped)
     running = 0
     most = 0
 
