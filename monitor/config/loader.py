@@ -216,7 +216,7 @@ def _anchored_smtp(data: dict[str, Any], directory: Path) -> dict[str, Any]:
     return data
 
 
-def _smtp_check(config: Config, file: str, lines: dict[Path_, int]) -> list[Problem]:
+def _smtp_check(config: Config, file: str, lines: Mapping[Path_, int]) -> list[Problem]:
     """The SMTP server's CA bundle must load now, not when the first report is mailed."""
     import ssl
 
