@@ -261,6 +261,16 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {
                     "type": "string"}}}},
                               "400": {"description": "A parameter or value the board does not know."}}}},
+            "/sites/{site}": {"get": {
+                "summary": "One site's page: links against their thresholds, terminals, reasons, maintenance and "
+                           "waivers, owner and open actions, its state over the last days (Persian; ?lang=en).",
+                "parameters": [{"name": "site", "in": "path", "required": True, "schema": {"type": "string"}},
+                               _filter("lang", "fa (default) or en", ["fa", "en"]),
+                               _filter("digits", "latin: Latin digits in Persian", ["latin"])],
+                "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {
+                    "type": "string"}}}},
+                              "400": {"description": "A parameter or value the page does not know."},
+                              "404": {"description": "No such site in the inventory."}}}},
             "/static/board/{path}": {"get": {
                 "summary": "The board's style, script and font (shipped with the package).",
                 "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
