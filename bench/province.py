@@ -86,6 +86,7 @@ from bench.netlab import (
     scrape_timeout,
     start_prometheus,
     wait_for,
+    warm,
     write_config,
     write_inventory,
 )
@@ -115,15 +116,6 @@ def timed_get(url: str, gzip: bool = False) -> tuple[float, bytes]:
     with urllib.request.urlopen(req, timeout=120) as resp:
         body = resp.read()
     return time.perf_counter() - started, body
-
-
-def warm(the: Lab, proc: Proc, port: int, kinds: tuple[str, ...], n: int, interval: float, startup: float) -> None:
-    """Wait until ``n`` cycles of every kind have finished (the first cycles are not the steady state)."""
-    def done() -> bool:
-        seen = cycles(port)
-        the.alive()
-        return all(seen.get(k, 0) >= n for k in kinds)
-    wait_for(f"{n} cycles of {', '.join(kinds)}", done, startup + (n + 1) * interval * 1.5, proc, every=1)
 
 
 def steady(the: Lab, window: CpuWindow, seconds: float, port: int, proc: Proc, interval: float) -> None:
@@ -294,7 +286,7 @@ def peer(the: Lab, args: argparse.Namespace) -> dict[str, Any]:
     n = min(PEER_TARGETS, args.sites)
     addresses = [primary_address(i) for i in range(n)]
     write_inventory(the.work / "icmp.csv", n, icmp_only=True)
-    write_config(the.work / "peer.yml", "icmp.csv", args.interval, PEER_PORT, tcp=False,
+    write_config(the.work / "peer.yml", "icmp.csv", args.interval, PEER_PORT, tcp_enabled=False,
                  icmp={"count": args.peer_count, "timeout_seconds": ICMP_TIMEOUT_SECONDS})
     (the.work / "blackbox.yml").write_text(
         "modules:\n  icmp:\n    prober: icmp\n"
