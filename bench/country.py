@@ -361,8 +361,12 @@ def main(argv: list[str]) -> int:
         ap.error(f"--kill must name a shard from 1 to {args.shards}")
     result: dict[str, Any] = {"load_average_before": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count()}
     os.chdir(REPO)
-    with lab("countrybench", keep=args.keep) as the:
-        result.update(run(the, args))
+    try:
+        with lab("countrybench", keep=args.keep) as the:
+            result.update(run(the, args))
+    except KeyboardInterrupt:
+        print("interrupted: the namespace and its processes are gone", file=sys.stderr)
+        return 130
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1) if args.json else table(result))
     return 0

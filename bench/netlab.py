@@ -267,7 +267,9 @@ def lab(prefix: str, keep: bool = False) -> Iterator[Lab]:
     delete the namespace and the work directory."""
     if os.geteuid() != 0:
         raise SystemExit("this benchmark needs root: it creates a network namespace (ip netns) and nftables rules")
+    # Both stop the run the same way (SIGINT too: a shell that started us in the background may ignore it).
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     the = Lab(prefix, keep, name=f"{prefix}-{os.getpid()}")
     the.work = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     try:
