@@ -66,6 +66,7 @@ from bench.netlab import (
     metrics_text,
     query,
     samples,
+    say,
     scrape_timeout,
     start_prometheus,
     wait_for,
@@ -238,6 +239,7 @@ def run(the: Lab, args: argparse.Namespace) -> dict[str, Any]:
                         "listener": listener})
     before = {k: cycles(p) for k, p in ports.items()}
     cycle_end(ports[1], "icmp", 2 * args.interval + 60, shards[1])
+    say(f"steady window: {args.minutes * 60:.0f} s to the end of an ICMP cycle of shard 1")
     window.start()
     until = time.monotonic() + max(0.0, args.minutes * 60 - args.interval / 2)
     while time.monotonic() < until:
@@ -285,6 +287,7 @@ def run(the: Lab, args: argparse.Namespace) -> dict[str, Any]:
     k = args.kill
     last = summaries({k: ports[k]})[k]
     others = {j: p for j, p in ports.items() if j != k}
+    say(f"killing shard {k} (SIGKILL)")
     the.kill(f"shard-{k}")
     killed_at = time.monotonic()
     dead, took = agree(f"shard {k}'s sites counted as unknown",

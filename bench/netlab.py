@@ -290,11 +290,22 @@ def lab(prefix: str, keep: bool = False) -> Iterator[Lab]:
             shutil.rmtree(the.work, ignore_errors=True)
 
 
-# ---- waiting and HTTP ------------------------------------------------------------------------------------------
+# ---- progress, waiting and HTTP
+
+_STARTED = time.monotonic()
+
+
+def say(message: str) -> None:
+    """A line of progress on stderr (the figures go to stdout)."""
+    elapsed = int(time.monotonic() - _STARTED)
+    print(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {message}", file=sys.stderr, flush=True)
+
 
 def wait_for(what: str, check: Callable[[], T], timeout: float, proc: Proc | None = None, every: float = 0.5) -> T:
     """Poll ``check`` until it returns something truthy (exceptions count as not yet); give up after ``timeout``."""
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    say(f"waiting for {what} (at most {timeout:.0f} s)")
     last: object = None
     while time.monotonic() < deadline:
         if proc is not None:
@@ -302,6 +313,7 @@ def wait_for(what: str, check: Callable[[], T], timeout: float, proc: Proc | Non
         try:
             value = check()
             if value:
+                say(f"  done in {time.monotonic() - started:.0f} s")
                 return value
             last = value
         except Exception as exc:
@@ -359,7 +371,7 @@ def last_cycle(port: int, kind: str) -> float:
 def cycle_end(port: int, kind: str, timeout: float, proc: Proc) -> None:
     """Return right after the next ``kind`` cycle of the service on ``port`` finishes."""
     before = last_cycle(port, kind)
-    wait_for(f"a {kind} cycle to finish", lambda: last_cycle(port, kind) != before, timeout, proc, every=0.5)
+    wait_for(f"the next {kind} cycle to finish", lambda: last_cycle(port, kind) != before, timeout, proc, every=0.5)
 
 
 def start_prometheus(the: Lab, name: str, port: int, scrape_configs: list[dict[str, Any]], interval: float,

@@ -84,6 +84,7 @@ from bench.netlab import (
     primary_address,
     query,
     samples,
+    say,
     scrape_timeout,
     start_prometheus,
     wait_for,
@@ -123,6 +124,7 @@ def steady(the: Lab, window: CpuWindow, seconds: float, port: int, proc: Proc, i
     """Run the window from the end of an ICMP cycle of the service on ``port`` to the end of the one about
     ``seconds`` later, so that it holds whole cycles; check every process stays alive meanwhile."""
     cycle_end(port, "icmp", 2 * interval + 60, proc)
+    say(f"steady window: {seconds:.0f} s to the end of an ICMP cycle")
     window.start()
     until = time.monotonic() + max(0.0, seconds - interval / 2)
     while time.monotonic() < until:
@@ -269,6 +271,7 @@ def province(the: Lab, args: argparse.Namespace) -> dict[str, Any]:
         "listener_cpu_share": round(window.share("listener"), 4),
         "states": {k: summary[k] for k in ("ready", "degraded", "not_ready", "unknown", "total")},
     }
+    say("the /metrics and /api figures, then ten API clients against the scrapes")
     out["metrics"] = metrics_figures(base)
     out["api"] = api_figures(base)
     load = CpuWindow({"readiness": service})
