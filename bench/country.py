@@ -23,8 +23,9 @@ and a concurrency that fits every terminal of the inventory into 90% of the inte
 What it measures and checks:
 - per shard: sites and targets owned, CPU share over a steady window of ``--minutes`` after
   ``--warmup-cycles`` cycles (CPU seconds from /proc/PID/stat / wall seconds; 1.0 is one core), VmRSS and
-  KiB per target, the last cycle's duration per kind; Prometheus's CPU share over the same window and the
-  series in its head block.
+  KiB per target, the last cycle's duration per kind; Prometheus's CPU share over the same window, the
+  series in its head block and how long each rule group's last evaluation took (/api/v1/rules: it must stay
+  well under ``--scrape-interval``, which is also the evaluation interval).
 - the roll-ups: the province, county and area counts by state, the ready shares and the terminal counts that
   Prometheus's recording rules compute equal the sum of the shards' own /api/v1/summary figures (read before
   and after the query, equal both times). Each site is judged by exactly one shard and no site here has an
@@ -280,6 +281,8 @@ def run(the: Lab, args: argparse.Namespace) -> dict[str, Any]:
     if sum(whole["province"].get(s, 0) for s in STATES) != sites:
         raise RuntimeError(f"the province counts {whole['province']}, not the inventory's {sites} sites")
     out["prometheus_head_series"] = head_series(PROMETHEUS_PORT)
+    groups = json.loads(get(f"http://127.0.0.1:{PROMETHEUS_PORT}/api/v1/rules"))["data"]["groups"]
+    out["rule_evaluation_seconds"] = {g["name"]: round(float(g["evaluationTime"]), 3) for g in groups}
     out["rollups"] = {"province": whole["province"], "areas": whole["areas"],
                       "counties_checked": len(whole["counties"]), "equal_to_shards": True}
 
@@ -327,6 +330,7 @@ def table(r: dict[str, Any]) -> str:
                      f"{s['last_cycle_seconds']}")
     lines.append(f"  Prometheus: CPU share {r['prometheus_cpu_share']:.3f}, RSS {r['prometheus_rss_mb']} MB, "
                  f"{r['prometheus_head_series']:,} series; TCP listener CPU share {r['listener_cpu_share']:.3f}")
+    lines.append(f"  rule groups' last evaluation, seconds: {r['rule_evaluation_seconds']}")
     ro = r["rollups"]
     lines.append(f"  roll-ups = sum of the shards' figures (province, {ro['counties_checked']} counties, areas): "
                  f"{'yes' if ro['equal_to_shards'] else 'NO'}")
