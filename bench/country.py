@@ -26,15 +26,18 @@ What it measures and checks:
   KiB per target, the last cycle's duration per kind; Prometheus's CPU share over the same window, the
   series in its head block and how long each rule group's last evaluation took (/api/v1/rules: it must stay
   well under ``--scrape-interval``, which is also the evaluation interval).
-- the roll-ups: the province, county and area counts by state, the ready shares and the terminal counts that
-  Prometheus's recording rules compute equal the sum of the shards' own /api/v1/summary figures (read before
-  and after the query, equal both times). Each site is judged by exactly one shard and no site here has an
-  upstream node, so that sum is what a single instance over the whole inventory reports (monitor/core/figures.py
-  on the same verdicts); tests/monitor/test_shards.py compares with a single instance directly, nodes included,
-  on injected observations. The totals must also equal the inventory's.
-- one shard killed (SIGKILL, shard ``--kill``, 3 by default): the roll-ups then count its sites as unknown (the
-  others' figures plus its sites in `unknown`), the totals stay the inventory's, and ShardDown names it, pending
-  or firing; the seconds until each is seen are printed.
+- the roll-ups: the province, county and area counts by state and the ready shares that Prometheus's recording
+  rules computed at one evaluation equal the sum of the shards' own figures (`readiness_sites`, which each shard
+  computes with monitor/core/figures.py, the same as its /api/v1/summary) from the scrapes that evaluation
+  used (queried at the evaluation's timestamp). Each site is judged by exactly one shard and no site here has
+  an upstream node, so that sum is what a single instance over the whole inventory reports on the same
+  verdicts; tests/monitor/test_shards.py compares with a single instance directly, nodes included, on injected
+  observations. Comparing with the shards' /api/v1/summary *now* is not exact on a loaded machine: a few
+  verdicts change between a scrape and the query (a reply lost under load); that count is printed. The totals
+  (sites, terminals) must equal the inventory's.
+- one shard killed (SIGKILL, shard ``--kill``, 3 by default): the roll-ups then equal the other shards' figures
+  plus its sites (as its last /api/v1/summary counted them) in `unknown`, its terminals unknown, the totals
+  stay the inventory's, and ShardDown names it, pending or firing; the seconds until each is seen are printed.
 If the machine cannot keep up at 30 s, give a longer ``--interval`` (the figures say how long cycles took and
 how many were skipped). Everything is bounded in time; the namespace, processes and files go on the way out.
 """
@@ -144,72 +147,98 @@ def share(t: dict[str, Any]) -> float | None:
     return t["ready"] / n if n else None
 
 
-def from_prometheus(port: int) -> Figures:
-    """The same figures from the recording rules."""
-    def by(expr: str, *labels: str) -> dict[tuple[str, ...], float]:
-        return {tuple(r["metric"].get(lb, "") for lb in labels): float(r["value"][1]) for r in query(port, expr)}
+def instant(port: int, expr: str, at: float, *labels: str) -> dict[tuple[str, ...], float]:
+    """An instant query at time ``at``, keyed by the values of ``labels``."""
+    return {tuple(r["metric"].get(lb, "") for lb in labels): float(r["value"][1])
+            for r in query(port, expr, at)}
 
+
+def rules_time(port: int) -> float:
+    """When the recording rules were last evaluated: the timestamp of their newest sample."""
+    return max(v for v in instant(port, "timestamp(province:readiness_sites:sum)", time.time()).values())
+
+
+def from_rules(port: int, at: float) -> Figures:
+    """The figures the recording rules computed at their evaluation ``at``."""
     out: Figures = {"province": {}, "counties": {}, "areas": {}}
     for scope, prefix, label in (("province", "province", ""), ("counties", "county", "county"),
                                  ("areas", "area", "area")):
         labels = (label,) if label else ()
         rows: dict[str, dict[str, Any]] = {}
-        for key, value in by(f"{prefix}:readiness_sites:sum", *labels, "state").items():
+        for key, value in instant(port, f"{prefix}:readiness_sites:sum", at, *labels, "state").items():
             rows.setdefault(key[0] if label else "", {})[key[-1]] = int(value)
-        for suffix, field in (("terminals", "terminals"), ("terminals_up", "terminals_up"),
-                              ("terminals_unknown", "terminals_unknown")):
-            for key, value in by(f"{prefix}:readiness_{suffix}:sum", *labels).items():
-                rows.setdefault(key[0] if label else "", {})[field] = int(value)
-        for key, value in by(f"{prefix}:readiness_ready:ratio", *labels).items():
+        for suffix in ("terminals", "terminals_up", "terminals_unknown"):
+            for key, value in instant(port, f"{prefix}:readiness_{suffix}:sum", at, *labels).items():
+                rows.setdefault(key[0] if label else "", {})[suffix] = int(value)
+        for key, value in instant(port, f"{prefix}:readiness_ready:ratio", at, *labels).items():
             rows.setdefault(key[0] if label else "", {})["ready_share"] = value
-        if label:
-            out[scope] = rows
-        else:
-            out[scope] = rows.get("", {})
+        out[scope] = rows if label else rows.get("", {})
     return out
 
 
-def differences(expected: Figures, seen: Figures) -> list[str]:
-    """What differs between the shards' sum and Prometheus's roll-ups (empty: equal)."""
+def from_shards(port: int, at: float) -> Figures:
+    """The shards' own figures (readiness_sites: monitor/core/figures.py in each shard) from the scrapes the
+    rules evaluated ``at`` used: counts by state only."""
+    out: Figures = {"province": {}, "counties": {}, "areas": {}}
+    rows = instant(port, 'sum by (county, area, state) (readiness_sites{kind="polling"})', at,
+                   "county", "area", "state")
+    for (county, area, state), value in rows.items():
+        for scope, name in (("counties", county), ("areas", area)):
+            cell = out[scope].setdefault(name, dict.fromkeys(STATES, 0))
+            cell[state] += int(value)
+        out["province"][state] = out["province"].get(state, 0) + int(value)
+    return out
+
+
+def differences(expected: Figures, seen: Figures, keys: tuple[str, ...] = STATES) -> list[str]:
+    """What differs between the expected figures and the roll-ups (empty: equal): ``keys`` and the ready share."""
     out = []
 
     def one(where: str, want: dict[str, Any], got: dict[str, Any]) -> None:
-        for key in (*STATES, "terminals", "terminals_up", "terminals_unknown"):
+        for key in keys:
             if want.get(key, 0) != got.get(key, 0):
-                out.append(f"{where} {key}: shards {want.get(key, 0)}, Prometheus {got.get(key)}")
+                out.append(f"{where} {key}: expected {want.get(key, 0)}, Prometheus {got.get(key)}")
         ratio, got_ratio = share(want), got.get("ready_share")
         if ratio is not None and (got_ratio is None or abs(ratio - got_ratio) > 1e-9):
-            out.append(f"{where} ready share: shards {ratio:.6f}, Prometheus {got_ratio}")
+            out.append(f"{where} ready share: expected {ratio:.6f}, Prometheus {got_ratio}")
 
     one("province", expected["province"], seen["province"])
     for scope in ("counties", "areas"):
         for name in sorted(set(expected[scope]) | set(seen[scope])):
-            one(f"{scope[:-1] if scope == 'areas' else 'county'} {name}", expected[scope].get(name, {}),
+            one(f"{'county' if scope == 'counties' else 'area'} {name}", expected[scope].get(name, {}),
                 seen[scope].get(name, {}))
     return out
 
 
-def agree(what: str, expect: Callable[[], Figures], prometheus: Proc, timeout: float) -> tuple[Figures, float]:
-    """Wait until Prometheus's roll-ups equal ``expect()`` (read before and after the query, equal both times);
-    return them and the seconds it took."""
+def agree(what: str, expect: Callable[[float], Figures], prometheus: Proc, timeout: float,
+          every: float) -> tuple[Figures, Figures, float]:
+    """Wait until the roll-ups of one rule evaluation equal ``expect(at)`` for that evaluation's time ``at``;
+    return both and the seconds it took. (A scrape that straddles an evaluation can make one evaluation
+    differ from a later query of the same instant: the next evaluation is tried.)"""
     started = time.monotonic()
     last: list[str] = []
+    found: list[Figures] = []
 
     def check() -> bool:
         nonlocal last
-        before = expect()
-        seen = from_prometheus(PROMETHEUS_PORT)
-        if expect() != before:
-            last = ["the shards' figures changed while Prometheus was read"]
-            return False
-        last = differences(before, seen)
+        at = rules_time(PROMETHEUS_PORT)
+        seen, want = from_rules(PROMETHEUS_PORT, at), expect(at)
+        last = differences(want, seen)
+        found[:] = [seen, want]
         return not last
 
     try:
-        wait_for(what, check, timeout, prometheus, every=2)
+        wait_for(what, check, timeout, prometheus, every=every)
     except RuntimeError:
         raise RuntimeError(f"{what}: not within {timeout:g}s:\n  " + "\n  ".join(last[:20])) from None
-    return from_prometheus(PROMETHEUS_PORT), time.monotonic() - started
+    return found[0], found[1], time.monotonic() - started
+
+
+def api_difference(seen: Figures, ports: dict[int, int], dead: Figures | None = None) -> int:
+    """Sites of the province whose state differs between the roll-ups and the shards' /api/v1/summary now (the
+    verdicts that changed since the scrape; 0 when nothing did). ``dead``: a killed shard's figures as unknown."""
+    now = total([*summaries(ports).values(), *([dead] if dead else [])])["province"]
+    return sum(abs(now.get(s, 0) - seen["province"].get(s, 0)) for s in STATES) // 2
 
 
 # ---- the run ---------------------------------------------------------------------------------------------------
@@ -274,17 +303,19 @@ def run(the: Lab, args: argparse.Namespace) -> dict[str, Any]:
         "listener_cpu_share": round(window.share("listener"), 4),
         "prometheus_rss_mb": round(prometheus.memory_kib()[0] / 1024, 1)}
 
-    # The roll-ups equal the shards' own figures added up.
+    # The roll-ups equal the shards' own figures added up, both from the scrapes of one rule evaluation.
     timeout = 3 * max(args.interval, args.scrape_interval) + 60
-    whole, _ = agree("the roll-ups equal the shards' figures", lambda: total(list(summaries(ports).values())),
-                     prometheus, timeout)
-    if sum(whole["province"].get(s, 0) for s in STATES) != sites:
+    every = min(5.0, args.scrape_interval / 3)
+    whole, _, _ = agree("the roll-ups equal the shards' figures", lambda at: from_shards(PROMETHEUS_PORT, at),
+                        prometheus, timeout, every)
+    if sum(whole["province"].get(s, 0) for s in STATES) != sites or whole["province"]["terminals"] != 2 * sites:
         raise RuntimeError(f"the province counts {whole['province']}, not the inventory's {sites} sites")
     out["prometheus_head_series"] = head_series(PROMETHEUS_PORT)
     groups = json.loads(get(f"http://127.0.0.1:{PROMETHEUS_PORT}/api/v1/rules"))["data"]["groups"]
     out["rule_evaluation_seconds"] = {g["name"]: round(float(g["evaluationTime"]), 3) for g in groups}
     out["rollups"] = {"province": whole["province"], "areas": whole["areas"],
-                      "counties_checked": len(whole["counties"]), "equal_to_shards": True}
+                      "counties_checked": len(whole["counties"]), "equal_to_shards": True,
+                      "api_sites_changed_since": api_difference(whole, ports)}
 
     # Kill one shard: its sites turn unknown, the totals stay, ShardDown names it.
     k = args.kill
@@ -293,10 +324,17 @@ def run(the: Lab, args: argparse.Namespace) -> dict[str, Any]:
     say(f"killing shard {k} (SIGKILL)")
     the.kill(f"shard-{k}")
     killed_at = time.monotonic()
-    dead, took = agree(f"shard {k}'s sites counted as unknown",
-                       lambda: total([*summaries(others).values(), as_unknown(last)]), prometheus, timeout)
+
+    def survivors(at: float) -> Figures:
+        # Only the live shards' series are there at ``at`` once the dead one's went stale; its sites as unknown.
+        return total([from_shards(PROMETHEUS_PORT, at), as_unknown(last)])
+
+    dead, _, took = agree(f"shard {k}'s sites counted as unknown", survivors, prometheus, timeout, every)
     if sum(dead["province"].get(s, 0) for s in STATES) != sites or dead["province"]["terminals"] != 2 * sites:
         raise RuntimeError(f"with shard {k} down the province counts {dead['province']}, not the inventory's")
+    if dead["province"]["terminals_unknown"] < last["province"]["terminals"]:
+        raise RuntimeError(f"with shard {k} down only {dead['province']['terminals_unknown']} terminals are unknown, "
+                           f"not its {last['province']['terminals']}")
 
     def shard_down() -> str:
         alerts = json.loads(get(f"http://127.0.0.1:{PROMETHEUS_PORT}/api/v1/alerts"))["data"]["alerts"]
@@ -313,6 +351,7 @@ def run(the: Lab, args: argparse.Namespace) -> dict[str, Any]:
         firing_seconds = round(time.monotonic() - killed_at, 1)
     out["killed"] = {"shard": k, "sites": sum(last["province"][s] for s in STATES),
                      "province": dead["province"], "areas": dead["areas"], "unknown_after_seconds": round(took, 1),
+                     "api_sites_changed_since": api_difference(dead, others, as_unknown(last)),
                      "shard_down": state, "shard_down_after_seconds": round(alert_seconds, 1),
                      "firing_after_seconds": firing_seconds}
     return out
@@ -335,6 +374,8 @@ def table(r: dict[str, Any]) -> str:
     lines.append(f"  roll-ups = sum of the shards' figures (province, {ro['counties_checked']} counties, areas): "
                  f"{'yes' if ro['equal_to_shards'] else 'NO'}")
     lines.append(f"    province {ro['province']}")
+    lines.append(f"    (sites whose verdict changed between that scrape and the shards' /api/v1/summary now: "
+                 f"{ro['api_sites_changed_since']})")
     for name, t in sorted(ro["areas"].items()):
         lines.append(f"    {name:8} {t}")
     x = r["killed"]

@@ -280,6 +280,9 @@ def lab(prefix: str, keep: bool = False) -> Iterator[Lab]:
         _enter(the.name)
         yield the
     finally:
+        # A second Ctrl-C must not cut the cleaning short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for name in list(the.procs)[::-1]:
             with contextlib.suppress(Exception):
                 the.stop(name)
@@ -393,11 +396,12 @@ def scrape_timeout(interval: float) -> str:
     return f"{min(10.0, interval):g}s"
 
 
-def query(port: int, promql: str) -> list[dict[str, Any]]:
-    """An instant query; the result vector."""
+def query(port: int, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+    """An instant query (at Unix time ``at``, else now); the result vector."""
     import json
     from urllib.parse import quote
-    answer = json.loads(get(f"http://127.0.0.1:{port}/api/v1/query?query={quote(promql)}"))
+    when = "" if at is None else f"&time={at:.3f}"
+    answer = json.loads(get(f"http://127.0.0.1:{port}/api/v1/query?query={quote(promql)}{when}"))
     if answer.get("status") != "success":
         raise RuntimeError(f"{promql}: {answer}")
     return list(answer["data"]["result"])
