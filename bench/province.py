@@ -51,6 +51,17 @@ ours : theirs (below 1: ours costs less). Prometheus's own CPU is reported apart
 
 Everything is bounded: waits have time limits, loads have counts; ports are 127.0.0.1 high ports inside the
 namespace. Figures depend on the machine and its load (printed with them); compare within one run.
+
+Measured on the 2-core development machine (load average 0.5 to 1.4, other jobs running), main at 3868e00,
+10,000 sites, 3 minutes per phase, 30 s:
+
+    service CPU share 0.253 (7.6 s per 30 s; goal 0.20); RSS 359 MB: 9.2 KiB per target, 7.1 above the 1-site
+    baseline of 82 MB (goal 2.5); /metrics 150,661 samples, 14.0 MB (0.59 MB gzip), 15.04 series per site,
+    at most 15 for a ready site (17 for one that is not), rendered in 1.46 s, from the cache 0.055 s plain and
+    0.001 s gzip; /api/v1/sites page 0.42 s, 0.002 s cached, 10 pages 2.1 s; with ten API clients /metrics
+    p50 0.26 s, p99 2.2 s (200 scrapes)
+    2,000 ICMP targets, one echo: ours 0.171 ms CPU per probe, blackbox_exporter 1.176 ms: 0.145 : 1;
+    Prometheus 0.68 ms per blackbox scrape
 """
 
 from __future__ import annotations
