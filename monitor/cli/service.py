@@ -45,10 +45,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     release_large_buffers()  # before the inventory's text is read: see monitor/runtime/heap.py
 
-    config = load_config(args.config)
+    select = None
     if args.shard:
         from monitor.config.shard import select_shard
-        config = select_shard(config, args.shard)
+        select = functools.partial(select_shard, text=args.shard)
+    config = load_config(args.config, select=select)  # a shard's probes are sized for its own sites
     errors, host_warnings = check_host(config)
     if errors:
         raise ConfigError(errors)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import urllib.parse
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -436,8 +436,13 @@ def _in_order(problems: list[Problem], files: list[str]) -> list[Problem]:
     return sorted(problems, key=lambda p: (rank.get(p.file, len(files)), p.line or 0))
 
 
-def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Config:
-    """Load ``path`` and every inventory it names; raise ConfigError listing every problem."""
+def load_config(path: str | Path, warnings: list[Problem] | None = None, *,
+                select: Callable[[Config], Config] | None = None) -> Config:
+    """Load ``path`` and every inventory it names; raise ConfigError listing every problem.
+
+    ``select`` narrows the config to what this instance monitors (``--shard K/N``: monitor.config.shard) before
+    the cycle checks, so a shard's probes are sized for its own sites, not the whole inventory's.
+    """
     path = Path(path)
     file = str(path)
     raw = read_input(path)
@@ -515,6 +520,8 @@ def load_config(path: str | Path, warnings: list[Problem] | None = None) -> Conf
     if problems or config is None:
         raise ConfigError(_in_order(problems, files))
     config = config.model_copy(update={"sites": tuple(sites), "source": file, "version": digest.hexdigest()[:16]})
+    if select is not None:
+        config = select(config)
     problems = _cycle_check(config, file, lines)
     if problems:
         raise ConfigError(problems)

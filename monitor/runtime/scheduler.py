@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import ssl
@@ -249,10 +250,10 @@ class Runner:
             return False, "no config file to reload"
         async with self._reload_lock:
             try:
-                config: Config = await asyncio.to_thread(load_config, self.config_path)
                 k, n = self.service.config.shard
-                if n > 1:  # a sharded instance stays the same shard across reloads
-                    config = select_shard(config, f"{k}/{n}")
+                # A sharded instance stays the same shard across reloads, its probes sized for its own sites.
+                select = functools.partial(select_shard, text=f"{k}/{n}") if n > 1 else None
+                config: Config = await asyncio.to_thread(load_config, self.config_path, select=select)
                 commits = [await asyncio.to_thread(part, config) for part in self.also_reload]
             except ConfigError as exc:
                 msg = f"reload rejected, keeping the running config: {len(exc.problems)} problem(s)\n{exc}"

@@ -254,3 +254,20 @@ def test_each_instance_says_its_shard_and_the_whole_inventory(tmp_path: Path) ->
         assert mine["readiness_inventory_terminals"] == whole["readiness_inventory_terminals"]
         owned += mine["readiness_shard_sites"][(("kind", "polling"),)]
     assert owned == SITES
+
+
+def test_a_shard_sizes_its_probes_for_its_own_sites(tmp_path: Path) -> None:
+    """80 terminals at 10 connects a round, 1 s each, do not fit a 5 s cycle: the whole inventory is refused,
+    naming probes.tcp.concurrency. A quarter of them does fit: a shard (what `run --shard` and a sharded reload
+    pass as ``select``) is checked on its own count, instead of refusing what it will never probe."""
+    from monitor.errors import ConfigError
+    from tests.monitor.fixtures import site
+
+    probes = {"tcp": {"interval_seconds": 5, "timeout_seconds": 1, "concurrency": 10, "jitter_seconds": 0}}
+    path = write_config(tmp_path, [site(f"S{i:02d}", n=i) for i in range(1, 41)], probes=probes)
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert "80 terminals" in str(refused.value) and "probes.tcp.concurrency" in str(refused.value)
+    shard = load_config(path, select=lambda c: select_shard(c, "1/4"))
+    assert shard.shard == (1, 4) and 0 < len(shard.sites) < 20
+    assert main(["check", str(path)]) != 0  # unsharded: still refused
