@@ -342,6 +342,7 @@ class Runner:
         finally:
             log.info("shutting down")
             watchdog.cancel()
+            self.service.shutting_down()  # the scheduler's shutdown cancels the cycles it runs: quietly
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
             if self._app_runner is not None:

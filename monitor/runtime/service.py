@@ -268,6 +268,11 @@ class Service:
                 self.once_note = f"SNMP traffic and error rates from two polls {gap:g}s apart"
         return await self.evaluate_soon()
 
+    def shutting_down(self) -> None:
+        """Mark the service as stopping, before anyone cancels its cycles (the scheduler's shutdown cancels the
+        jobs it runs): a cycle cut short from now on ends quietly, as in ``close``."""
+        self._closing = True
+
     async def close(self) -> None:
         """Stop the probe cycles still running (quietly: this is shutdown), then release every probe's resources."""
         self._closing = True

@@ -457,3 +457,28 @@ async def test_a_read_only_store_resumes_its_states_and_writes_once_it_can(tmp_p
         rows = list(EventStore(mnt / "data").events())
         assert [r.seq for r in rows] == list(range(1, len(rows) + 1)) and len(rows) > 5
         assert rows[5].new == "opened"  # after the 3 transitions and the markers of the first run
+
+
+async def test_stopping_during_a_cycle_logs_no_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The service is stopped while a cycle is under way: the scheduler's shutdown cancels that job, which is
+    shutdown, not a failure — no ERROR, no traceback, no readiness_task_failures_total."""
+    import logging
+
+    from monitor.runtime.tasks import failures
+
+    probes = {"tcp": {"interval_seconds": 1, "timeout_seconds": 0.5, "jitter_seconds": 0}}
+    path = write_config(tmp_path, [site("S1")], probes=probes)
+    held = Held(TCP)
+    service = Service(load_config(path), probes={"tcp": held})  # type: ignore[dict-item]
+    runner = Runner(service, path, make_app=make_app)
+    before = dict(failures())
+    caplog.set_level(logging.INFO)
+    run = asyncio.create_task(runner.run("127.0.0.1", free_port()))
+    await until(lambda: service.cycles["tcp"].cycles_total >= 1)
+    held.hold = True
+    await until(lambda: held.waiting)
+    runner.stop()
+    await asyncio.wait_for(run, 30)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+    assert dict(failures()) == before
