@@ -23,7 +23,8 @@ import gc
 import logging
 
 log = logging.getLogger(__name__)
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt(3)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # mallopt(3)
+ARENAS = 2  # the loop's and one for every worker thread together (glibc's default: 8 per core)
 LARGE_BUFFER_BYTES = 128 * 1024  # glibc's default mmap threshold, fixed instead of sliding up
 
 FULL_COLLECTION_EVERY = 100  # second-generation collections between two full ones (CPython's default: 10)
@@ -41,9 +42,24 @@ def release_large_buffers() -> bool:
     if mallopt is None:
         return False
     ok = bool(mallopt(M_MMAP_THRESHOLD, LARGE_BUFFER_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, LARGE_BUFFER_BYTES))
+    # Renders and API pages are built in worker threads; each thread would get an arena of its own, whose freed
+    # pages stay resident. Two arenas share them.
+    ok = bool(mallopt(M_ARENA_MAX, ARENAS)) and ok
+    global _trim
+    _trim = getattr(libc, "malloc_trim", None)
     if not ok:
         log.debug("mallopt refused the thresholds: large buffers stay with the allocator's defaults")
     return ok
+
+
+_trim = None  # glibc's malloc_trim, once release_large_buffers found it
+
+
+def trim() -> None:
+    """Give the pages malloc holds free (inside its heaps too, not only at their top) back to the system: after
+    a cycle's renders, most of what they built is garbage. Nothing where the C library has no malloc_trim."""
+    if _trim is not None:
+        _trim(0)
 
 
 _settled = False  # settle() was called: the process is the service (`readiness run`), not a test or a tool

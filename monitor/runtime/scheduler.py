@@ -30,7 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.config.loader import Config, load_config
 from monitor.config.shard import select_shard
 from monitor.errors import ConfigError, Problem
-from monitor.runtime.heap import resettle
+from monitor.runtime.heap import resettle, trim
 from monitor.runtime.service import Service
 from monitor.runtime.snapshot import Snapshot
 from monitor.runtime.tasks import count_failure, spawn
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # The watchdog looks at the loop this often; a gap of more than PAUSE_MIN_SECONDS (and more than the
 # shortest interval) means nothing ran meanwhile: SIGSTOP, a suspended VM, a starved machine.
 WATCH_SECONDS = 0.5
+TRIM_SECONDS = 30.0  # how often the allocator's free pages go back to the system (monitor/runtime/heap.py)
 PAUSE_MIN_SECONDS = 2.0
 
 
@@ -129,8 +130,12 @@ class Runner:
     async def _watch(self) -> None:
         """Notice when the whole process stood still (the loop's monotonic gap)."""
         self._tick = time.monotonic()
+        trim_at = self._tick + TRIM_SECONDS
         while True:
             await asyncio.sleep(WATCH_SECONDS)
+            if time.monotonic() >= trim_at:  # what the renders of the last cycle freed, back to the system
+                trim_at = time.monotonic() + TRIM_SECONDS
+                trim()
             self._check_pause()
 
     def _check_pause(self) -> None:

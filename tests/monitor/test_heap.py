@@ -51,3 +51,24 @@ def test_large_buffers_are_mapped_on_their_own() -> None:
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
     assert heap.release_large_buffers()
+
+
+def test_trim_gives_free_pages_back() -> None:
+    """After release_large_buffers found glibc's malloc_trim, trim() returns what many small freed objects left
+    in the heap: resident memory does not grow by what was freed."""
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    assert heap.release_large_buffers() and heap._trim is not None
+
+    def rss_kib() -> int:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+    heap.trim()
+    before = rss_kib()
+    junk = [bytes(600) for _ in range(200_000)]  # ~130 MB of malloc'd (not pymalloc) blocks
+    del junk
+    heap.trim()
+    assert rss_kib() - before < 32 * 1024
