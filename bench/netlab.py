@@ -36,7 +36,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.lab import CLONE_NEWNET, sh, stop, tail  # noqa: E402
+from tests.lab import enter_netns, sh, stop, tail  # noqa: E402
 
 T = TypeVar("T")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -246,16 +246,6 @@ class Lab:
             f"  ip daddr {{ {nets} }} icmp type echo-request drop\n }}\n}}\n"))
 
 
-def _enter(name: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns failed")
-    finally:
-        os.close(fd)
-
-
 def _terminate(signum: int, _: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -277,7 +267,7 @@ def lab(prefix: str, keep: bool = False) -> Iterator[Lab]:
         sh("ip", "-n", the.name, "link", "set", "dev", "lo", "up")
         # Any user may open an ICMP datagram socket (the service as root uses a raw one anyway).
         sh("ip", "netns", "exec", the.name, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
-        _enter(the.name)
+        enter_netns(the.name)
         yield the
     finally:
         # A second Ctrl-C must not cut the cleaning short.

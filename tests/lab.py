@@ -35,6 +35,17 @@ def sh(*args: str, stdin: str | None = None) -> str:
     return run.stdout
 
 
+
+def enter_netns(name: str) -> None:
+    """Move the calling thread into network namespace ``name`` (sockets it opens from now on live there)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns failed")
+    finally:
+        os.close(fd)
+
 class Namespace:
     """A network namespace this test creates and deletes; code can run inside it, in a thread of its own."""
 
@@ -63,13 +74,7 @@ class Namespace:
         return self._pool.submit(fn, *args).result(timeout=timeout)
 
     def _enter(self) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns failed")
-        finally:
-            os.close(fd)
+        enter_netns(self.name)
 
     def delete(self) -> None:
         if self._pool is not None:

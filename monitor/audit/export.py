@@ -302,6 +302,17 @@ def period_actions(data_dir: str | Path, period: Period, county: str | None = No
             and (a.closed_at is None or a.closed_at >= period.start)]
 
 
+def check_target(config: Config, out: str | Path, county: str | None) -> Path:
+    """Return ``out`` as a path once it is sure the bundle can go there and ``county`` is one of the config's."""
+    out = Path(out)
+    if out.exists() and (out.is_file() or any(out.iterdir())):
+        raise AuditError(f"{out} exists: an audit bundle is never written over another")
+    if county is not None and county not in {s.county for s in config.sites}:
+        known = ", ".join(sorted({s.county for s in config.sites}))
+        raise AuditError(f"county {county!r} is not in the config (known: {known})")
+    return out
+
+
 def export(config: Config, data_dir: str | Path, out: str | Path, period: Period, *, county: str | None = None,
            sign_key: str | Path | None = None, force: bool = False, with_report: bool = False) -> dict[str, Any]:
     """Write the bundle ``out`` (a directory, or a zip when it ends in .zip); return its manifest.
@@ -312,12 +323,7 @@ def export(config: Config, data_dir: str | Path, out: str | Path, period: Period
     """
     from monitor.audit import signing
 
-    out = Path(out)
-    if out.exists() and (out.is_file() or any(out.iterdir())):
-        raise AuditError(f"{out} exists: an audit bundle is never written over another")
-    if county is not None and county not in {s.county for s in config.sites}:
-        known = ", ".join(sorted({s.county for s in config.sites}))
-        raise AuditError(f"county {county!r} is not in the config (known: {known})")
+    out = check_target(config, out, county)
     recorded = [c.version for c in config_history(EventStore(data_dir))]
     if config.version not in recorded and not force:
         seen = ", ".join(dict.fromkeys(recorded)) or "none"

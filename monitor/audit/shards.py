@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from monitor.audit.bundle import FORMAT_SHARDS, shard_events_name
-from monitor.audit.export import AuditError, events_segment, finish, manifest_head, period_actions, when_json
+from monitor.audit.export import (
+    AuditError,
+    check_target,
+    events_segment,
+    finish,
+    manifest_head,
+    period_actions,
+    when_json,
+)
 from monitor.audit.figures import (
     ConfigInForce,
     Figures,
@@ -218,12 +226,7 @@ def export_shards(config: Config, data_dirs: Sequence[str | Path], out: str | Pa
     """Write one bundle from the stores of a deployment's shards; return its manifest."""
     from monitor.audit import signing
 
-    out = Path(out)
-    if out.exists() and (out.is_file() or any(out.iterdir())):
-        raise AuditError(f"{out} exists: an audit bundle is never written over another")
-    if county is not None and county not in {s.county for s in config.sites}:
-        known = ", ".join(sorted({s.county for s in config.sites}))
-        raise AuditError(f"county {county!r} is not in the config (known: {known})")
+    out = check_target(config, out, county)
     stores = shard_stores(config, data_dirs, force=force)
     key = signing.load_private_key(sign_key) if sign_key else None
     fig = compute_shards(config, stores, period, county)
