@@ -246,3 +246,31 @@ def test_fast_renderer_matches_prometheus_client(tmp_path: Path) -> None:
     ours = render(SnapshotCollector(lambda: snap).collect()).decode()
     theirs = generate_latest(make_registry(lambda: snap)).decode()
     assert parsed(ours) == parsed(theirs)
+
+
+def test_the_cache_keeps_the_gzip_form_only_and_inflates_it_for_plain_scrapers(tmp_path: Path) -> None:
+    """The streamed gzip render is the same exposition as the plain render, and the cache holds nothing else."""
+    import gzip
+
+    from monitor.web.exposition import RenderCache, render_gzip
+
+    service = Service(load_config(write_config(tmp_path, [site("S1"), site("S2")])), clock=lambda: 1000.0)
+    service.latest.update({"S1/primary": obs("S1/primary"), "S1/backup": obs("S1/backup", ok=False)})
+    snap = service.evaluate(force=True)
+
+    def text(body: bytes) -> str:
+        return "\n".join(line for line in body.decode().splitlines() if "collect_seconds " not in line)
+
+    plain = render(SnapshotCollector(lambda: snap).collect())
+    assert text(gzip.decompress(render_gzip(SnapshotCollector(lambda: snap).collect()))) == text(plain)
+    builds: list[int] = []
+
+    def collect(s: object) -> object:
+        builds.append(1)
+        return SnapshotCollector(lambda: snap).collect()
+
+    cache = RenderCache(lambda: snap, collect)  # type: ignore[arg-type]
+    packed = cache.packed()
+    assert packed[:2] == b"\x1f\x8b" and text(cache.body()) == text(plain) and cache.packed() is packed
+    assert builds == [1]  # one render for every form and every scraper
+    assert [k for k, v in vars(cache).items() if isinstance(v, bytes)] == ["_gzip"]  # no plain copy is kept
