@@ -139,6 +139,9 @@ def render_gzip(families: Iterable[Metric]) -> bytes:
     return b"".join(parts)
 
 
+PATIENCE_SECONDS = 1.0  # how long a scrape waits for a render under way before it takes the previous one
+
+
 class RenderCache:
     """Render each snapshot once, however many scrapers ask (HA Prometheus pairs scrape twice).
 
@@ -149,28 +152,38 @@ class RenderCache:
     """
 
     def __init__(self, get: Callable[[], Snapshot], collect: Callable[[Snapshot], Iterable[Metric]], *,
-                 key: Callable[[Snapshot], Hashable] = lambda snap: (id(snap), snap.at)) -> None:
+                 key: Callable[[Snapshot], Hashable] = lambda snap: (id(snap), snap.at),
+                 patience: float = PATIENCE_SECONDS) -> None:
         self._get = get
         self._collect = collect
         self._keyof = key  # what must change for the body to be rendered again
-        self._lock = threading.Lock()
-        self._key: Hashable | None = None
-        self._gzip = b""
+        self._patience = patience
+        self._lock = threading.Lock()  # held while rendering
+        self._done: tuple[Hashable | None, bytes] = (None, b"")  # the last complete render: (key, gzip body)
 
     def fresh(self) -> bool:
         """Return whether the current snapshot is already rendered."""
-        return self._key == self._keyof(self._get())
+        return self._done[0] == self._keyof(self._get())
 
     def packed(self) -> bytes:
-        """Return the gzipped exposition of the current snapshot, rendering it if nobody has yet."""
-        snap = self._get()
-        key = self._keyof(snap)
-        with self._lock:
-            if key != self._key:
-                self._gzip = b""  # the old body goes before the new one is built, not after
-                self._gzip = render_gzip(self._collect(snap))
-                self._key = key
-            return self._gzip
+        """Return the gzipped exposition of the current snapshot, rendering it if nobody has yet.
+
+        While another thread renders a newer snapshot, wait for it at most ``patience`` seconds, then answer with
+        the last complete render (one evaluation older; its readiness_last_evaluation_timestamp_seconds says so):
+        a scrape is never held for a whole render of 10,000 sites behind busy API threads."""
+        done = self._done
+        if done[0] == self._keyof(self._get()):
+            return done[1]
+        if not self._lock.acquire(timeout=self._patience if done[0] is not None else -1):
+            return self._done[1]
+        try:
+            snap = self._get()
+            key = self._keyof(snap)
+            if self._done[0] != key:
+                self._done = (key, render_gzip(self._collect(snap)))
+            return self._done[1]
+        finally:
+            self._lock.release()
 
     def body(self) -> bytes:
         """Return the plain exposition of the current snapshot."""
