@@ -132,7 +132,8 @@ def main(argv: list[str]) -> int:
         before = rss_kib()
         cache = RenderCache(lambda: service.snapshot, lambda snap: SnapshotCollector(lambda: snap).collect())
         started = time.process_time()
-        body, packed = cache.bodies()
+        packed = cache.packed()
+        body = cache.body()
         render_cpu = time.process_time() - started
         gc.collect()
         metrics_kib = rss_kib() - before

@@ -23,6 +23,7 @@ A site is ``not_ready`` only for a failure that is really its own; what the moni
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -495,7 +496,7 @@ def evaluate(sites: tuple[Site, ...], policy: Policy, latest: Mapping[str, Obser
         for link in site.links:
             h = link_health(link, latest.get(f"{site.id}/{link.role}"), latest.get(f"{site.id}/{link.role}/snmp"),
                             policy.media[link.medium], fresh, now)
-            key = f"{site.id}/{link.role}"
+            key = sys.intern(f"{site.id}/{link.role}")  # one copy for the flap memory, the proven set, the targets
             after[key] = damper.step(before.get(key), _flap_state(h.state), now)
             links.append(_damped(h, after[key]))
         terminals = terminal_health(site, latest, fresh, now)

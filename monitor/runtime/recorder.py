@@ -38,6 +38,21 @@ def entity_states(sites: dict[str, SiteReadiness] | object) -> Iterator[tuple[st
             yield f"target:{r.site}/terminal/{t.id}", t.state, (t.reason,) if t.reason else ()
 
 
+_BARE: dict[str, Entity] = {}  # state -> (state, ()): one tuple per state, shared by every link and target
+
+
+def _last(entity: str, state: str, reasons: tuple[str, ...]) -> Entity:
+    """Return what to remember of ``entity``: a site's reasons (a change of them is recorded), a link's or a
+    target's state only (its reasons go to the store with a change of state, never compared): 40,000 links and
+    terminals then hold no tuple of their own."""
+    if entity.startswith("site:") or entity == MONITOR:
+        return state, reasons
+    bare = _BARE.get(state)
+    if bare is None:
+        bare = _BARE[state] = (state, ())
+    return bare
+
+
 class Recorder:
     """A snapshot listener that appends what changed to the store, and a snapshot every so often."""
 
@@ -47,7 +62,7 @@ class Recorder:
         # A store that could not be created yet (a read-only dir) has recorded nothing: start from nothing.
         fresh = not store.path.exists()
         states = {} if fresh else store.last_states()  # read once: it also answers resume_sites()
-        self.last: dict[str, Entity] = {k: (v[0], v[2]) for k, v in states.items()}
+        self.last: dict[str, Entity] = {k: _last(k, v[0], v[2]) for k, v in states.items()}
         self._resumed = {k[5:]: (v[0], v[1]) for k, v in states.items() if k.startswith("site:")}
         snapshot, config = (None, None) if fresh else (store.last_at("snapshot"), store.last_at("config"))
         self.last_snapshot_at = snapshot[0] if snapshot else 0.0
@@ -80,7 +95,7 @@ class Recorder:
             before = self.last.get(entity)
             if before is None or before[0] != state or (entity.startswith("site:") and before[1] != reasons):
                 changes.append(Transition(new.at, entity, before[0] if before else None, state, reasons, version))
-                self.last[entity] = (state, reasons)
+                self.last[entity] = _last(entity, state, reasons)
         if changes:
             self.store.append(changes)
         self.snapshot_due = new.at - self.last_snapshot_at >= self.every

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -79,7 +80,7 @@ class Timeline:
                 state, reasons = "degraded", (*reasons, Reason(SUSTAINING, "paused for maintenance"))
             for h in r.links:
                 if h.state in PROVEN_STATES and not any(x.name == "path_not_proven" for x in h.reasons):
-                    self.proven.add(f"{site.id}/{h.role}")
+                    self.proven.add(sys.intern(f"{site.id}/{h.role}"))  # the flap memory's copy
             since = prev.since if prev is not None and prev.state == state else now
             waivers = tuple(x for x in reasons if x.code == WAIVED)
             out[site.id] = replace(r, state=state, reasons=reasons, since=since, first_ready_at=s.first_ready_at,

@@ -111,10 +111,12 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
     @routes.get("/metrics")
     async def metrics(request: web.Request) -> web.Response:
         # Rendered off the event loop, once per snapshot (usually before anyone asks: see prerender).
-        plain, packed = await asyncio.get_running_loop().run_in_executor(None, cache.bodies)
+        loop = asyncio.get_running_loop()
         if "gzip" in request.headers.get("Accept-Encoding", ""):
+            packed = await loop.run_in_executor(None, cache.packed)
             return web.Response(body=packed, headers={"Content-Type": CONTENT_TYPE_LATEST, "Content-Encoding": "gzip",
                                                       "Vary": "Accept-Encoding"})
+        plain = await loop.run_in_executor(None, cache.body)
         return web.Response(body=plain, headers={"Content-Type": CONTENT_TYPE_LATEST, "Vary": "Accept-Encoding"})
 
     @routes.get("/-/healthy")
@@ -264,7 +266,7 @@ def make_app(get: Callable[[], Snapshot], reload: Callable[[], Awaitable[tuple[b
             while True:
                 try:
                     if not cache.fresh():
-                        await loop.run_in_executor(None, cache.bodies)
+                        await loop.run_in_executor(None, cache.packed)
                 except Exception:  # a bad snapshot must not end the watch; the scrape will say what is wrong
                     log.exception("rendering /metrics ahead of the scrape failed")
                     await asyncio.sleep(PRERENDER_SECONDS * 10)

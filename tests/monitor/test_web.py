@@ -246,3 +246,67 @@ def test_fast_renderer_matches_prometheus_client(tmp_path: Path) -> None:
     ours = render(SnapshotCollector(lambda: snap).collect()).decode()
     theirs = generate_latest(make_registry(lambda: snap)).decode()
     assert parsed(ours) == parsed(theirs)
+
+
+def test_the_cache_keeps_the_gzip_form_only_and_inflates_it_for_plain_scrapers(tmp_path: Path) -> None:
+    """The streamed gzip render is the same exposition as the plain render, and the cache holds nothing else."""
+    import gzip
+
+    from monitor.web.exposition import RenderCache, render_gzip
+
+    service = Service(load_config(write_config(tmp_path, [site("S1"), site("S2")])), clock=lambda: 1000.0)
+    service.latest.update({"S1/primary": obs("S1/primary"), "S1/backup": obs("S1/backup", ok=False)})
+    snap = service.evaluate(force=True)
+
+    def text(body: bytes) -> str:
+        return "\n".join(line for line in body.decode().splitlines() if "collect_seconds " not in line)
+
+    plain = render(SnapshotCollector(lambda: snap).collect())
+    assert text(gzip.decompress(render_gzip(SnapshotCollector(lambda: snap).collect()))) == text(plain)
+    builds: list[int] = []
+
+    def collect(s: object) -> object:
+        builds.append(1)
+        return SnapshotCollector(lambda: snap).collect()
+
+    cache = RenderCache(lambda: snap, collect)  # type: ignore[arg-type]
+    packed = cache.packed()
+    assert packed[:2] == b"\x1f\x8b" and text(cache.body()) == text(plain) and cache.packed() is packed
+    assert builds == [1]  # one render for every form and every scraper
+    assert [k for k, v in vars(cache).items() if isinstance(v, (bytes, tuple))] == ["_done"]  # no plain copy kept
+
+
+def test_a_scrape_during_a_long_render_gets_the_last_complete_exposition(tmp_path: Path) -> None:
+    """A render held up (10,000 sites behind busy API threads) does not hold the scrape: after its patience it
+    gets the previous snapshot's body, and the next scrape once the render is done gets the new one."""
+    import gzip
+    import threading
+
+    from monitor.web.exposition import RenderCache
+
+    service = Service(load_config(write_config(tmp_path, [site("S1")])), clock=lambda: 1000.0)
+    first = service.evaluate(force=True)
+    service.latest["S1/primary"] = obs("S1/primary")
+    service.clock = lambda: 1030.0
+    second = service.evaluate(force=True)
+    current, gate = [first], threading.Event()
+
+    def collect(snap: object) -> object:
+        if snap is second:
+            assert gate.wait(60)  # the render of the second snapshot is held until the test lets it go
+        return SnapshotCollector(lambda: snap).collect()  # type: ignore[return-value]
+
+    cache = RenderCache(lambda: current[0], collect, patience=0.05)  # type: ignore[arg-type]
+    old = gzip.decompress(cache.packed()).decode()
+    current[0] = second
+    renderer = threading.Thread(target=cache.packed)
+    renderer.start()
+    try:
+        while not cache._lock.locked():  # the renderer holds the render lock
+            renderer.join(0.01)
+        assert gzip.decompress(cache.packed()).decode() == old and not cache.fresh()
+    finally:
+        gate.set()
+        renderer.join(60)
+    new = gzip.decompress(cache.packed()).decode()
+    assert cache.fresh() and new != old and "readiness_last_evaluation_timestamp_seconds 1030.0" in new
