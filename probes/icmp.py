@@ -35,7 +35,16 @@ from typing import Literal, NamedTuple
 
 from pydantic import Field
 
-from probes.base import MAX_INTERVAL_SECONDS, NOTHING_DROPPED, Dropped, Observation, ProbeSettings, Target, requests_in
+from probes.base import (
+    MAX_INTERVAL_SECONDS,
+    NOTHING_DROPPED,
+    Dropped,
+    Observation,
+    ProbeSettings,
+    Target,
+    Values,
+    requests_in,
+)
 from probes.errors import ProbeUnavailable
 from probes.route import is_address, output_interface
 
@@ -172,6 +181,27 @@ class _Cycle:
             self.fail(i, "unreachable", UNREACHABLE_CODES[family].get(code, "destination unreachable"))
         elif kind == EXCEEDED[family]:
             self.fail(i, "unreachable", "time exceeded in transit")
+
+
+# The layouts of an ICMP observation's values (probes.base.Values): every observation of one layout shares its
+# keys. Jitter needs two replies; a target that answered nothing has no RTTs.
+ECHO_KEYS = ("sent", "received", "loss_ratio", "rtt_min_seconds", "rtt_avg_seconds", "rtt_max_seconds",
+             "jitter_seconds")
+ONE_REPLY_KEYS = ECHO_KEYS[:6]
+NO_REPLY_KEYS = ECHO_KEYS[:3]
+
+
+def echo_values(sent: int, rtts: Sequence[float]) -> Values:
+    """Return what ``sent`` echoes with replies after ``rtts`` (seconds, in sending order) measured."""
+    received = len(rtts)
+    loss = (sent - received) / sent
+    if not received:
+        return Values(NO_REPLY_KEYS, (float(sent), 0.0, loss))
+    head = (float(sent), float(received), loss, min(rtts), sum(rtts) / received, max(rtts))
+    if received == 1:
+        return Values(ONE_REPLY_KEYS, head)
+    # mean absolute difference of consecutive RTTs (RFC 3550 6.4.1, unsmoothed)
+    return Values(ECHO_KEYS, (*head, sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (received - 1)))
 
 
 def _clear_error(sendto: Callable[..., int]) -> None:
@@ -647,16 +677,10 @@ class IcmpProbe:
                 continue
             sent = count - sent_at.count(0)
             rtts = [r / 1e9 for r in rtts_ns if r >= 0]
-            received = len(rtts)
-            if not received:
+            if not rtts:
                 append(IcmpProbe._lost(target, c, j, sent))
                 continue
-            values = {"sent": float(sent), "received": float(received), "loss_ratio": (sent - received) / sent,
-                      "rtt_min_seconds": min(rtts), "rtt_avg_seconds": sum(rtts) / received,
-                      "rtt_max_seconds": max(rtts)}
-            if received > 1:  # mean absolute difference of consecutive RTTs (RFC 3550 6.4.1, unsmoothed)
-                values["jitter_seconds"] = sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (received - 1)
-            append(Observation(target.key, KIND, True, at, values, mono=mono))
+            append(Observation(target.key, KIND, True, at, echo_values(sent, rtts), mono=mono))
         return out
 
     @staticmethod
@@ -664,15 +688,15 @@ class IcmpProbe:
         """Explain a target none of whose echoes was answered."""
         if not sent:
             return Observation.failed(target, KIND, "not_probed", "cycle deadline reached before sending")
-        values = {"sent": float(sent), "received": 0.0, "loss_ratio": 1.0}
+        values = echo_values(sent, ())
         errors = [c.errors[i] for i in range(j, c.n * c.count, c.n) if i in c.errors]
         for failure in ("no_route", "unreachable", "error"):  # our own stack's verdict first
             reasons = [reason for kind, reason in errors if kind == failure]
             if reasons:
-                return Observation.failed(target, KIND, failure, f"0/{sent} replies, {reasons[-1]}", **values)
+                return Observation.failed(target, KIND, failure, f"0/{sent} replies, {reasons[-1]}", values)
         late = sum(1 for _, reason in errors if reason == "late")
         reason = f"0/{sent} replies" + (f", {late} after the timeout" if late else "")
-        return Observation.failed(target, KIND, "timeout", reason, **values)
+        return Observation.failed(target, KIND, "timeout", reason, values)
 
 
 PROBE = IcmpProbe()
