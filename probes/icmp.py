@@ -127,11 +127,10 @@ class _Endpoint:
     used: bool = True
 
 
-@dataclass(frozen=True)
-class _Request:
-    """Where one target's echoes go."""
+class _Request(NamedTuple):
+    """Where one target's echoes go (a tuple: one is cached per address, issue 13)."""
 
-    host: str  # the address as recvmsg() renders a reply's source
+    host: str  # the address as recvmsg() renders a reply's source: the target's own string when equal
     sockaddr: tuple[str, int] | tuple[str, int, int, int]
     family: int
     source: str | None
@@ -234,6 +233,8 @@ def _resolve(address: str, source: str | None) -> _Request | str:
     sockaddr: tuple[str, int] | tuple[str, int, int, int]
     try:  # the common case, without ipaddress's cost
         host = socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, address))
+        if host == address:
+            host = address  # hold the target's string, not an equal copy of it
         family, sockaddr = socket.AF_INET, (host, 0)
     except OSError:
         try:
@@ -243,6 +244,8 @@ def _resolve(address: str, source: str | None) -> _Request | str:
         if ip.version == 4:
             return _resolve(str(ip), source)
         host = socket.inet_ntop(socket.AF_INET6, ip.packed)
+        if host == address:
+            host = address
         scope = getattr(ip, "scope_id", None)
         try:
             scope_index = (int(scope) if scope.isdigit() else socket.if_nametoindex(scope)) if scope else 0
@@ -263,7 +266,8 @@ class IcmpProbe:
     def __init__(self) -> None:
         self._endpoints: dict[tuple[int, str | None, bool, int], _Endpoint] = {}
         self._raw_works: dict[int, bool] = {}  # "auto" remembers per family whether raw sockets open
-        self._resolved: dict[tuple[str, str | None], _Request | str] = {}
+        # address (or (address, source) when sent from a source) -> where its echoes go, kept across cycles
+        self._resolved: dict[str | tuple[str, str], _Request | str] = {}
         self._running = False
 
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:
@@ -367,14 +371,18 @@ class IcmpProbe:
     # ---- sockets -------------------------------------------------------------------------------------------
 
     def _where(self, targets: Sequence[Target]) -> list[_Request | str]:
-        """Resolve every target once per address and source, cached across cycles."""
+        """Resolve every target once per address and source, cached across cycles.
+
+        Most targets have no source: their address string alone is the key, not a tuple per target.
+        """
         if len(self._resolved) > 4 * len(targets) + 1024:
             self._resolved.clear()  # the inventory shrank or changed a lot
         cache, out = self._resolved, []
         for t in targets:
-            r = cache.get((t.address, t.source))
+            key = t.address if t.source is None else (t.address, t.source)
+            r = cache.get(key)
             if r is None:
-                r = cache[(t.address, t.source)] = _resolve(t.address, t.source)
+                r = cache[key] = _resolve(t.address, t.source)
             out.append(r)
         return out
 
