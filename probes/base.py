@@ -45,6 +45,14 @@ def empty() -> Mapping[str, Any]:
 
 
 _DOUBLE = struct.Struct("=d")
+_DOUBLES: dict[int, struct.Struct] = {}  # n -> the struct of n doubles: compiled once, not per observation
+
+
+def _doubles(n: int) -> struct.Struct:
+    s = _DOUBLES.get(n)
+    if s is None:
+        s = _DOUBLES[n] = struct.Struct(f"={n}d")
+    return s
 
 
 class Values(Mapping[str, float]):
@@ -62,21 +70,21 @@ class Values(Mapping[str, float]):
 
     def __init__(self, keys: tuple[str, ...], numbers: Iterable[float]) -> None:
         try:
-            self._packed = struct.pack(f"={len(keys)}d", *numbers)
+            self._packed = _doubles(len(keys)).pack(*numbers)
         except struct.error as exc:
             raise ValueError(f"numbers for keys {keys!r}: {exc}") from None
         self._keys = keys
 
     def __getitem__(self, key: str) -> float:
         try:
-            i = self._keys.index(key)
+            return _DOUBLE.unpack_from(self._packed, self._keys.index(key) << 3)[0]  # type: ignore[no-any-return]
         except ValueError:
             raise KeyError(key) from None
-        return _DOUBLE.unpack_from(self._packed, i << 3)[0]  # type: ignore[no-any-return]
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the number named ``key``, else ``default`` (without raising and catching a KeyError)."""
-        return self[key] if key in self._keys else default
+        keys = self._keys
+        return _DOUBLE.unpack_from(self._packed, keys.index(key) << 3)[0] if key in keys else default
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys
@@ -89,7 +97,7 @@ class Values(Mapping[str, float]):
 
     def numbers(self) -> tuple[float, ...]:
         """Return the numbers in the keys' order."""
-        return struct.unpack(f"={len(self._keys)}d", self._packed)
+        return _doubles(len(self._keys)).unpack(self._packed)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Values) and other._keys == self._keys:
