@@ -12,6 +12,7 @@ declares a port, else ICMP.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 
 from monitor.core.model import Site, Terminal, Witness
@@ -32,7 +33,9 @@ def icmp_targets(sites: Sequence[Site]) -> list[Target]:
         for link in site.links:
             extra = ({"primary_address": primary.address, "primary_source": primary.source or ""}
                      if primary is not None and link is not primary and is_address(link.source) else EMPTY)
-            out.append(Target(f"{site.id}/{link.role}", site.id, link.address, source=link.source, extra=extra))
+            # Interned: the evaluation's flap memory and the proven set key the link by the same text, one copy.
+            key = sys.intern(f"{site.id}/{link.role}")
+            out.append(Target(key, site.id, link.address, source=link.source, extra=extra))
         out += [Target(f"{site.id}/terminal/{t.id}", site.id, t.address) for t in site.terminals
                 if t.port is None and t.http is None]
     return out
