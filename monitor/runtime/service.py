@@ -231,7 +231,7 @@ class Service:
         old = self.snapshot
         self.snapshot = Snapshot(now, config, self._sites, MappingProxyType(dict(cycles)), self.started_at,
                                  warm, ok, at, error, forecasts=MappingProxyType(dict(self.timeline.forecasts)),
-                                 proven=frozenset(self.timeline.proven), shares=self.timeline.share_samples(),
+                                 proven=self.timeline.proven_now(), shares=self.timeline.share_samples(),
                                  store=self._store_status() if self._store_status is not None else None,
                                  monitor=self._monitor, probing=tuple(self.kinds()),
                                  actions=self.desk.actions() if self.desk is not None else None)

@@ -44,6 +44,7 @@ class Timeline:
         self.healthy_since: HealthySince = MappingProxyType({})  # the same, for the nodes' healthy streaks
         self.shares = ShareHistory(resolution_seconds=policy.forecast_resolution_seconds)
         self.proven: set[str] = set()  # "SITE/backup": links ever seen carrying echo traffic
+        self._frozen: tuple[int, frozenset[str]] | None = None  # proven_now()'s last answer, with the set's size
         self.forecasts: dict[tuple[str, str], Forecast] = {}
 
     def reconfigure(self, config: Config) -> None:
@@ -107,6 +108,14 @@ class Timeline:
         self.sustain.restore(data.get("sustain", {}))
         self.shares.restore(data.get("shares", {}))
         self.proven = set(data.get("proven", []))
+        self._frozen = None
+
+    def proven_now(self) -> frozenset[str]:
+        """Return the proven links as a frozenset for a snapshot: the same one while none was added (the set only
+        grows, or is replaced by load), not a copy of 20,000 keys per evaluation."""
+        if self._frozen is None or self._frozen[0] != len(self.proven):
+            self._frozen = (len(self.proven), frozenset(self.proven))
+        return self._frozen[1]
 
     def save(self, path: Path) -> None:
         """Write the memory atomically (a crash leaves the old file or the new one, never half)."""

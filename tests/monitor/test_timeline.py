@@ -190,3 +190,19 @@ def test_demo_province_over_three_simulated_days(tmp_path: Path) -> None:
     assert final[no_backup].waivers and "backup.missing" not in texts(final[no_backup].reasons)
     province = service.timeline.forecasts[("province", "")]
     assert province.points >= 24 and province.slope_per_day > 0
+
+
+def test_snapshots_share_the_proven_set_until_a_backup_is_proven(tmp_path: Path) -> None:
+    """Each snapshot holds the proven backups; consecutive snapshots share one frozenset while nothing new was
+    proven (20,000 keys are not copied per evaluation), and a newly proven backup shows in the next one."""
+    service = Service(load_config(write_config(tmp_path, [site("S1"), site("S2")])), clock=lambda: 1000.0)
+    service.latest.update({"S1/primary": obs("S1/primary"), "S1/backup": obs("S1/backup")})
+    first = service.evaluate(force=True)
+    second = service.evaluate(force=True)
+    assert "S1/backup" in first.proven and "S2/backup" not in first.proven and second.proven is first.proven
+    service.latest.update({"S2/primary": obs("S2/primary"), "S2/backup": obs("S2/backup")})
+    third = service.evaluate(force=True)
+    assert "S2/backup" in third.proven and "S2/backup" not in first.proven
+    (tmp_path / "memory.json").write_text('{"proven": ["S1/backup"]}')
+    service.timeline.load(tmp_path / "memory.json")  # a memory read back replaces the set: no stale answer
+    assert service.evaluate(force=True).proven == service.timeline.proven
