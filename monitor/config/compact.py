@@ -20,6 +20,7 @@ M = TypeVar("M", bound=BaseModel)
 REPEATED = frozenset({"county", "area", "kind", "upstream", "role", "medium", "source", "auth", "method", "url",
                       "device", "if_name", "owner", "contact"})
 _fields_sets: dict[frozenset[str], set[str]] = {}
+_ports: dict[int, int] = {}  # one int object per port number (a province's terminals share a handful of ports)
 
 
 def compact(model: M) -> M:
@@ -38,6 +39,8 @@ def _share(model: BaseModel) -> None:
         if isinstance(value, str):
             if name in REPEATED:
                 values[name] = sys.intern(value)
+        elif name == "port" and type(value) is int:
+            values[name] = _ports.setdefault(value, value)
         elif isinstance(value, BaseModel):
             _share(value)
         elif isinstance(value, tuple):

@@ -9,9 +9,9 @@ last recorded."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from monitor.core.readiness import SiteReadiness
 from monitor.core.reasons import BLIND, texts
@@ -27,30 +27,31 @@ Entity = tuple[str, tuple[str, ...]]
 MONITOR = "monitor"  # the entity of the monitor's own view: blind or seeing
 
 
-def entity_states(sites: dict[str, SiteReadiness] | object) -> Iterator[tuple[str, str, tuple[str, ...]]]:
-    """Yield (entity, state, reasons as text) for every site, link and terminal in a snapshot's sites."""
-    assert hasattr(sites, "values")
-    for r in sites.values():
-        yield f"site:{r.site}", r.state, texts(r.reasons)
-        for h in r.links:
-            yield f"link:{r.site}/{h.role}", h.state, texts(h.reasons)
-        for t in r.terminals:
-            yield f"target:{r.site}/terminal/{t.id}", t.state, (t.reason,) if t.reason else ()
+Shape = tuple[tuple[str, ...], tuple[str, ...]]  # a site's link roles and terminal ids, in snapshot order
 
 
-_BARE: dict[str, Entity] = {}  # state -> (state, ()): one tuple per state, shared by every link and target
+class _Seen(NamedTuple):
+    """What the recorder remembers of one site: its state and reasons, and the state of each of its links and
+    terminals (``states``, in the order of ``shape``). Shapes and state tuples repeat across thousands of sites:
+    each is one shared copy, so a site costs one small tuple, not five string-keyed entries (issue 13)."""
+
+    state: str
+    reasons: tuple[str, ...]
+    shape: Shape | None  # None: resumed from the store, its links' and terminals' states are in Recorder._resumed
+    states: tuple[str, ...]
 
 
-def _last(entity: str, state: str, reasons: tuple[str, ...]) -> Entity:
-    """Return what to remember of ``entity``: a site's reasons (a change of them is recorded), a link's or a
-    target's state only (its reasons go to the store with a change of state, never compared): 40,000 links and
-    terminals then hold no tuple of their own."""
-    if entity.startswith("site:") or entity == MONITOR:
-        return state, reasons
-    bare = _BARE.get(state)
-    if bare is None:
-        bare = _BARE[state] = (state, ())
-    return bare
+_MAX_SHARED = 4096
+
+
+def _shared(pool: dict[Any, Any], value: Any) -> Any:
+    """Return the pool's copy of ``value`` (added if new); the pool starts again past _MAX_SHARED values."""
+    got = pool.get(value)
+    if got is None:
+        if len(pool) >= _MAX_SHARED:
+            pool.clear()
+        got = pool[value] = value
+    return got
 
 
 class Recorder:
@@ -62,8 +63,16 @@ class Recorder:
         # A store that could not be created yet (a read-only dir) has recorded nothing: start from nothing.
         fresh = not store.path.exists()
         states = {} if fresh else store.last_states()  # read once: it also answers resume_sites()
-        self.last: dict[str, Entity] = {k: _last(k, v[0], v[2]) for k, v in states.items()}
-        self._resumed = {k[5:]: (v[0], v[1]) for k, v in states.items() if k.startswith("site:")}
+        monitor = states.get(MONITOR)
+        self.monitor: Entity = (monitor[0], monitor[2]) if monitor else ("seeing", ())
+        self.sites: dict[str, _Seen] = {k[5:]: _Seen(v[0], v[2], None, ()) for k, v in states.items()
+                                        if k.startswith("site:")}
+        # Links and terminals as the store last had them, until each site's first snapshot takes them over.
+        self._resumed: dict[str, str] | None = {k: v[0] for k, v in states.items()
+                                                if k.startswith(("link:", "target:"))}
+        self._since = {k[5:]: (v[0], v[1]) for k, v in states.items() if k.startswith("site:")}
+        self._shapes: dict[Shape, Shape] = {}
+        self._states: dict[tuple[str, ...], tuple[str, ...]] = {}
         snapshot, config = (None, None) if fresh else (store.last_at("snapshot"), store.last_at("config"))
         self.last_snapshot_at = snapshot[0] if snapshot else 0.0
         self.snapshot_due = False  # True right after a periodic snapshot was written
@@ -74,7 +83,7 @@ class Recorder:
 
     def resume_sites(self) -> dict[str, tuple[str, float]]:
         """Return site id -> (state, since) as the store last recorded them."""
-        return dict(self._resumed)
+        return dict(self._since)
 
     def __call__(self, new: Snapshot, old: Snapshot | None) -> None:
         version = new.config.version
@@ -84,18 +93,17 @@ class Recorder:
             self.version, self.shard = version, tuple(new.config.shard)
         if not new.evaluated:
             return
-        changes = []
+        changes: list[Transition] = []
         view = new.monitor
-        seeing = self.last.get(MONITOR, ("seeing", ()))[0] != "blind"
+        seeing = self.monitor[0] != "blind"
         if view.blind == seeing:  # the monitor's own view changed: one event
             state, why = ("blind", (BLIND, view.reason)) if view.blind else ("seeing", ())
             changes.append(Transition(new.at, MONITOR, "seeing" if view.blind else "blind", state, why, version))
-            self.last[MONITOR] = (state, why)
-        for entity, state, reasons in () if view.blind else entity_states(new.sites):
-            before = self.last.get(entity)
-            if before is None or before[0] != state or (entity.startswith("site:") and before[1] != reasons):
-                changes.append(Transition(new.at, entity, before[0] if before else None, state, reasons, version))
-                self.last[entity] = _last(entity, state, reasons)
+            self.monitor = (state, why)
+        if not view.blind:
+            for r in new.sites.values():
+                self._site(r, new.at, version, changes)
+            self._resumed = None  # every site seen once: what the store had is taken over or gone with its site
         if changes:
             self.store.append(changes)
         self.snapshot_due = new.at - self.last_snapshot_at >= self.every
@@ -106,6 +114,38 @@ class Recorder:
                              "links": {h.role: h.state for h in r.links}}
                     for r in new.sites.values()}
             self.store.append_snapshot(new.at, body, version)
+
+
+    def _site(self, r: SiteReadiness, at: float, version: str, changes: list[Transition]) -> None:
+        """Append the transitions of site ``r`` and its links and terminals since last seen; remember it."""
+        shape: Shape = _shared(self._shapes, (tuple(h.role for h in r.links), tuple(t.id for t in r.terminals)))
+        states: tuple[str, ...] = _shared(self._states, (*(h.state for h in r.links), *(t.state for t in r.terminals)))
+        reasons = texts(r.reasons)
+        seen = self.sites.get(r.site)
+        if seen is not None and seen.shape == shape and seen.states == states and seen.state == r.state \
+                and seen.reasons == reasons:
+            return  # nothing changed: the common case, without a string built
+        if seen is None or seen.state != r.state or seen.reasons != reasons:
+            changes.append(Transition(at, f"site:{r.site}", seen.state if seen else None, r.state, reasons, version))
+        before = self._before(r.site, seen)
+        for h in r.links:
+            entity = f"link:{r.site}/{h.role}"
+            if before(entity) != h.state:
+                changes.append(Transition(at, entity, before(entity), h.state, texts(h.reasons), version))
+        for t in r.terminals:
+            entity = f"target:{r.site}/terminal/{t.id}"
+            if before(entity) != t.state:
+                changes.append(Transition(at, entity, before(entity), t.state, (t.reason,) if t.reason else (),
+                                          version))
+        self.sites[r.site] = _Seen(r.state, reasons, shape, states)
+
+    def _before(self, site: str, seen: _Seen | None) -> Callable[[str], str | None]:
+        """Return the last recorded state of an entity of ``site`` (None: never recorded)."""
+        if seen is not None and seen.shape is not None:
+            roles, ids = seen.shape
+            names = [f"link:{site}/{role}" for role in roles] + [f"target:{site}/terminal/{t}" for t in ids]
+            return dict(zip(names, seen.states, strict=True)).get
+        return (self._resumed or {}).get
 
 
 def attach_store(service: Service, data_dir: str) -> EventStore:

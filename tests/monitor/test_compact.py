@@ -25,3 +25,15 @@ def test_sites_share_fields_sets_and_repeated_strings(tmp_path: Path) -> None:
         assert compacted.model_fields_set == fresh.model_fields_set
     copied = a.model_copy(update={"owner": "ops"})  # pydantic copies the shared set before it adds to it
     assert "owner" in copied.model_fields_set and "owner" not in b.model_fields_set
+
+
+def test_terminals_of_a_csv_inventory_share_their_port_numbers(tmp_path: Path) -> None:
+    """Each CSV cell is parsed into its own int (8080 is not one of CPython's cached small ints): one per port."""
+    (tmp_path / "sites.csv").write_text(
+        "site_id,name,county,area,primary_medium,primary_address,terminals\n"
+        "S1,a,Ilam,urban,fiber,127.21.0.1,T1@127.23.1.1:8080;T2@127.23.1.2:8080\n"
+        "S2,b,Ilam,rural,fiber,127.21.0.2,T1@127.23.2.1:8080\n", encoding="utf-8")
+    path = write_config(tmp_path, [])
+    path.write_text(path.read_text(encoding="utf-8").replace("sites: []", "inventory: [sites.csv]"), encoding="utf-8")
+    ports = [t.port for s in load_config(path).sites for t in s.terminals]
+    assert ports == [8080] * 3 and len({id(p) for p in ports}) == 1

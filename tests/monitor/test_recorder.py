@@ -154,3 +154,41 @@ def test_a_blind_monitor_is_one_event(tmp_path: Path) -> None:
 def transitions_of(store: EventStore) -> list[tuple[str, str | None, str, tuple[str, ...]]]:
     assert store.flush()
     return [(e.entity, e.old, e.new, e.reasons) for e in store.events(kinds=["transition"])]
+
+
+def test_links_terminals_and_a_new_terminal_are_recorded_by_what_changed(tmp_path: Path) -> None:
+    """The recorder keeps one small record per site: a link going down, a terminal coming up, a terminal that a
+    reload adds, and a site whose reasons change are each one transition, and an unchanged snapshot none."""
+    from monitor.config.loader import load_config as load
+
+    store = EventStore(tmp_path / "data")
+    store.open()
+    try:
+        recorder = Recorder(store)
+        service = Service(load(write_config(tmp_path, [site("S1"), site("S2", n=2)])), clock=lambda: 1000.0)
+        ok = {f"S{i}/{r}": obs(f"S{i}/{r}") for i in (1, 2) for r in ("primary", "backup")}
+        ok.update({f"S{i}/terminal/T{k}": Observation(f"S{i}/terminal/T{k}", "tcp", True, 1000.0, {})
+                   for i in (1, 2) for k in (1, 2)})
+        service.latest.update(ok)
+        recorder(service.evaluate(1000.0, force=True), None)
+        start = len(transitions_of(store))
+        recorder(service.evaluate(1010.0, force=True), None)
+        assert len(transitions_of(store)) == start  # nothing changed, nothing written
+        service.latest["S1/backup"] = obs("S1/backup", ok=False)
+        service.latest["S2/terminal/T2"] = Observation("S2/terminal/T2", "tcp", False, 1020.0, {}, "refused",
+                                                       "connection refused")
+        recorder(service.evaluate(1020.0, force=True), None)
+        added = [t[:3] for t in transitions_of(store)[start:]]
+        assert ("link:S1/backup", "up", "down") in added and ("target:S2/terminal/T2", "up", "down") in added
+        assert not any(t[0] in ("link:S1/primary", "target:S1/terminal/T1", "link:S2/primary") for t in added)
+        assert {t[0] for t in added} <= {"site:S1", "site:S2", "link:S1/backup", "target:S2/terminal/T2"}
+        # A reload adds a third terminal to S1: its first record is a transition from nothing.
+        service.config = load(write_config(tmp_path, [site("S1", terminals=3), site("S2", n=2)]))
+        service.latest["S1/terminal/T3"] = Observation("S1/terminal/T3", "tcp", True, 1030.0, {})
+        mark = len(transitions_of(store))
+        recorder(service.evaluate(1030.0, force=True), None)
+        added = [t[:3] for t in transitions_of(store)[mark:]]
+        assert ("target:S1/terminal/T3", None, "up") in added
+        assert not any(t[0].startswith(("link:", "target:S2")) or t[0] == "target:S1/terminal/T1" for t in added)
+    finally:
+        store.close()
