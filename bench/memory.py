@@ -27,8 +27,10 @@ from monitor.config.loader import load_config
 from monitor.runtime.service import Service
 from monitor.web.exposition import RenderCache
 from monitor.web.metrics import SnapshotCollector
-from probes.base import Observation
-from tests.monitor.fixtures import obs, write_config
+from probes.base import Observation, Values
+from probes.icmp import echo_values
+from probes.tcp import CONNECT_KEYS
+from tests.monitor.fixtures import write_config
 from tests.monitor.test_budget import inventory
 
 GOAL_KIB_PER_TARGET = 2.5
@@ -87,13 +89,22 @@ def build(tmp: Path, sites: int) -> tuple[Service, list[tuple[str, int]]]:
     step("config (the validated inventory)")
     service = Service(config, clock=lambda: 1000.0)
     step("service (targets, timeline)")
+    # As the probes build them: keyed by the targets' own key strings, values in the probes' layouts (every
+    # tenth primary answered nothing), one clock reading per ICMP cycle and one per TCP connect.
+    keys = {t.key: t.key for kind in service.targets.values() for t in kind}
+    at, mono = 1000.0, time.monotonic()
     for i in range(sites):
         sid = f"S{i:04d}"
-        service.latest[f"{sid}/primary"] = obs(f"{sid}/primary", ok=i % 10 != 0)
-        service.latest[f"{sid}/backup"] = obs(f"{sid}/backup")
+        rtts = [0.001 + i * 1e-9, 0.002 + i * 1e-9, 0.0015 + i * 1e-9]
+        for role, answered in (("primary", i % 10 != 0), ("backup", True)):
+            key = keys[f"{sid}/{role}"]
+            service.latest[key] = (Observation(key, "icmp", True, at, echo_values(3, rtts), mono=mono) if answered
+                                   else Observation(key, "icmp", False, at, echo_values(3, ()), "timeout",
+                                                    "0/3 replies", mono=mono))
         for k in (1, 2):
-            key = f"{sid}/terminal/T{k}"
-            service.latest[key] = Observation(key, "tcp", True, 1000.0, {"connect_seconds": 0.001})
+            key = keys[f"{sid}/terminal/T{k}"]
+            connect = Values(CONNECT_KEYS, (0.001 + i * 1e-9,))
+            service.latest[key] = Observation(key, "tcp", True, at + i * 1e-6, connect, mono=time.monotonic())
     step("latest observations")
     service.evaluate(force=True)
     service.evaluate(force=True)

@@ -35,7 +35,16 @@ from typing import Literal, NamedTuple
 
 from pydantic import Field
 
-from probes.base import MAX_INTERVAL_SECONDS, NOTHING_DROPPED, Dropped, Observation, ProbeSettings, Target, requests_in
+from probes.base import (
+    MAX_INTERVAL_SECONDS,
+    NOTHING_DROPPED,
+    Dropped,
+    Observation,
+    ProbeSettings,
+    Target,
+    Values,
+    requests_in,
+)
 from probes.errors import ProbeUnavailable
 from probes.route import is_address, output_interface
 
@@ -118,11 +127,10 @@ class _Endpoint:
     used: bool = True
 
 
-@dataclass(frozen=True)
-class _Request:
-    """Where one target's echoes go."""
+class _Request(NamedTuple):
+    """Where one target's echoes go (a tuple: one is cached per address, issue 13)."""
 
-    host: str  # the address as recvmsg() renders a reply's source
+    host: str  # the address as recvmsg() renders a reply's source: the target's own string when equal
     sockaddr: tuple[str, int] | tuple[str, int, int, int]
     family: int
     source: str | None
@@ -174,6 +182,27 @@ class _Cycle:
             self.fail(i, "unreachable", "time exceeded in transit")
 
 
+# The layouts of an ICMP observation's values (probes.base.Values): every observation of one layout shares its
+# keys. Jitter needs two replies; a target that answered nothing has no RTTs.
+ECHO_KEYS = ("sent", "received", "loss_ratio", "rtt_min_seconds", "rtt_avg_seconds", "rtt_max_seconds",
+             "jitter_seconds")
+ONE_REPLY_KEYS = ECHO_KEYS[:6]
+NO_REPLY_KEYS = ECHO_KEYS[:3]
+
+
+def echo_values(sent: int, rtts: Sequence[float]) -> Values:
+    """Return what ``sent`` echoes with replies after ``rtts`` (seconds, in sending order) measured."""
+    received = len(rtts)
+    loss = (sent - received) / sent
+    if not received:
+        return Values(NO_REPLY_KEYS, (float(sent), 0.0, loss))
+    head = (float(sent), float(received), loss, min(rtts), sum(rtts) / received, max(rtts))
+    if received == 1:
+        return Values(ONE_REPLY_KEYS, head)
+    # mean absolute difference of consecutive RTTs (RFC 3550 6.4.1, unsmoothed)
+    return Values(ECHO_KEYS, (*head, sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (received - 1)))
+
+
 def _clear_error(sendto: Callable[..., int]) -> None:
     """Clear a socket's pending error (SO_ERROR), so the next send reports only its own fate."""
     sock = getattr(sendto, "__self__", None)
@@ -204,6 +233,8 @@ def _resolve(address: str, source: str | None) -> _Request | str:
     sockaddr: tuple[str, int] | tuple[str, int, int, int]
     try:  # the common case, without ipaddress's cost
         host = socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, address))
+        if host == address:
+            host = address  # hold the target's string, not an equal copy of it
         family, sockaddr = socket.AF_INET, (host, 0)
     except OSError:
         try:
@@ -213,6 +244,8 @@ def _resolve(address: str, source: str | None) -> _Request | str:
         if ip.version == 4:
             return _resolve(str(ip), source)
         host = socket.inet_ntop(socket.AF_INET6, ip.packed)
+        if host == address:
+            host = address
         scope = getattr(ip, "scope_id", None)
         try:
             scope_index = (int(scope) if scope.isdigit() else socket.if_nametoindex(scope)) if scope else 0
@@ -233,7 +266,8 @@ class IcmpProbe:
     def __init__(self) -> None:
         self._endpoints: dict[tuple[int, str | None, bool, int], _Endpoint] = {}
         self._raw_works: dict[int, bool] = {}  # "auto" remembers per family whether raw sockets open
-        self._resolved: dict[tuple[str, str | None], _Request | str] = {}
+        # address (or (address, source) when sent from a source) -> where its echoes go, kept across cycles
+        self._resolved: dict[str | tuple[str, str], _Request | str] = {}
         self._running = False
 
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:
@@ -337,14 +371,18 @@ class IcmpProbe:
     # ---- sockets -------------------------------------------------------------------------------------------
 
     def _where(self, targets: Sequence[Target]) -> list[_Request | str]:
-        """Resolve every target once per address and source, cached across cycles."""
+        """Resolve every target once per address and source, cached across cycles.
+
+        Most targets have no source: their address string alone is the key, not a tuple per target.
+        """
         if len(self._resolved) > 4 * len(targets) + 1024:
             self._resolved.clear()  # the inventory shrank or changed a lot
         cache, out = self._resolved, []
         for t in targets:
-            r = cache.get((t.address, t.source))
+            key = t.address if t.source is None else (t.address, t.source)
+            r = cache.get(key)
             if r is None:
-                r = cache[(t.address, t.source)] = _resolve(t.address, t.source)
+                r = cache[key] = _resolve(t.address, t.source)
             out.append(r)
         return out
 
@@ -647,16 +685,10 @@ class IcmpProbe:
                 continue
             sent = count - sent_at.count(0)
             rtts = [r / 1e9 for r in rtts_ns if r >= 0]
-            received = len(rtts)
-            if not received:
+            if not rtts:
                 append(IcmpProbe._lost(target, c, j, sent))
                 continue
-            values = {"sent": float(sent), "received": float(received), "loss_ratio": (sent - received) / sent,
-                      "rtt_min_seconds": min(rtts), "rtt_avg_seconds": sum(rtts) / received,
-                      "rtt_max_seconds": max(rtts)}
-            if received > 1:  # mean absolute difference of consecutive RTTs (RFC 3550 6.4.1, unsmoothed)
-                values["jitter_seconds"] = sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (received - 1)
-            append(Observation(target.key, KIND, True, at, values, mono=mono))
+            append(Observation(target.key, KIND, True, at, echo_values(sent, rtts), mono=mono))
         return out
 
     @staticmethod
@@ -664,15 +696,15 @@ class IcmpProbe:
         """Explain a target none of whose echoes was answered."""
         if not sent:
             return Observation.failed(target, KIND, "not_probed", "cycle deadline reached before sending")
-        values = {"sent": float(sent), "received": 0.0, "loss_ratio": 1.0}
+        values = echo_values(sent, ())
         errors = [c.errors[i] for i in range(j, c.n * c.count, c.n) if i in c.errors]
         for failure in ("no_route", "unreachable", "error"):  # our own stack's verdict first
             reasons = [reason for kind, reason in errors if kind == failure]
             if reasons:
-                return Observation.failed(target, KIND, failure, f"0/{sent} replies, {reasons[-1]}", **values)
+                return Observation.failed(target, KIND, failure, f"0/{sent} replies, {reasons[-1]}", values)
         late = sum(1 for _, reason in errors if reason == "late")
         reason = f"0/{sent} replies" + (f", {late} after the timeout" if late else "")
-        return Observation.failed(target, KIND, "timeout", reason, **values)
+        return Observation.failed(target, KIND, "timeout", reason, values)
 
 
 PROBE = IcmpProbe()

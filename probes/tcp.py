@@ -18,11 +18,21 @@ from typing import Any
 
 from pydantic import Field
 
-from probes.base import MAX_INTERVAL_SECONDS, NOTHING_DROPPED, Dropped, Observation, ProbeSettings, Target, requests_in
+from probes.base import (
+    MAX_INTERVAL_SECONDS,
+    NOTHING_DROPPED,
+    Dropped,
+    Observation,
+    ProbeSettings,
+    Target,
+    Values,
+    requests_in,
+)
 
 KIND = "tcp"
 # What connect() itself may fail with when our own routing table has no way there.
 LOCAL_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EACCES, errno.EPERM}
+CONNECT_KEYS = ("connect_seconds",)  # the one layout of an open port's values, shared (probes.base.Values)
 
 
 class TcpSettings(ProbeSettings):
@@ -106,7 +116,7 @@ class TcpProbe:
             connect = time.perf_counter() - start
         finally:
             sock.close()  # proven open (or not); how it closes is not our concern
-        return Observation(target.key, KIND, True, time.time(), {"connect_seconds": connect},
+        return Observation(target.key, KIND, True, time.time(), Values(CONNECT_KEYS, (connect,)),
                            mono=time.monotonic())
 
     async def run(self, targets: Sequence[Target], settings: ProbeSettings, deadline: float) -> list[Observation]:

@@ -68,7 +68,7 @@ def http_targets(sites: Sequence[Site]) -> list[Target]:
                 continue
             out.append(Target(f"{site.id}/terminal/{t.id}", site.id, t.address, t.port, extra={
                 "url": terminal_url(t), "method": h.method, "expect_status": h.expect_status,
-                "expect_body": h.expect_body, "headers": dict(h.headers), "ca_file": h.ca_file,
+                "expect_body": h.expect_body, "headers": dict(h.headers) if h.headers else EMPTY, "ca_file": h.ca_file,
                 "tls_verify": h.tls_verify, "follow_redirects": h.follow_redirects, "auth": h.auth}))
     return out
 

@@ -99,7 +99,15 @@ BEGIN SELECT RAISE(ABORT, 'events is a hash chain: an INSERT must extend it'); E
 """
 
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def _mapping(value: Any) -> dict[Any, Any]:
+    """Encode a read-only mapping (an observation's probes.base.Values) as the equal dict would be."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                            default=_mapping)
 _KEY_ORDER = tuple((key, HASHED_COLUMNS.index(key)) for key in sorted(HASHED_COLUMNS))
 
 

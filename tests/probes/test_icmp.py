@@ -149,6 +149,22 @@ async def test_probe_is_reused_across_cycles_and_after_close(probe: IcmpProbe) -
         assert_answered(o, 2)
 
 
+async def test_resolved_addresses_are_cached_without_copies(probe: IcmpProbe) -> None:
+    """Issue 13: a target without a source is cached under its address string alone, and its request holds the
+    target's own string; one with a source, or an address written the long way, has an entry of its own."""
+    v4, v6 = "127.0.0.1", "0:0:0:0:0:0:0:1"
+    targets = [Target("A/primary", "A", v4), Target("A/backup", "A", v4, source="127.0.0.1"),
+               Target("B/primary", "B", v6)]
+    for o in await probe.run(targets, settings(count=1), time.monotonic() + 5):
+        assert_answered(o, 1)
+    cache = probe._resolved
+    assert set(cache) == {v4, (v4, "127.0.0.1"), v6}
+    mine, backup, long = cache[v4], cache[(v4, "127.0.0.1")], cache[v6]
+    assert not isinstance(mine, str) and not isinstance(backup, str) and not isinstance(long, str)
+    assert mine.host is v4 and mine.sockaddr[0] is v4 and mine.source is None and backup.source == "127.0.0.1"
+    assert long.host == "::1" and long.sockaddr == ("::1", 0, 0, 0)
+
+
 # ---- network-namespace lab --------------------------------------------------------------------------------
 
 # Runs the probe inside a namespace: reads a JSON spec on stdin, prints the observations as JSON.
