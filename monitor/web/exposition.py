@@ -83,13 +83,18 @@ class Family(Metric):
     def __init__(self, name: str, documentation: str, labels: Sequence[str], typ: str = "gauge") -> None:
         super().__init__(name, documentation, typ)
         self.labels = tuple(labels)
-        self.rows: list[tuple[Labels, tuple[str, ...], str, Any]] = []  # (first labels, the rest, text, value)
+        # One entry per sample in four parallel lists, not a tuple per sample: 130,000 samples a render, two renders
+        # a cycle, and every one of those tuples was garbage a moment later (issue 13: memory, churn).
+        self.firsts: list[Labels] = []  # the first labels (a site's, a link's: shared by its samples)
+        self.rests: list[tuple[str, ...]] = []  # the values of the labels after those
+        self.texts: list[str] = []  # all of the sample's labels as the text format writes them
+        self.values: list[Any] = []
 
     @property  # type: ignore[override]
     def samples(self) -> list[Sample]:
         name = self.name + ("_total" if self.type == "counter" else "")
         return [Sample(name, dict(zip(self.labels, (*first.values, *rest), strict=True)), value)
-                for first, rest, _, value in self.rows]
+                for first, rest, value in zip(self.firsts, self.rests, self.values, strict=True)]
 
     @samples.setter
     def samples(self, _: list[Sample]) -> None:
@@ -97,10 +102,16 @@ class Family(Metric):
 
     def add_metric(self, values: Sequence[str], value: float, first: Labels = NO_LABELS) -> None:
         """Add a sample: its labels are ``first`` (already rendered) followed by ``values``."""
-        rest = tuple(values)
+        rest = tuple(values) if values else ()
         more = label_text(self.labels[len(first.values):], rest) if rest else ""
-        text = f"{first.text},{more}" if first.text and more else first.text or more
-        self.rows.append((first, rest, text, value))
+        self.firsts.append(first)
+        self.rests.append(rest)
+        self.texts.append(f"{first.text},{more}" if first.text and more else first.text or more)
+        self.values.append(value)
+
+    def release(self) -> None:
+        """Let go of the samples (written, and nobody will read them again)."""
+        self.firsts, self.rests, self.texts, self.values = [], [], [], []
 
 
 def _chunks(families: Iterable[Metric], release: bool = False) -> Iterator[str]:
@@ -110,10 +121,10 @@ def _chunks(families: Iterable[Metric], release: bool = False) -> Iterator[str]:
         out = [f"# HELP {name} {fam.documentation.translate(_HELP_ESCAPE)}\n# TYPE {name} {fam.type}\n"]
         add = out.append
         if isinstance(fam, Family):
-            for _, _, text, value in fam.rows:
+            for text, value in zip(fam.texts, fam.values, strict=True):
                 add(f"{name}{{{text}}} {_value(value)}\n" if text else f"{name} {_value(value)}\n")
-            if release:  # written: a family of 20,000 rows need not wait for the others
-                fam.rows = []
+            if release:  # written: a family of 20,000 samples need not wait for the others
+                fam.release()
         else:
             for s in fam.samples:
                 if s.labels:
