@@ -23,6 +23,11 @@ def test_sites_share_fields_sets_and_repeated_strings(tmp_path: Path) -> None:
         assert compacted == fresh
         assert compacted.model_dump(exclude_unset=True) == fresh.model_dump(exclude_unset=True)
         assert compacted.model_fields_set == fresh.model_fields_set
+    assert a.terminals[0].id is b.terminals[0].id  # "T1": one copy for every site
+    # A site's attributes share their keys with every other site's: a smaller dict than pydantic's own.
+    import sys
+    assert sys.getsizeof(a.__dict__) < sys.getsizeof(dict(a.__dict__))
+    assert hash(a) == hash(Site.model_validate(raw[0])) and {a: 1}[Site.model_validate(raw[0])] == 1
     copied = a.model_copy(update={"owner": "ops"})  # pydantic copies the shared set before it adds to it
     assert "owner" in copied.model_fields_set and "owner" not in b.model_fields_set
 
