@@ -24,12 +24,13 @@ cycles of each kind, a steady window of ``--minutes``:
   kib_per_target_above_baseline = (VmRSS - the VmRSS of the same service over a 1-site inventory, measured in
   the same run) / targets: the interpreter and its libraries are not per target. Goal: <= 2.5 per target.
 - metrics: one plain scrape of /metrics (samples: lines that are not comments; megabytes; series per site, the
-  average and the largest count of samples carrying a site label, and the largest among ready sites, which is
-  what the budget bounds: a site that is not ready adds a series per reason; collect_seconds: the service's own
-  readiness_exporter_collect_seconds, the time it took to render that body ahead of the scrape;
+  average and the largest count of samples carrying a site label, and the largest among ready sites; the budget
+  bounds every site: a site that is not ready adds one reason series whatever its reasons (issue 13);
+  collect_seconds: the service's own readiness_exporter_collect_seconds, the time it took to render that body
+  ahead of the scrape;
   first_seconds: that scrape's time), then the median and max time of 5 plain and 5 gzip scrapes (from the
   per-snapshot cache; a scrape that arrives as a new snapshot appears waits for its render: the max shows
-  it). Goals: <= 15 series per ready site, <= 0.25 s from the cache.
+  it). Goals: <= 15 series per site, ready or not, <= 0.25 s from the cache.
 - api: /api/v1/sites?limit=1000: the first page twice (first: may build it; then: from the cache) and a walk of
   every page by cursor.
 - under_load: ten clients walk /api/v1/sites page by page (limit 1000) without pause while one scraper fetches
@@ -62,6 +63,10 @@ Measured on the 2-core development machine (load average 0.5 to 1.4, other jobs 
     p50 0.26 s, p99 2.2 s (200 scrapes)
     2,000 ICMP targets, one echo: ours 0.171 ms CPU per probe, blackbox_exporter 1.176 ms: 0.145 : 1;
     Prometheus 0.68 ms per blackbox scrape
+
+Since one reason series per site and no readiness_link_up (issue 13), 2,000 sites at 15 s without the peer (load
+average 0.8 to 1.6): /metrics 26,269 samples, 13.0 series per site, at most 13 for a ready site and for the 280
+that are not (200 not_ready, 80 degraded).
 """
 
 from __future__ import annotations
@@ -371,7 +376,7 @@ def peer(the: Lab, args: argparse.Namespace) -> dict[str, Any]:
 def goals(p: dict[str, Any]) -> dict[str, bool]:
     return {"cpu_share <= 0.20": p["cpu_share"] <= GOALS["cpu_share"],
             "KiB per target <= 2.5 (above baseline)": p["kib_per_target_above_baseline"] <= GOALS["kib_per_target"],
-            "series per ready site <= 15": p["metrics"]["series_per_ready_site_max"] <= GOALS["series_per_site"],
+            "series per site <= 15": p["metrics"]["series_per_site_max"] <= GOALS["series_per_site"],
             "/metrics from cache <= 0.25 s (median)":
                 p["metrics"]["cached_seconds_median"] <= GOALS["metrics_cached_seconds"]}
 

@@ -55,6 +55,8 @@ READY = 'state="ready"'
 # Polling sites per (county, area, state), from config/prometheus/readiness.rules.yml (`readiness rules`):
 # aggregation nodes are left out and HA or sharded monitors are not counted twice, as in the alerts.
 ROLLUP = "county_area:readiness_sites:sum"
+# Sites per (county, area, reason code), shards added up and replicas counted once (the rules' roll-up).
+REASONS_ROLLUP = "county_area:readiness_site_reasons:sum"
 
 
 def bi(en: str, fa: str) -> str:
@@ -108,11 +110,13 @@ def seconds_in_state(*matchers: str) -> str:
 
 
 def reason_rows(*matchers: str, every_site: bool = False) -> str:
-    """One series per (site, reason); with ``every_site`` sites without a reason get one ``reason="-"`` row."""
-    rows = f"max by (site, county, area, reason) ({sel('readiness_site_reason', *matchers)})"
+    """One series per site with its main ``reason`` and all its ``reasons`` (codes, comma-separated); with
+    ``every_site`` sites without a reason get a row whose reason and reasons are ``-``."""
+    rows = f"max by (site, county, area, reason, reasons) ({sel('readiness_site_reason', *matchers)})"
     if every_site:
         none = f"max by (site, county, area) ({sel('readiness_site_state', *matchers)})"
-        rows = f'({rows} or on (site) label_replace({none}, "reason", "-", "", ""))'
+        none = f'label_replace(label_replace({none}, "reason", "-", "", ""), "reasons", "-", "", "")'
+        rows = f"({rows} or on (site) {none})"
     return f"{rows} * on (site) group_left (name) max by (site, name) ({sel('readiness_site_info', *matchers)})"
 
 

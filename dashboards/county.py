@@ -54,5 +54,5 @@ def build() -> dm.Dashboard:
          .with_row(db.Row(c.bi("Progress and map", "روند و نقشه")))
          .with_panel(p.burn_up(*m)).with_panel(p.sites_map(*m))
          .with_row(db.Row(c.bi("Sites", "سایت‌ها")))
-         .with_panel(every_site(*m)))
+         .with_panel(p.by_reason(*m)).with_panel(every_site(*m)))
     return c.finish(d)

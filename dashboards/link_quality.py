@@ -15,6 +15,7 @@ KEY = "link_quality"
 M = ('county=~"$county"', 'area=~"$area"', 'medium=~"$medium"')
 LINK_LABELS = "site, county, area, role, medium"
 TROUBLED = 'state=~"impaired|down"'
+CARRIES, DOWN = 'state=~"up|impaired|flapping"', 'state="down"'  # a link that carries traffic; one that does not
 
 
 def rows_heatmap(title: str, metric: str, by: str, unit: str, description: str) -> heatmap.Panel:
@@ -90,10 +91,14 @@ def worst_loss() -> table.Panel:
 
 def flapping() -> table.Panel:
     """Links that changed state in the range, most changes first, with the monitor's own flapping verdict."""
-    up = c.sel("readiness_link_up", *M)  # 0/1 while known (the state family has the current state only)
-    changed = f"topk(20, sum by ({LINK_LABELS}) (changes({up}[$__range])) > 0)"
+    # 1 while the link carries traffic, 0 while it is down, nothing while unknown (unknown is not a change):
+    # the state family has one series per link, its current state, so the changes are counted over a subquery.
+    carries = (f"max by ({LINK_LABELS}) ({c.sel('readiness_link_state', *M, CARRIES)}) "
+               f"or 0 * max by ({LINK_LABELS}) ({c.sel('readiness_link_state', *M, DOWN)})")
+    changed = f"topk(20, changes(({carries})[$__range:]) > 0)"
     flapping = c.sel("readiness_link_state", *M, 'state="flapping"')
-    verdict = (f"(max by ({LINK_LABELS}) ({flapping}) or 0 * max by ({LINK_LABELS}) ({up}))\n"
+    known = c.sel("readiness_link_state", *M, 'state!="unknown"')
+    verdict = (f"(max by ({LINK_LABELS}) ({flapping}) or 0 * max by ({LINK_LABELS}) ({known}))\n"
                f"and on (site, role) ({changed})")
     yes_no = [dm.ValueMap(options={"0": dm.ValueMappingResult(text="no · خیر", color="green", index=0),
                                    "1": dm.ValueMappingResult(text="flapping · ناپایدار", color="red", index=1)})]

@@ -85,6 +85,17 @@ def by_state(*m: str) -> bargauge.Panel:
     return panel
 
 
+def by_reason(*m: str) -> bargauge.Panel:
+    """Sites per reason code, the most common first: the work to plan first (from the rules' roll-up)."""
+    expr = f"sort_desc(sum by (reason) ({c.sel(c.REASONS_ROLLUP, *m)}))"
+    return (bargauge.Panel().title(c.bi("Sites by reason", "سایت‌ها بر پایه علت")).datasource(c.DS)
+            .description("Sites (aggregation nodes too) having each reason code among their reasons; a site with "
+                         "several reasons counts under each.")
+            .with_target(c.query(expr, "{{reason}}", instant=True))
+            .orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.BASIC)
+            .min(0).unit("none").reduce_options(c.last_value()).span(24).height(8))
+
+
 def ratio_bars(title: str, by: str, *m: str, link: db.DashboardLink | None = None, span: int = 12) -> \
         bargauge.Panel:
     """Ready share per ``by`` group, worst first."""
@@ -127,7 +138,7 @@ def burn_up(*m: str) -> timeseries.Panel:
 
 
 def worst_sites(*m: str, limit: int = 50) -> table.Panel:
-    """The ``limit`` worst sites, by severity then time in state, one row per reason."""
+    """The ``limit`` worst sites, by severity then time in state, with their reasons."""
     worst = f"topk({limit}, {c.site_state_code(*m)} * 1e9 + {c.seconds_in_state(*m)})"
     rows = f"({c.reason_rows(*m)}) and on (site) ({worst})"
     return sites_table(c.bi("Worst sites and why", "بدترین سایت‌ها و علت"), rows, *m)
@@ -150,12 +161,13 @@ def sites_table(title: str, rows: str, *m: str, span: int = 24, height: int = 12
     panel = (panel.with_transformation(c.transformation("merge"))
              .with_transformation(c.organize({}, hide=("Time",),
                                              order=("site", "name", "county", "area", "Value #A", "reason",
-                                                    "Value #B", "Value #C", "Value #D")))
+                                                    "reasons", "Value #B", "Value #C", "Value #D")))
              .sort_by([cb.TableSortByFieldState().display_name(c.bi("State", "وضعیت")).desc(True)])
              .override_by_name("site", [c.prop("displayName", c.bi("Site", "سایت")), c.prop("links", [link])])
              .override_by_name("name", [c.prop("displayName", c.bi("Name", "نام"))])
              .override_by_name("area", [c.prop("displayName", c.bi("Area", "محدوده"))])
-             .override_by_name("reason", [c.prop("displayName", c.bi("Reason", "علت"))])
+             .override_by_name("reason", [c.prop("displayName", c.bi("Main reason", "علت اصلی"))])
+             .override_by_name("reasons", [c.prop("displayName", c.bi("Reasons", "علت‌ها"))])
              .override_by_name("Value #A", [c.prop("displayName", c.bi("State", "وضعیت")),
                                             c.prop("mappings", c.code_mapping(c.SITE_STATES)),
                                             c.prop("custom.cellOptions", {"type": "color-text"})])
@@ -218,5 +230,5 @@ def build() -> dm.Dashboard:
          .with_row(db.Row(c.bi("Progress and map", "روند و نقشه")))
          .with_panel(burn_up(*m)).with_panel(sites_map(*m))
          .with_row(db.Row(c.bi("Sites that are not ready", "سایت‌های ناآماده")))
-         .with_panel(worst_sites(*m)))
+         .with_panel(by_reason(*m)).with_panel(worst_sites(*m)))
     return c.finish(d)

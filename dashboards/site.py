@@ -97,10 +97,13 @@ def facts() -> table.Panel:
 def reasons() -> table.Panel:
     back = c.link_value(c.bi("County dashboard", "داشبورد شهرستان"), c.dashboard_url("county", county="$county"))
     return (table.Panel().title(c.bi("Why not ready", "علت‌ها")).datasource(c.DS)
-            .description("Reason codes; the full text (e.g. primary.loss>1%) is on the monitor's status page.")
-            .with_target(c.query(f"max by (reason) ({c.sel('readiness_site_reason', SITE)})", table=True))
+            .description("The main reason's code and every reason code of the site; the full text (e.g. "
+                         "primary.loss>1%) is on the monitor's status page.")
+            .with_target(c.query(f"max by (reason, reasons) ({c.sel('readiness_site_reason', SITE)})", table=True))
             .with_transformation(c.organize({}, hide=("Time", "Value")))
-            .override_by_name("reason", [c.prop("displayName", c.bi("Reason", "علت")), c.prop("links", [back])])
+            .override_by_name("reason", [c.prop("displayName", c.bi("Main reason", "علت اصلی")),
+                                         c.prop("links", [back])])
+            .override_by_name("reasons", [c.prop("displayName", c.bi("Reasons", "علت‌ها"))])
             .no_value("none · هیچ").span(6).height(8))
 
 

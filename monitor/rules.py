@@ -17,6 +17,7 @@ every config.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -92,6 +93,23 @@ def _site(expr: str, waiver: str | None = None) -> str:
             "  max by (site, name, upstream) (readiness_site_info)")
 
 
+def has_reason(*codes: str) -> str:
+    """Return the matcher of ``readiness_site_reason`` sites with any of ``codes`` among their ``reasons``.
+
+    ``reasons`` lists a site's codes, sorted and comma-separated (one series per site, issue 13). Prometheus
+    anchors a regex at both ends (RE2), so a code matches whole, between commas or at an end: ``upstream``
+    does not match ``upstream.unconfirmed``.
+    """
+    alt = "|".join(re.escape(code).replace("\\", "\\\\") for code in codes)  # a PromQL string escapes "\"
+    return f'reasons=~"(.*,)?{alt if len(codes) == 1 else f"({alt})"}(,.*)?"'
+
+
+# What the link states mean to a site's traffic: a link that is up, impaired or flapping carries it, a link that
+# is down does not; an unknown link is neither (the state family has one series per link, its current state).
+LINK_CARRIES = 'state=~"up|impaired|flapping"'
+LINK_DOWN = 'state="down"'
+
+
 def _overdue(inst: str) -> str:
     """Return the overdue actions per county over every shard, each shard's replicas counted once."""
     return (f"sum without (shard) (\n  max without ({inst}) (\n    readiness_actions_overdue\n"
@@ -159,19 +177,32 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
     margin = f"{o.policy.certificate_margin_days * 86400:.0f}"  # seconds the certificates must outlive the deadline
     inst = ", ".join(o.instance_labels)
     view = _views(o)
-    # Some replica sees a link of the site answer: the site is not cut off, whatever another replica says.
-    answers = f"{view('readiness_link_up')} == 1"
-    isolated = view('readiness_site_reason{reason="isolated"} == 1', also='reason')
-    primary_up = view('readiness_link_up{role="primary"}')
-    backup_up = view('readiness_link_up{role="backup"}')
+    # Some replica sees the link (any link of the site, `on (site)`) carry traffic: it is not down, whatever
+    # another replica says.
+    answers = view(f"readiness_link_state{{{LINK_CARRIES}}} == 1", also="state")
+
+    def down(role: str) -> str:
+        """The ``role`` link of a site, down for every replica that knows its state."""
+        link = f'readiness_link_state{{role="{role}", '
+        return (view(f"{link}{LINK_DOWN}}} == 1", also="state") + "\nunless on (site, role)\n"
+                + view(f"{link}{LINK_CARRIES}}} == 1", also="state"))
+
+    def reason(*codes: str) -> str:
+        """Sites with any of ``codes`` among their reasons, once per site over the replicas."""
+        return view(f"readiness_site_reason{{{has_reason(*codes)}}} == 1", also="reason, reasons")
+
+    isolated = reason("isolated")
     proven = view('readiness_link_backup_proven{role="backup"}')
-    backup_week = view('max_over_time(readiness_link_up{role="backup"}[7d])')
-    terminals_reason = view('readiness_site_reason{reason="terminals"} == 1', also='reason')
+    # A week of the backup's state: known down at some moment, never seen carrying traffic.
+    backup_week = (view(f'max_over_time(readiness_link_state{{role="backup", {LINK_DOWN}}}[7d])', also="state")
+                   + "\nunless on (site, role)\n"
+                   + view(f'max_over_time(readiness_link_state{{role="backup", {LINK_CARRIES}}}[7d])', also="state"))
+    terminals_reason = reason("terminals")
     flapping = view('readiness_link_state{state="flapping"} == 1', also='state')
     steady = view('readiness_link_state{state=~"up|impaired"} == 1', also='state')
     not_ready = view('readiness_site_state{state=~"degraded|not_ready"} == 1', also='state')
     ready = view('readiness_site_state{state="ready"} == 1', also='state')
-    cut_off = view('readiness_site_reason{reason=~"isolated|upstream"} == 1', also='reason')
+    cut_off = reason("isolated", "upstream")
     return (
         AlertSpec(
             "SiteIsolated", "critical", 120,
@@ -185,7 +216,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             "PrimaryLinkDown", "warning", 300,
-            _site(f"{primary_up} == 0"),
+            _site(down("primary")),
             f"{SITE_TEXT}: {LINK_TEXT} is down",
             "The primary link of {{ $labels.name }} does not answer; the site runs on its backup, if any, "
             "and is not ready.",
@@ -194,7 +225,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
         ),
         AlertSpec(
             "BackupLinkDown", "warning", 600,
-            _site(f"{backup_up} == 0", waiver="backup"),
+            _site(down("backup"), waiver="backup"),
             f"{SITE_TEXT}: {LINK_TEXT} is down",
             "The backup link of {{ $labels.name }} does not answer; one more fault isolates the site.",
             "Check the backup modem or radio: power, signal, SIM or subscription, and the carrier's status page.",
@@ -205,7 +236,7 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
             _site(f"{proven} == 0\n"
                   "or\n"
                   # Before the history metric exists: the backup never answered in a week of data.
-                  f"(\n{_indent(backup_week)} < 1\n"
+                  f"(\n{_indent(backup_week)}\n"
                   "  unless on (site) readiness_link_backup_proven\n)", waiver="backup"),
             f"{SITE_TEXT}: the backup link was never seen carrying traffic",
             "The backup of {{ $labels.name }} has never been proven to carry traffic; until it is, "
@@ -269,12 +300,8 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
                   f"{_indent(steady)}\n"
                   ")\n"
                   "or\n"
-                  # Without the monitor's verdict (no link state exported): count the changes ourselves.
-                  "(\n"
-                  f"{_indent(view('changes(readiness_link_up[15m])', 'min'))} >= 4\n"
-                  "  or\n"
-                  f"{_indent(view('increase(readiness_link_oper_changes_total[15m])', 'min'))} >= 4\n"
-                  ")\n"
+                  # Without the monitor's verdict (no link state exported): the interface's own changes.
+                  f"{view('increase(readiness_link_oper_changes_total[15m])', 'min')} >= 4\n"
                   "unless on (site, role) readiness_link_state"),
             f"{SITE_TEXT}: {LINK_TEXT} keeps going down and up",
             "The {{ $labels.role }} link of {{ $labels.name }} changed state again and again in the last "
@@ -298,8 +325,8 @@ def alert_specs(o: RuleOptions) -> tuple[AlertSpec, ...]:
                   ")"),
             f"{SITE_TEXT} was ready and no longer is",
             "{{ $labels.name }} has been ready before and is not ready now. Reasons: "
-            '{{ range $i, $r := printf "readiness_site_reason{site=%q} == 1" $labels.site | query }}'
-            "{{ if $i }}, {{ end }}{{ $r.Labels.reason }}{{ end }}.",
+            '{{ with printf "readiness_site_reason{site=%q} == 1" $labels.site | query }}'
+            '{{ . | first | label "reasons" | reReplaceAll "," ", " }}{{ end }}.',
             "Read the reasons on the site dashboard; the first one names the link or terminals to look at.",
             SITE_DASHBOARD,
         ),
@@ -519,6 +546,10 @@ def recording_rules(o: RuleOptions) -> list[dict[str, str]]:
                              f"  or\n  0 * {total}\n)\n/\n{total}")})
     for level, keep in LEVELS[1:]:
         out.append({"record": f"{level}:readiness_forecast_ready:ratio", "expr": _forecast(level, keep, inst)})
+    # Sites by reason code (the dashboards' breakdown): each instance counts the sites it reports, so the shards
+    # add up and two replicas of a shard count once.
+    out.append({"record": "county_area:readiness_site_reasons:sum",
+                "expr": f"sum without (shard) (\n{_indent(_per_shard('readiness_site_reasons', inst))}\n)"})
     return out
 
 

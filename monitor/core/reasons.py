@@ -236,6 +236,26 @@ def state_of_reasons(reasons: Iterable[Reason]) -> SiteState:
     return state
 
 
+def state_codes(reasons: Iterable[Reason]) -> tuple[str, ...]:
+    """Return the codes of ``reasons`` that make a state, sorted, each once: no informational note (maintenance,
+    a waiver) and no warning. Bounded (codes, never the detail): the metrics' ``reasons`` label (issue 13)."""
+    return tuple(sorted({r.code for r in reasons if not (r.spec.informational or r.spec.warning)}))
+
+
+def main_code(reasons: Iterable[Reason], state: SiteState) -> str | None:
+    """Return the code of the site's main reason: the first (in the evaluator's order) whose implied state is
+    ``state``, else the first of the worst; None when no reason makes a state."""
+    main: Reason | None = None
+    for r in reasons:
+        if r.spec.informational or r.spec.warning:
+            continue
+        if r.state == state:
+            return r.code
+        if main is None or SEVERITY[r.state] > SEVERITY[main.state]:
+            main = r
+    return None if main is None else main.code
+
+
 def texts(reasons: Iterable[Reason]) -> tuple[str, ...]:
     """Return the text of each reason (for the edges: JSON, reports, the event store)."""
     return tuple(str(r) for r in reasons)

@@ -7,6 +7,7 @@ Every name here is listed in docs/metrics.md; a test compares the catalogue with
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -15,7 +16,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from monitor import __version__
 from monitor.core.actions import by_county, unowned
 from monitor.core.figures import blind, cells, site_state, site_terminals
-from monitor.core.reasons import SITE_STATES
+from monitor.core.reasons import SITE_STATES, main_code, state_codes
 from monitor.runtime.snapshot import FAILURE_WORDS, Snapshot
 from monitor.runtime.tasks import failures as task_failures
 from monitor.web.exposition import Family, Labels
@@ -89,7 +90,13 @@ class SnapshotCollector(Collector):
         state = _gauge("readiness_site_state", "Readiness state of a site: one series, for the current state (1).",
                        [*SITE, "state"])
         since = _gauge("readiness_site_state_since_timestamp_seconds", "When the site entered its state.", SITE)
-        reason = _gauge("readiness_site_reason", "Why the site is not ready (1 per reason code).", [*SITE, "reason"])
+        # One series per site whatever the number of reasons (issue 13: the budget holds for sites not ready too).
+        reason = _gauge("readiness_site_reason", "Why the site is not ready: one series (1) while it has a reason; "
+                        "reason is the main reason's code, reasons every code that makes its state, sorted, "
+                        "comma-separated.", [*SITE, "reason", "reasons"])
+        by_reason = _gauge("readiness_site_reasons", "Sites of this instance having the reason code among their "
+                           "reasons, by county and area.", ["county", "area", "reason"])
+        tally_reasons: Counter[tuple[str, str, str]] = Counter()
         t_up = _gauge("readiness_site_terminals_up", "Terminals of the site that answer.", SITE)
         t_total = _gauge("readiness_site_terminals", "Terminals the site is expected to have.", SITE)
         seen = _gauge("readiness_site_terminals_seen", "Expected terminals in the router's neighbour table.", SITE)
@@ -131,8 +138,10 @@ class SnapshotCollector(Collector):
                 maint.add_metric((), 1.0, labels)
             for w in r.waivers:  # the subject of a waived note is its requirement
                 waiver.add_metric([w.subject], 1, labels)
-            for code in sorted({x.code for x in r.reasons}):
-                reason.add_metric([code], 1, labels)
+            codes = state_codes(r.reasons)
+            if codes:
+                reason.add_metric([main_code(r.reasons, r.state) or codes[0], ",".join(codes)], 1, labels)
+                tally_reasons.update((site.county, site.area, code) for code in codes)
             if r.neighbours is not None and r.neighbours.ok:
                 if "terminals_seen" in r.neighbours.values:
                     seen.add_metric((), r.neighbours.values["terminals_seen"], labels)
@@ -144,14 +153,15 @@ class SnapshotCollector(Collector):
         for county, area, kind in sorted({k[:3] for k in tally}):
             for st in SITE_STATES:
                 counts.add_metric([county, area, kind, st], tally.get((county, area, kind, st), 0))
-        yield from (info, state, since, reason, t_up, t_total, seen, unexpected, counts, first, ever,
+        for key, n in sorted(tally_reasons.items()):
+            by_reason.add_metric(key, n)
+        yield from (info, state, since, reason, by_reason, t_up, t_total, seen, unexpected, counts, first, ever,
                     regressions, maint, waiver)
 
     def _links(self, snap: Snapshot) -> Iterator[Metric]:
         detail = snap.config.metrics.detail
         state = _gauge("readiness_link_state", "Health of a link: one series, for the current state (1).",
                        [*LINK, "state"])
-        up = _gauge("readiness_link_up", "The link carries traffic (1) or not (0); absent while unknown.", LINK)
         # Thresholds are policy, the same for every link of a medium: once per medium, not once per link.
         rx_min = _gauge("readiness_medium_rx_power_min_dbm", "Receive power below which a link of the medium is "
                         "degraded.", ["medium"])
@@ -193,8 +203,6 @@ class SnapshotCollector(Collector):
             for h in r.links:
                 labels = of_site.extend(("role", "medium"), (h.role, h.medium))
                 state.add_metric([h.state], 1.0, labels)
-                if h.state != "unknown":
-                    up.add_metric((), 0.0 if h.state == "down" else 1.0, labels)
                 if h.role == "backup":
                     proven.add_metric((), 1.0 if f"{site.id}/backup" in snap.proven else 0.0, labels)
                 for key, family in values.items():
@@ -203,7 +211,7 @@ class SnapshotCollector(Collector):
                 for w in h.warnings:  # primary.optics.no_light rx: warning no_light, direction rx
                     if w.name.startswith("optics."):
                         optics.add_metric([w.name.removeprefix("optics."), w.detail], 1, labels)
-        yield from (state, up, rx_min, rx_warn, loss_max, rtt_max, proven, optics, *values.values(), *empty)
+        yield from (state, rx_min, rx_warn, loss_max, rtt_max, proven, optics, *values.values(), *empty)
 
     def _terminals(self, snap: Snapshot) -> Iterator[Metric]:
         detail = snap.config.metrics.detail

@@ -37,6 +37,7 @@ def test_province_bench_runs() -> None:
     p, q = out["province"], out["peer"]
     assert p["targets"] == 200 and p["states"]["total"] == 50
     assert p["states"]["ready"] and p["states"]["not_ready"]  # the lab's faults reach the verdicts
+    assert p["metrics"]["series_per_site_max"] <= 15  # ready or not (issue 13)
     assert p["metrics"]["series_per_ready_site_max"] <= 15 and p["under_load"]["scrapes"] == 10
     assert q["targets"] == 50 and q["ours"]["probes"] > 0 and q["blackbox"]["probes"] > 0
     assert q["ours"]["success_share"] == q["blackbox"]["success_share"] == 0.94  # the same dropped addresses

@@ -13,9 +13,11 @@ from monitor.core.reasons import (
     SITE_CODES,
     Reason,
     code_of,
+    main_code,
+    state_codes,
     state_of_reasons,
 )
-from monitor.rules import render_rules
+from monitor.rules import has_reason, render_rules
 
 # (reason built in the program, its text: the exact form the store, rules and dashboards hold)
 TEXTS = [
@@ -77,10 +79,50 @@ def test_informational_codes_imply_nothing() -> None:
 
 
 def test_alert_rules_name_only_known_codes() -> None:
-    """The alert rules select reasons by code: every code they name is in the table."""
+    """The alert rules select reasons by code, anywhere in a site's ``reasons``: every code they name is in the
+    table, and they never match the old one-series-per-code ``reason`` label."""
     named = set()
-    for m in re.finditer(r'reason=~?"([^"]+)"', render_rules()):
-        named |= set(m.group(1).split("|"))
-    assert named, "the rules select by reason code"
+    for m in re.finditer(r'reasons=~"\(\.\*,\)\?\(?([^()"]+)\)?\(,\.\*\)\?"', render_rules()):
+        named |= {code.replace("\\\\.", ".") for code in m.group(1).split("|")}
+    assert named == {"isolated", "terminals", "upstream"}, "the rules select by reason code"
     for code in named:
         code_of(code)
+    assert not re.search(r'\breason=~?"', render_rules())
+
+
+def _promql_regex(matcher: str) -> re.Pattern[str]:
+    """The RE2 pattern of a ``label=~"..."`` matcher as Prometheus reads it: the string unescaped, anchored."""
+    body = re.fullmatch(r'reasons=~"(.*)"', matcher)
+    assert body is not None
+    return re.compile(body.group(1).replace("\\\\", "\\"))
+
+
+@pytest.mark.parametrize(("codes", "reasons", "match"), [
+    (("isolated",), "isolated", True),
+    (("isolated",), "backup.down,isolated,primary.down", True),
+    (("isolated",), "primary.down", False),
+    (("terminals",), "terminals.unknown", False),  # a code is matched whole, not as a prefix
+    (("terminals",), "backup.loss,terminals", True),
+    (("isolated", "upstream"), "upstream", True),
+    (("isolated", "upstream"), "upstream.unconfirmed", False),
+    (("primary.down",), "primary.down,terminals", True),
+    (("primary.down",), "primaryxdown", False),  # the dot is a dot
+])
+def test_has_reason_matches_a_code_anywhere(codes: tuple[str, ...], reasons: str, match: bool) -> None:
+    """has_reason's matcher finds a code whole anywhere in the comma-separated list (Prometheus anchors it)."""
+    assert bool(_promql_regex(has_reason(*codes)).fullmatch(reasons)) is match
+
+
+def test_state_codes_and_main_code() -> None:
+    """The metrics' reasons: state-making codes only (no maintenance, waiver or warning), sorted, each once; the
+    main one is the first whose state is the site's, else the first of the worst."""
+    reasons = (Reason("maintenance", "fiber splice"), Reason("primary.down"), Reason("backup.loss", ">1%"),
+               Reason("backup.rx_power_warning", "<-23dBm"), Reason("terminals", "0/2"),
+               Reason("waived", "until 2026-06-01 (by X)", "optical_power"))
+    assert state_codes(reasons) == ("backup.loss", "primary.down", "terminals")
+    assert main_code(reasons, "not_ready") == "primary.down"
+    assert main_code(reasons, "degraded") == "backup.loss"
+    assert main_code(reasons, "unknown") == "primary.down"  # no reason says unknown: the worst, first
+    assert main_code((Reason("isolated"), Reason("primary.down")), "not_ready") == "isolated"
+    assert main_code((Reason("maintenance", "x"),), "ready") is None
+    assert state_codes((Reason("maintenance", "x"), Reason("waived", "y", "backup"))) == ()
