@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 
@@ -127,13 +127,36 @@ class _Endpoint:
     used: bool = True
 
 
-class _Request(NamedTuple):
-    """Where one target's echoes go (a tuple: one is cached per address, issue 13)."""
+class _Request(tuple[Any, ...]):
+    """Where one target's echoes go: the socket address itself, as ``sendto`` takes it, one cached per address
+    (issue 13: a 2-tuple, 72 bytes an address, where a record holding it and the address beside it took 160)."""
 
-    host: str  # the address as recvmsg() renders a reply's source: the target's own string when equal
-    sockaddr: tuple[str, int] | tuple[str, int, int, int]
-    family: int
+    __slots__ = ()
+    source: str | None = None  # the address or interface to send from (a _SourcedRequest's)
+
+    @property
+    def sockaddr(self) -> tuple[Any, ...]:
+        return self
+
+    @property
+    def host(self) -> str:
+        """The address as recvmsg() renders a reply's source: the target's own string when equal."""
+        return self[0]  # type: ignore[no-any-return]
+
+    @property
+    def family(self) -> int:
+        return socket.AF_INET if len(self) == 2 else socket.AF_INET6
+
+
+class _SourcedRequest(_Request):
+    """A request sent from a given source (an attribute of its own: few targets have one)."""
+
     source: str | None
+
+    def __new__(cls, sockaddr: tuple[Any, ...], source: str) -> _SourcedRequest:
+        self = super().__new__(cls, sockaddr)
+        self.source = source
+        return self
 
 
 _Where = _Request | str | _Unsendable  # str: why the target is no address we can send to
@@ -256,7 +279,7 @@ def _resolve(address: str, source: str | None) -> _Request | str:
         with contextlib.suppress(ValueError):  # not an address: an interface name, for SO_BINDTODEVICE
             if (ipaddress.ip_address(source).version == 4) != (family == socket.AF_INET):
                 return f"source {source} is not an IPv{4 if family == socket.AF_INET else 6} address"
-    return _Request(host, sockaddr, family, source or None)
+    return _SourcedRequest(sockaddr, source) if source else _Request(sockaddr)
 
 
 class IcmpProbe:

@@ -163,6 +163,9 @@ async def test_resolved_addresses_are_cached_without_copies(probe: IcmpProbe) ->
     assert not isinstance(mine, str) and not isinstance(backup, str) and not isinstance(long, str)
     assert mine.host is v4 and mine.sockaddr[0] is v4 and mine.source is None and backup.source == "127.0.0.1"
     assert long.host == "::1" and long.sockaddr == ("::1", 0, 0, 0)
+    # The request is the socket address itself: one 2-tuple an address (72 bytes), no record around it.
+    import sys
+    assert mine.sockaddr is mine and mine == (v4, 0) and sys.getsizeof(mine) == sys.getsizeof((v4, 0))
 
 
 # ---- network-namespace lab --------------------------------------------------------------------------------
