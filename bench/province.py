@@ -67,7 +67,7 @@ at the stop that closed issue 13:
     2,000 ICMP targets, one echo: ours 0.135 ms CPU per probe, blackbox_exporter 1.091 ms: 0.124 : 1;
     Prometheus 0.65 ms per blackbox scrape
 
-When the issue was filed (main at 3868e00, load 0.5 to 1.4): CPU 0.253, 7.1 KiB per target above the baseline,
+The first run of this benchmark (main at 3868e00, load 0.5 to 1.4): CPU 0.253, 7.1 KiB per target above the baseline,
 15.04 series per site (17 for a site not ready), /metrics 14.0 MB rendered in 1.46 s, p99 under load 2.2 s;
 blackbox ratio 0.145 : 1.
 """
