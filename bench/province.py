@@ -55,20 +55,21 @@ ours : theirs (below 1: ours costs less). Prometheus's own CPU is reported apart
 Everything is bounded: waits have time limits, loads have counts; ports are 127.0.0.1 high ports inside the
 namespace. Figures depend on the machine and its load (printed with them); compare within one run.
 
-Measured on the 2-core development machine (load average 0.5 to 1.4, other jobs running), main at 3868e00,
-10,000 sites, 3 minutes per phase, 30 s:
+Measured on the 2-core development machine (load average 0.3 to 0.4), 10,000 sites, 3 minutes per phase, 30 s,
+at the stop that closed issue 13:
 
-    service CPU share 0.253 (7.6 s per 30 s; goal 0.20); RSS 359 MB: 9.2 KiB per target, 7.1 above the 1-site
-    baseline of 82 MB (goal 2.5); /metrics 150,661 samples, 14.0 MB (0.59 MB gzip), 15.04 series per site,
-    at most 15 for a ready site (17 for one that is not), rendered in 1.46 s, from the cache 0.055 s plain and
-    0.001 s gzip; /api/v1/sites page 0.42 s, 0.002 s cached, 10 pages 2.1 s; with ten API clients /metrics
-    p50 0.26 s, p99 2.2 s (200 scrapes)
-    2,000 ICMP targets, one echo: ours 0.171 ms CPU per probe, blackbox_exporter 1.176 ms: 0.145 : 1;
-    Prometheus 0.68 ms per blackbox scrape
+    service CPU share 0.143 (4.3 s per 30 s; goal 0.20); RSS median 172.5 MB over the window (max 181.5, 176.8 at
+    its end): 4.42 KiB per target, 2.34 above the 1-site baseline of 81.1 MB (goal 2.5); /metrics 130,269
+    samples, 12.2 MB (0.51 MB gzip), 13.0 series per site, at most 13 for every site (8,600 ready, 400 degraded,
+    1,000 not ready), rendered in 0.58 s, from the cache 0.041 s plain and 0.0012 s gzip; /api/v1/sites page
+    0.21 s, 0.002 s cached, 10 pages 3.4 s; with ten API clients /metrics p50 0.20 s, p99 1.02 s, max 1.5 s
+    (200 scrapes)
+    2,000 ICMP targets, one echo: ours 0.135 ms CPU per probe, blackbox_exporter 1.091 ms: 0.124 : 1;
+    Prometheus 0.65 ms per blackbox scrape
 
-Since one reason series per site and no readiness_link_up (issue 13), 2,000 sites at 15 s without the peer (load
-average 0.8 to 1.6): /metrics 26,269 samples, 13.0 series per site, at most 13 for a ready site and for the 280
-that are not (200 not_ready, 80 degraded).
+The first run of this benchmark (main at 3868e00, load 0.5 to 1.4): CPU 0.253, 7.1 KiB per target above the baseline,
+15.04 series per site (17 for a site not ready), /metrics 14.0 MB rendered in 1.46 s, p99 under load 2.2 s;
+blackbox ratio 0.145 : 1.
 """
 
 from __future__ import annotations
