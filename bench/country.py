@@ -41,17 +41,19 @@ What it measures and checks:
 If the machine cannot keep up at 30 s, give a longer ``--interval`` (the figures say how long cycles took and
 how many were skipped). Everything is bounded in time; the namespace, processes and files go on the way out.
 
-Measured on the 2-core development machine (load average 1.4 to 4.2, other jobs running), main at 3868e00,
+Measured on the 2-core development machine (load average 0.2 to 1.6), at the stop that closed issue 13,
 `--interval 120 --scrape-interval 60 --minutes 4` (at 30 s and 15 s four shards and Prometheus need more than
 two cores: cycles ran out of time, sites went unknown):
 
-    per shard ~15,000 sites, 60,000 targets: CPU share 0.12 at 120 s, RSS 600-610 MB (10.3 KiB per target);
-    last cycles up to 32 s (ICMP) and 28 s (TCP)
-    Prometheus: CPU share 0.85, RSS 5.1 GB, 954,558 series; one evaluation of the alert rules 26.9 s, of the
-    roll-ups 19.5 s (longer than the example's 15 s evaluation interval)
-    roll-ups equal the shards' figures (province, 30 counties, 2 areas); 42 verdicts changed between a scrape
-    and the API read; shard 3 killed (14,919 sites): counted unknown after 32 s, ShardDown pending after 62 s,
-    firing after 133 s (its `for:` 2m x 0.1)
+    per shard ~15,000 sites, 60,000 targets: CPU share 0.056-0.063 at 120 s, RSS 263-267 MB (4.5 KiB per
+    target; peak 398 MB while loading the 60,000-site inventory); last cycles up to 14.7 s (ICMP), 3.8 s (TCP)
+    Prometheus: CPU share 0.81, RSS 3.9 GB, 847,864 series; one evaluation of the alert rules 28.0 s, of the
+    roll-ups 10.8 s
+    roll-ups equal the shards' figures (province, 30 counties, 2 areas); 41 verdicts changed between a scrape
+    and the API read; shard 3 killed (14,919 sites): counted unknown and ShardDown pending after 66 s
+
+The first run (main at 3868e00, load 1.4 to 4.2): shards 600-610 MB (10.3 KiB per target), CPU 0.12;
+Prometheus 0.85 of a core, 5.1 GB, 954,558 series, alert rules 26.9 s, roll-ups 19.5 s.
 """
 
 from __future__ import annotations
