@@ -1,6 +1,7 @@
 """``readiness actions add|list|close``: remediation actions, through a running service or its stopped store.
 
-With ``--url`` the command goes through the service's API (the service is the store's one writer).
+With ``--url`` the command goes through the service's API (the service is the store's one writer); a service with
+a web config takes ``--web.user`` (the password from READINESS_WEB_PASSWORD) and ``--web.ca-file``, as `status`.
 With ``--data-dir`` (or ``--config``, whose data_dir is used) the service must be stopped: the command takes
 the store's writer lock itself, waiting ``--wait`` seconds for it, so two writers never fork the chain.
 """
@@ -18,6 +19,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from monitor.cli import webclient
 from monitor.cli.exits import EXIT_OK
 from monitor.errors import ReadinessError
 
@@ -32,20 +34,24 @@ def _who(args: argparse.Namespace) -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ask the service at ``args.url`` (with --web.user's credentials and --web.ca-file's CA, when given)."""
+    url = args.url
     full = url.rstrip("/") + path
+    auth = webclient.headers_of(args)
     data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
     request = urllib.request.Request(full, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data is not None else {})
+                                     headers={**auth, **({"Content-Type": "application/json"} if data else {})})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=webclient.context_of(args.web_ca_file)) as response:
             raw = response.read()
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read()).get("error") or exc.reason
         except (ValueError, AttributeError):
             message = exc.reason
-        raise ReadinessError(f"{full}: HTTP {exc.code}: {message}") from None
+        raise ReadinessError(f"{full}: HTTP {exc.code}: {message}{webclient.refusal_hint(exc.code, bool(auth))}") \
+            from None
     except (urllib.error.URLError, OSError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         raise ReadinessError(f"cannot reach the readiness service at {url}: {reason}") from None
@@ -120,7 +126,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     if args.url:
         body = {"owner": args.owner, "due": args.due, "note": args.note or "", "by": _who(args)}
         body["county" if target.startswith("county:") else "site"] = target.removeprefix("county:")
-        doc = _call(args.url, "POST", "/api/v1/actions", body)
+        doc = _call(args, "POST", "/api/v1/actions", body)
         action_id = doc["action"]["id"]
     else:
         from monitor.core.actions import ActionError
@@ -143,7 +149,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_close(args: argparse.Namespace) -> int:
     state = "cancelled" if args.cancel else "done"
     if args.url:
-        doc = _call(args.url, "POST", f"/api/v1/actions/{urllib.parse.quote(args.id)}/close",
+        doc = _call(args, "POST", f"/api/v1/actions/{urllib.parse.quote(args.id)}/close",
                     {"result": args.result, "by": _who(args), "state": state})
         action = doc["action"]
         print(f"{action['id']} {action['state']}")
@@ -170,7 +176,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.overdue:
         query["overdue"] = "true"
     if args.url:
-        doc = _call(args.url, "GET", "/api/v1/actions" + ("?" + urllib.parse.urlencode(query) if query else ""))
+        doc = _call(args, "GET", "/api/v1/actions" + ("?" + urllib.parse.urlencode(query) if query else ""))
     else:
         with _Local(args) as local:
             doc = _local_doc(local, query)
@@ -196,6 +202,7 @@ def _where(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="the config (site counties, timezone; its data_dir when --data-dir is not given)")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="with --data-dir: wait this long for the store's writer lock (default: do not wait)")
+    webclient.add_arguments(p)  # with --url: a service with a web config asks for a user, maybe over TLS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

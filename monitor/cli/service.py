@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from monitor.cli import webclient
 from monitor.cli.exits import EXIT_OK
 from monitor.errors import Problem
 
@@ -219,19 +220,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from monitor.cli.status import render_status, status_from_url
+    from monitor.cli.webclient import headers_of
 
-    headers = None
-    if args.web_user:
-        import os
-
-        from monitor.cli.status import basic_auth
-        from monitor.errors import ConfigError
-
-        password = os.environ.get(args.web_password_env)
-        if password is None:  # never on the command line: it would sit in the shell history and the process list
-            raise ConfigError([Problem(args.web_password_env, f"--web.user {args.web_user} needs the password in the "
-                                       f"environment variable {args.web_password_env}", field="--web.password-env")])
-        headers = basic_auth(args.web_user, password)
+    headers = headers_of(args) or None
     doc = status_from_url(args.url.rstrip("/") + "/api/v1/sites", headers=headers, ca_file=args.web_ca_file)
     render_status(doc, Console(), worst=args.worst)
     return EXIT_OK
@@ -273,12 +264,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("status", help="province, county and urban/rural summary and the worst sites")
     p.add_argument("--url", default="http://127.0.0.1:9108", help="a running readiness service")
     p.add_argument("--worst", type=int, default=20, help="how many of the worst sites to list")
-    p.add_argument("--web.user", dest="web_user", metavar="USER",
-                   help="Basic auth user of a service with a web config (the password from the environment)")
-    p.add_argument("--web.password-env", dest="web_password_env", metavar="NAME", default="READINESS_WEB_PASSWORD",
-                   help="the environment variable holding --web.user's password (default READINESS_WEB_PASSWORD)")
-    p.add_argument("--web.ca-file", dest="web_ca_file", metavar="FILE",
-                   help="trust this CA for an https:// --url (default: the system's)")
+    webclient.add_arguments(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("inventory", help="inventory tools")

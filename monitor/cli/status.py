@@ -9,13 +9,11 @@ terminal that reorders by itself, such as Konsole or mlterm) or ``=visual`` over
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import math
 import os
 import re
-import ssl
 import unicodedata
 import urllib.error
 import urllib.request
@@ -30,8 +28,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from monitor.cli.webclient import context_of, refusal_hint
 from monitor.core.calendar import short_duration
-from monitor.errors import ConfigError, Problem, ReadinessError
+from monitor.errors import ReadinessError
 
 DEFAULT_URL = "http://127.0.0.1:9108/api/v1/sites"
 STATES = ("ready", "degraded", "not_ready", "unknown")
@@ -272,35 +271,20 @@ def render_status(doc: dict[str, Any], console: Console, worst: int = 20, *, bid
         console.print(f"… and {len(bad) - worst} more", highlight=False)
 
 
-def basic_auth(user: str, password: str) -> dict[str, str]:
-    """Return the Authorization header of HTTP Basic auth (RFC 7617, UTF-8)."""
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
 def status_from_url(url: str = DEFAULT_URL, *, timeout: float = 5.0, headers: dict[str, str] | None = None,
                     ca_file: str | None = None) -> dict[str, Any]:
     """Fetch the /api/v1/sites document from a running service (a bare host:port gets the path), with ``headers``
     (Basic auth) and, for https, the CA in ``ca_file`` trusted (default: the system's)."""
     if url.rstrip("/").count("/") == 2:  # "http://host:port" or "http://host:port/"
         url = url.rstrip("/") + "/api/v1/sites"
-    context = None
-    if ca_file is not None:
-        try:
-            context = ssl.create_default_context(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError([Problem(ca_file, f"cannot load it as CA certificates: {exc}",
-                                       field="--web.ca-file")]) from None
+    context = context_of(ca_file)
     try:
         request = urllib.request.Request(url, headers=headers or {})
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             body = response.read()
     except urllib.error.HTTPError as exc:
-        hint = ""
-        if exc.code == 401:
-            hint = " (it asks for a user: give --web.user and the password in READINESS_WEB_PASSWORD)" \
-                if not headers else " (wrong user or password)"
-        raise ReadinessError(f"{url} answered HTTP {exc.code} {exc.reason}{hint}") from None
+        raise ReadinessError(f"{url} answered HTTP {exc.code} {exc.reason}"
+                             f"{refusal_hint(exc.code, bool(headers))}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         raise ReadinessError(f"cannot reach the readiness service at {url}: {reason} "

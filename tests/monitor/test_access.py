@@ -284,3 +284,53 @@ async def test_status_with_credentials(tmp_path: Path, monkeypatch: pytest.Monke
         assert "READINESS_WEB_PASSWORD" in err and PASSWORDS["viewer"] not in err
     finally:
         await runner._app_runner.cleanup()  # type: ignore[union-attr]
+
+
+async def test_actions_with_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`readiness actions … --url https://… --web.user U` against a service with users, an admin and TLS from the
+    test CA: the admin opens and closes an action, a viewer lists them but is refused a change (403, said so),
+    without a user the service's 401 comes with what to give; the password never shows."""
+    import asyncio
+
+    from monitor.runtime.recorder import attach_store
+
+    ca = TestCA(tmp_path / "pki")
+    ca.issue("board", ["127.0.0.1"])
+    web_path = write_web_config(tmp_path, tls_server_config={"cert_file": "pki/board.pem", "key_file": "pki/board.key"})
+    path = write_config(tmp_path, [site("S1")], probes={"tcp": {"interval_seconds": 5}})
+    web = load_web_config(web_path)
+    service = Service(load_config(path), probes={"tcp": TCP})
+    store = attach_store(service, str(tmp_path / "data"))
+    access = Access(web.users, web.admins)
+    runner = Runner(service, path, make_app=lambda get, reload: make_app(get, reload, access=access,
+                                                                         desk=service.desk))
+    url = await runner.start_http("127.0.0.1", 0, web.ssl_context)
+    service.evaluate(force=True)
+
+    async def cli(user: str | None, *args: str) -> tuple[int, str, str]:
+        who = ["--web.user", user] if user else []
+        code = await asyncio.to_thread(main, ["actions", *args, "--url", url, "--web.ca-file", str(ca.ca_file), *who])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    try:
+        monkeypatch.setenv("READINESS_WEB_PASSWORD", PASSWORDS["chair"])
+        assert await cli("chair", "add", "S1", "--owner", "Ali", "--due", "2030-01-01", "--by", "chair") == \
+            (0, "A1\n", "")
+        monkeypatch.setenv("READINESS_WEB_PASSWORD", PASSWORDS["viewer"])
+        code, out, _ = await cli("viewer", "list")
+        assert code == 0 and out.startswith("A1\topen\tS1\tAli")
+        code, _, err = await cli("viewer", "close", "A1", "--result", "done")
+        assert code == 1 and "HTTP 403" in err and "admin" in err
+        code, _, err = await cli(None, "list")
+        assert code == 1 and "HTTP 401" in err and "--web.user" in err
+        monkeypatch.setenv("READINESS_WEB_PASSWORD", PASSWORDS["chair"])
+        assert await cli("chair", "close", "A1", "--result", "router replaced") == (0, "A1 done\n", "")
+        monkeypatch.delenv("READINESS_WEB_PASSWORD")
+        code, _, err = await cli("chair", "list")
+        assert code == 2 and "READINESS_WEB_PASSWORD" in err
+        assert all(p not in capsys.readouterr().err for p in PASSWORDS.values())
+    finally:
+        await runner._app_runner.cleanup()  # type: ignore[union-attr]
+        store.close()
