@@ -188,6 +188,39 @@ def test_live_refresh_swaps_the_figures_without_a_reload(served: Served, driver:
     full_screenshot(driver, str(tmp_path / "board-after-refresh.png"), 1400)
 
 
+def test_the_board_prints_on_a4(served: Served, driver: Any, tmp_path: Path) -> None:
+    """Printed (Chromium's own print to PDF, the page's CSS deciding the paper): A4 portrait pages, the navigation
+    and the ticking "ago" left out, and the headline, the share and every county of the table on paper."""
+    import base64
+    import subprocess
+
+    from selenium.webdriver.common.by import By
+
+    require_tool("pdfinfo")
+    require_tool("pdftotext")
+    driver.get(f"{served.url}/?lang=en")
+    share = driver.find_element(By.ID, "share").text
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    hidden = driver.execute_script(
+        "return ['header nav', '#ago'].map(s => getComputedStyle(document.querySelector(s)).display)")
+    assert hidden == ["none", "none"]
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    pdf = tmp_path / "board.pdf"
+    printed = driver.execute_cdp_cmd("Page.printToPDF", {"preferCSSPageSize": True, "printBackground": True})
+    pdf.write_bytes(base64.b64decode(printed["data"]))
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, timeout=60, check=True).stdout
+    size = re.search(r"^Page size:\s+([\d.]+) x ([\d.]+) pts", info, re.M)
+    assert size and abs(float(size[1]) - 595.3) < 1 and abs(float(size[2]) - 841.9) < 1, info  # A4, portrait
+    pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M)[1])  # type: ignore[index]
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, timeout=60,
+                          check=True).stdout
+    # (the headline is the programme's Persian name: pdftotext reorders Persian ligatures, so it is not compared)
+    assert share in text and "Last updated" in text and "Counties (worst first)" in text
+    counties = {s.county for s in served.current["snap"].config.reported_sites()}
+    assert counties and all(c in text for c in counties), sorted(c for c in counties if c not in text)
+    assert 1 <= pages <= 12, pages
+
+
 def test_an_action_opened_through_the_api_shows_in_the_owner_column(served: Served, driver: Any,
                                                                      tmp_path: Path) -> None:
     """POST /api/v1/actions for a site on the worst-sites list: its row shows the owner and the open action."""
