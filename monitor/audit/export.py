@@ -68,15 +68,7 @@ def requested_period(config: Config, data_dir: DataDirs, start: str | None, end:
     """
     zone = ZoneInfo(config.programme.timezone)
     if start is None:
-        firsts = []
-        for d in _dirs(data_dir):
-            conn = connect_readonly(d)
-            try:
-                (first,) = conn.execute("SELECT MIN(at) FROM events WHERE kind != 'marker'").fetchone()
-            finally:
-                conn.close()
-            if first is not None:
-                firsts.append(float(first))
+        firsts = _each_store(data_dir, "SELECT MIN(at) FROM events WHERE kind != 'marker'")
         if not firsts:
             raise AuditError(f"the store in {', '.join(map(str, _dirs(data_dir)))} holds no events yet")
         t0 = min(firsts)
@@ -96,16 +88,22 @@ def requested_period(config: Config, data_dir: DataDirs, start: str | None, end:
 
 def last_recorded(data_dir: DataDirs) -> float | None:
     """Return the time of the store's last row (any kind; the latest of the shards'), None when it is empty."""
-    lasts = []
+    lasts = _each_store(data_dir, "SELECT MAX(at) FROM events")
+    return max(lasts) if lasts else None
+
+
+def _each_store(data_dir: DataDirs, query: str) -> list[float]:
+    """Return the one number ``query`` gives in each store of ``data_dir`` (a shard's each), those not NULL."""
+    out = []
     for d in _dirs(data_dir):
         conn = connect_readonly(d)
         try:
-            (last,) = conn.execute("SELECT MAX(at) FROM events").fetchone()
+            (value,) = conn.execute(query).fetchone()
         finally:
             conn.close()
-        if last is not None:
-            lasts.append(float(last))
-    return max(lasts) if lasts else None
+        if value is not None:
+            out.append(float(value))
+    return out
 
 
 def parse_period(config: Config, data_dir: DataDirs, start: str | None, end: str | None,
