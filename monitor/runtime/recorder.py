@@ -115,7 +115,6 @@ class Recorder:
                     for r in new.sites.values()}
             self.store.append_snapshot(new.at, body, version)
 
-
     def _site(self, r: SiteReadiness, at: float, version: str, changes: list[Transition]) -> None:
         """Append the transitions of site ``r`` and its links and terminals since last seen; remember it."""
         shape: Shape = _shared(self._shapes, (tuple(h.role for h in r.links), tuple(t.id for t in r.terminals)))
