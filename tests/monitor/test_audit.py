@@ -83,13 +83,6 @@ def expected_seconds(run: Run) -> dict[str, Counter[str]]:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("keys")
-    assert main(["audit", "keygen", "-o", str(directory / "committee")]) == 0
-    return directory / "committee.key", directory / "committee.pub"
-
-
-@pytest.fixture(scope="module")
 def bundle(run: Run, keys: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A signed bundle of the audited day (1404-12-01), as a directory."""
     out = tmp_path_factory.mktemp("bundles") / "day"

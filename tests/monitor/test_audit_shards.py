@@ -191,13 +191,6 @@ def test_a_missing_shard_store_is_blind_all_period(stores: Stores, tmp_path: Pat
 # -- verify ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("keys")
-    assert main(["audit", "keygen", "-o", str(directory / "committee")]) == 0
-    return directory / "committee.key", directory / "committee.pub"
-
-
-@pytest.fixture(scope="module")
 def signed(stores: Stores, keys: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("signed") / "shards.zip"
     assert export(stores.config, [r.data_dir for r in stores.shards], out, "--sign", str(keys[0])) == 0
